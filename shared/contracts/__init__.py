@@ -1,0 +1,1 @@
+"""Event contracts: the canonical events of samenveilig, their topics and their envelope."""

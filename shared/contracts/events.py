@@ -1,0 +1,423 @@
+"""The canonical events. One frozen pydantic model per fact, with a stable type name and version.
+
+Fields holding personal data are marked with `Personal`: the envelope codec encrypts them under
+the data subject's own key (crypto-shredding), and after a purge they read as ERASED.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from shared.contracts.topics import Topic
+
+# What a reader sees in a personal field whose subject has been purged.
+ERASED = "verwijderd"
+Erased = Literal["verwijderd"]
+
+PERSONAL_DATA_MARK = "x-personal-data"
+# Annotate a field with this to have it encrypted per data subject.
+Personal = Field(json_schema_extra={PERSONAL_DATA_MARK: True})
+
+VESTIGINGSCODE_PATTERN = r"^[0-9]{2}[A-Z]{2}[0-9]{2}$"
+Vestigingscode = Annotated[str, StringConstraints(pattern=VESTIGINGSCODE_PATTERN)]
+DutchPostcode = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{3} ?[A-Z]{2}$")]
+Wijknetwerk = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+PersonalName = Annotated[str, StringConstraints(min_length=1, max_length=200), Personal]
+PersonalEmail = Annotated[EmailStr | Erased, Personal]
+PersonalDate = Annotated[date | Erased, Personal]
+PersonalText = Annotated[str, StringConstraints(max_length=10_000), Personal]
+
+
+class StaffRole(StrEnum):
+    IB_ER = "ib_er"
+    DIRECTEUR = "directeur"
+    LEERKRACHT = "leerkracht"
+    EXTERN = "extern"
+    STAGIAIR = "stagiair"
+    SWV_CONSULTANT = "swv_consultant"
+    ADMINISTRATOR = "administrator"
+
+
+class ConsentPurpose(StrEnum):
+    PHOTO_VIDEO = "photo_video"
+    RESEARCH = "research"
+    RESEARCH_RESULTS_SHARING = "research_results_sharing"
+
+
+class ConsentGiver(StrEnum):
+    PARENT = "parent"
+    PUPIL = "pupil"
+
+
+class SubjectRequestKind(StrEnum):
+    INSPECT = "inspect"
+    CORRECT = "correct"
+    DELETE = "delete"
+
+
+class Address(BaseModel):
+    """A branch's address: an institution's, so not personal data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    street: ShortText
+    house_number: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,5}[A-Za-z0-9 -]{0,6}$")]
+    postcode: DutchPostcode
+    city: ShortText
+
+
+class Event(BaseModel):
+    """Base of every canonical event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[Topic]
+
+    def partition_key(self) -> str:
+        """Kafka key: the entity whose events must stay in order."""
+        raise NotImplementedError
+
+    def data_subject(self) -> str | None:
+        """The key id personal fields are encrypted under (None: the event has none)."""
+        return None
+
+    @classmethod
+    def personal_fields(cls) -> frozenset[str]:
+        return frozenset(
+            name for name, info in cls.model_fields.items()
+            if isinstance(info.json_schema_extra, dict)
+            and info.json_schema_extra.get(PERSONAL_DATA_MARK)
+        )
+
+    def subject_reference(self) -> str | None:
+        """CloudEvents `subject`: what the event is about, by id only (never personal data)."""
+        return None
+
+
+def pupil_key_id(pupil_id: UUID) -> str:
+    return f"pupil/{pupil_id}"
+
+
+def staff_key_id(staff_id: UUID) -> str:
+    return f"staff/{staff_id}"
+
+
+class BranchEvent(Event):
+    topic: ClassVar[Topic] = Topic.REGISTRY_EVENTS
+    branch_id: UUID
+
+    def partition_key(self) -> str:
+        return str(self.branch_id)
+
+    def subject_reference(self) -> str | None:
+        return f"branch/{self.branch_id}"
+
+
+# --- registry: branches -------------------------------------------------------------------
+
+class BranchFounded(BranchEvent):
+    event_type: ClassVar[str] = "BranchFounded"
+    vestigingscode: Vestigingscode
+    name: ShortText
+    address: Address
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
+    wijknetwerk: Wijknetwerk
+
+
+class BranchMoved(BranchEvent):
+    event_type: ClassVar[str] = "BranchMoved"
+    vestigingscode: Vestigingscode
+    address: Address
+    phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
+
+
+class BranchRenamed(BranchEvent):
+    event_type: ClassVar[str] = "BranchRenamed"
+    vestigingscode: Vestigingscode
+    name: ShortText
+
+
+class BranchBrinChanged(BranchEvent):
+    event_type: ClassVar[str] = "BranchBrinChanged"
+    previous_vestigingscode: Vestigingscode
+    vestigingscode: Vestigingscode
+
+
+class BranchWijknetwerkChanged(BranchEvent):
+    event_type: ClassVar[str] = "BranchWijknetwerkChanged"
+    vestigingscode: Vestigingscode
+    wijknetwerk: Wijknetwerk
+
+
+class BranchClosed(BranchEvent):
+    event_type: ClassVar[str] = "BranchClosed"
+    vestigingscode: Vestigingscode
+
+
+# --- registry: staff ----------------------------------------------------------------------
+
+class StaffEvent(BranchEvent):
+    staff_id: UUID
+
+    def data_subject(self) -> str | None:
+        return staff_key_id(self.staff_id) if self.personal_fields() else None
+
+    def subject_reference(self) -> str | None:
+        return f"staff/{self.staff_id}"
+
+
+class StaffJoined(StaffEvent):
+    event_type: ClassVar[str] = "StaffJoined"
+    role: StaffRole
+    name: PersonalName
+    email: PersonalEmail
+    # Externals and interns get time-bound access only.
+    access_until: date | None = None
+
+
+class StaffRoleChanged(StaffEvent):
+    event_type: ClassVar[str] = "StaffRoleChanged"
+    previous_role: StaffRole
+    role: StaffRole
+    access_until: date | None = None
+
+
+class StaffDeparted(StaffEvent):
+    event_type: ClassVar[str] = "StaffDeparted"
+
+
+# --- registry: pupils and dossiers ---------------------------------------------------------
+
+class PupilEvent(BranchEvent):
+    pupil_id: UUID
+
+    def data_subject(self) -> str | None:
+        return pupil_key_id(self.pupil_id)
+
+    def subject_reference(self) -> str | None:
+        return f"pupil/{self.pupil_id}"
+
+
+class PupilEnrolled(PupilEvent):
+    event_type: ClassVar[str] = "PupilEnrolled"
+    name: PersonalName
+    date_of_birth: PersonalDate
+    parent_emails: Annotated[list[EmailStr] | Erased, Personal]
+
+
+class PupilLeft(PupilEvent):
+    event_type: ClassVar[str] = "PupilLeft"
+    left_on: date
+
+
+class DossierEvent(BranchEvent):
+    dossier_id: UUID
+
+    def subject_reference(self) -> str | None:
+        return f"dossier/{self.dossier_id}"
+
+
+class DossierOpened(DossierEvent):
+    event_type: ClassVar[str] = "DossierOpened"
+    pupil_id: UUID
+    contact_staff_id: UUID
+    # Free text about the child's need for help.
+    summary: PersonalText
+
+    def data_subject(self) -> str | None:
+        return pupil_key_id(self.pupil_id)
+
+
+class DossierContactAssigned(DossierEvent):
+    event_type: ClassVar[str] = "DossierContactAssigned"
+    contact_staff_id: UUID
+    reason: Literal["reported", "contact departed"]
+
+
+class DossierClosed(DossierEvent):
+    event_type: ClassVar[str] = "DossierClosed"
+
+
+# --- access -------------------------------------------------------------------------------
+
+class AccessEvent(BranchEvent):
+    topic: ClassVar[Topic] = Topic.ACCESS_EVENTS
+    staff_id: UUID
+
+
+class AccessGranted(AccessEvent):
+    event_type: ClassVar[str] = "AccessGranted"
+    # None: every dossier of the branch (the IB'er and director rules).
+    dossier_id: UUID | None = None
+    rule: ShortText
+    until: datetime | None = None
+
+
+class AccessRevoked(AccessEvent):
+    event_type: ClassVar[str] = "AccessRevoked"
+    dossier_id: UUID | None = None
+    rule: ShortText
+    reason: ShortText
+
+
+class NotificationsStopped(AccessEvent):
+    event_type: ClassVar[str] = "NotificationsStopped"
+    reason: ShortText
+
+
+class ContactPersonMissing(AccessEvent):
+    event_type: ClassVar[str] = "ContactPersonMissing"
+    dossier_id: UUID
+
+
+class DossierViewed(AccessEvent):
+    event_type: ClassVar[str] = "DossierViewed"
+    dossier_id: UUID
+    allowed: bool
+    reason: ShortText
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+class AuthEvent(Event):
+    topic: ClassVar[Topic] = Topic.AUTH_EVENTS
+    staff_id: UUID
+
+    def partition_key(self) -> str:
+        return str(self.staff_id)
+
+    def subject_reference(self) -> str | None:
+        return f"staff/{self.staff_id}"
+
+
+class SecondFactorEnrolled(AuthEvent):
+    event_type: ClassVar[str] = "SecondFactorEnrolled"
+    method: Literal["totp"] = "totp"
+
+
+class SessionEnded(AuthEvent):
+    event_type: ClassVar[str] = "SessionEnded"
+    # A reference to the session (its id), never the token itself.
+    session_id: UUID
+    reason: Literal["logout", "idle", "expired", "staff departed", "account disabled"]
+
+
+# --- retention ----------------------------------------------------------------------------
+
+class RetentionEvent(Event):
+    topic: ClassVar[Topic] = Topic.RETENTION_EVENTS
+    pupil_id: UUID
+
+    def partition_key(self) -> str:
+        return str(self.pupil_id)
+
+    def subject_reference(self) -> str | None:
+        return f"pupil/{self.pupil_id}"
+
+
+class ConsentGiven(RetentionEvent):
+    event_type: ClassVar[str] = "ConsentGiven"
+    purpose: ConsentPurpose
+    given_by: ConsentGiver
+
+
+class ConsentWithdrawn(RetentionEvent):
+    event_type: ClassVar[str] = "ConsentWithdrawn"
+    purpose: ConsentPurpose
+    withdrawn_by: ConsentGiver
+
+
+class PurgeScheduled(RetentionEvent):
+    event_type: ClassVar[str] = "PurgeScheduled"
+    category: ShortText
+    due_on: date
+
+
+class PupilDataPurged(RetentionEvent):
+    event_type: ClassVar[str] = "PupilDataPurged"
+    key_id: ShortText
+
+
+class SubjectRequestReceived(RetentionEvent):
+    event_type: ClassVar[str] = "SubjectRequestReceived"
+    request_id: UUID
+    kind: SubjectRequestKind
+    requested_by: ConsentGiver
+    due_on: date
+
+
+class SubjectRequestAnswered(RetentionEvent):
+    event_type: ClassVar[str] = "SubjectRequestAnswered"
+    request_id: UUID
+    outcome: ShortText
+
+
+class LeakEvent(Event):
+    topic: ClassVar[Topic] = Topic.RETENTION_EVENTS
+    leak_id: UUID
+
+    def partition_key(self) -> str:
+        return str(self.leak_id)
+
+    def subject_reference(self) -> str | None:
+        return f"leak/{self.leak_id}"
+
+
+class DataLeaked(LeakEvent):
+    event_type: ClassVar[str] = "DataLeaked"
+    # What leaked, in terms of categories and systems; names of children do not belong here.
+    nature: ShortText
+    discovered_at: datetime
+    pupil_ids: list[UUID] = []
+    dossier_ids: list[UUID] = []
+
+
+class ParentsNotified(LeakEvent):
+    event_type: ClassVar[str] = "ParentsNotified"
+    pupil_id: UUID
+    recipients: int
+
+
+class RegulatorNotified(LeakEvent):
+    event_type: ClassVar[str] = "RegulatorNotified"
+    reported_at: datetime
+    reference: ShortText
+
+
+def _all_event_classes() -> dict[str, type[Event]]:
+    found: dict[str, type[Event]] = {}
+    pending: list[type[Event]] = [Event]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "event_type" in cls.__dict__:
+            if cls.event_type in found:
+                raise TypeError(f"event type {cls.event_type} declared twice")
+            found[cls.event_type] = cls
+    return dict(sorted(found.items()))
+
+
+EVENT_TYPES: dict[str, type[Event]] = _all_event_classes()
+EVENT_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]+$")
+
+
+def event_class(event_type: str) -> type[Event] | None:
+    return EVENT_TYPES.get(event_type)
+
+
+def json_schema(cls: type[Event]) -> dict[str, Any]:
+    schema = cls.model_json_schema()
+    schema["$id"] = f"urn:samenveilig:event:{cls.event_type}:v{cls.schema_version}"
+    schema["x-event-type"] = cls.event_type
+    schema["x-schema-version"] = cls.schema_version
+    schema["x-topic"] = str(cls.topic)
+    return schema

@@ -1,0 +1,44 @@
+"""Topic names. Versioned, so an incompatible change gets a new topic instead of breaking readers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    # School systems publish raw mutations here; the registry validates them.
+    REGISTRY_MUTATIONS = "registry.mutations.v1"
+    # Canonical facts about branches, staff, pupils and dossiers. Key: the branch's stable id,
+    # so one branch's events stay in order (a BRIN change does not change the key).
+    REGISTRY_EVENTS = "registry.events.v1"
+    # Grants, revocations, views. Key: the branch's stable id, like the registry events it follows.
+    ACCESS_EVENTS = "access.events.v1"
+    # Logins and sessions. Key: the staff member's id.
+    AUTH_EVENTS = "auth.events.v1"
+    # Consent, purges, subject requests, leaks. Key: the pupil's id (the leak's id for leaks).
+    RETENTION_EVENTS = "retention.events.v1"
+
+
+DLQ_SUFFIX = ".dlq"
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+class TopicNames:
+    """Physical topic names: the logical name behind an optional prefix (tests isolate by it)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def __call__(self, topic: Topic | str) -> str:
+        return f"{self.prefix}{topic}"
+
+    def logical(self, physical: str) -> str:
+        return physical.removeprefix(self.prefix)
+
+    def all(self) -> list[str]:
+        """Every topic the system uses, dead-letter topics included."""
+        names = [self(topic) for topic in Topic]
+        return names + [dead_letter_topic(name) for name in names]

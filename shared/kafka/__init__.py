@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every service: topics, the producer, the consumer runner."""

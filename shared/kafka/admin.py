@@ -1,0 +1,65 @@
+"""Creating topics: services create their own source topics (Tansu does not auto-create them
+with the partition count we want), and `python -m shared.kafka.admin` creates them all."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from shared.contracts.topics import TopicNames
+from shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+def connect_admin(bootstrap: str, wait_seconds: float = 30.0) -> KafkaAdminClient:
+    """An admin client, retrying while the broker is still starting."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="samenveilig-admin",
+                                    request_timeout_ms=10_000)
+        except NoBrokersAvailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created."""
+    admin = connect_admin(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        created: list[str] = []
+        for name in missing:
+            try:
+                admin.create_topics([NewTopic(name, partitions, replication)])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass  # another service created it meanwhile
+        return created
+    finally:
+        admin.close()
+
+
+def main() -> None:
+    settings = CommonSettings()
+    topics = TopicNames(settings.topic_prefix)
+    try:
+        created = ensure_topics(settings.kafka_bootstrap_servers, topics.all(),
+                                settings.topic_partitions, settings.topic_replication)
+    except KafkaError as error:
+        raise SystemExit(f"could not create topics: {type(error).__name__}") from error
+    for name in created:
+        log.info("topic created", extra={"topic": name})
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()

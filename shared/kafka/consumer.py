@@ -1,0 +1,224 @@
+"""The consumer runner every processor uses.
+
+At-least-once from Kafka, effectively-once in the database: each event is applied in one DB
+transaction together with its `processed_events` row, and the Kafka offset is committed only
+after that transaction (and any dead-letter send) is durable. A redelivered event finds its row
+and is skipped. Nothing is skipped silently: a message that cannot be applied goes to
+`<topic>.dlq` with the reason in its headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, KafkaError, NoBrokersAvailable
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from shared.clock import Clock
+from shared.contracts.envelope import EventCodec, RecordedEvent, UndecodableMessage
+from shared.contracts.topics import dead_letter_topic
+from shared.kafka.progress import Progress
+
+log = logging.getLogger(__name__)
+
+# Applies one event to the service's state, on a connection inside the runner's transaction.
+Handler = Callable[[RecordedEvent, Connection], None]
+
+
+@dataclass
+class RunnerStats:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    batches: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: str
+    detail: str
+    exception_type: str
+
+
+def _is_transient(error: BaseException) -> bool:
+    """A database that cannot be reached is no fault of the message: wait, don't dead-letter."""
+    return isinstance(error, DBAPIError) and (error.connection_invalidated or
+                                              type(error).__name__ in ("OperationalError", "InterfaceError"))
+
+
+class ConsumerRunner:
+    def __init__(self, *, consumer_name: str, topics: list[str], bootstrap: str, engine: Engine,
+                 codec: EventCodec, handler: Handler, progress: Progress, dlq_producer: KafkaProducer,
+                 clock: Clock, max_attempts: int = 3, retry_backoff_s: float = 0.1,
+                 session_timeout_ms: int = 6000, poll_timeout_ms: int = 200,
+                 max_poll_records: int = 500) -> None:
+        self.consumer_name = consumer_name
+        self.topics = topics
+        self._bootstrap = bootstrap
+        self._engine = engine
+        self._codec = codec
+        self._handler = handler
+        self._progress = progress
+        self._dlq = dlq_producer
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._retry_backoff_s = retry_backoff_s
+        self._session_timeout_ms = session_timeout_ms
+        self._poll_timeout_ms = poll_timeout_ms
+        self._max_poll_records = max_poll_records
+        self.stats = RunnerStats()
+        self.stop_event = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+
+    def _connect(self, wait_seconds: float = 60.0) -> KafkaConsumer:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                return KafkaConsumer(
+                    bootstrap_servers=self._bootstrap,
+                    group_id=self.consumer_name,
+                    client_id=self.consumer_name,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    session_timeout_ms=self._session_timeout_ms,
+                    heartbeat_interval_ms=max(100, self._session_timeout_ms // 6),
+                    max_poll_records=self._max_poll_records,
+                )
+            except NoBrokersAvailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def run(self) -> RunnerStats:
+        """Consume until `stop_event` is set, then commit what is done and leave the group."""
+        consumer = self._consumer = self._connect()
+        consumer.subscribe(self.topics)
+        log.info("consumer started", extra={"consumer": self.consumer_name, "topic": ",".join(self.topics)})
+        try:
+            while not self.stop_event.is_set():
+                batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
+                if batch:
+                    self._process_batch(consumer, batch)
+        finally:
+            consumer.close(autocommit=False)
+            log.info("consumer stopped", extra={"consumer": self.consumer_name,
+                                                "count": self.stats.applied})
+        return self.stats
+
+    def _process_batch(self, consumer: KafkaConsumer,
+                       batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        to_commit: dict[TopicPartition, OffsetAndMetadata] = {}
+        for partition, records in batch.items():
+            high_water = consumer.highwater(partition)
+            for record in records:
+                if self.stop_event.is_set():
+                    break
+                if not self._process_record(record, high_water):
+                    break  # stopping during a transient outage: leave the rest for redelivery
+                to_commit[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
+        # Dead letters must be on the broker before their source offsets are committed.
+        self._dlq.flush()
+        if to_commit:
+            try:
+                consumer.commit(to_commit)
+            except (CommitFailedError, KafkaError) as error:
+                # The group rebalanced; the new owner re-reads and the processed table dedups.
+                log.warning("offset commit failed", extra={"consumer": self.consumer_name,
+                                                           "reason": type(error).__name__})
+        self.stats.batches += 1
+
+    def _process_record(self, record: ConsumerRecord, high_water: int | None) -> bool:
+        """Apply or dead-letter one record. False only when asked to stop during an outage."""
+        ids: dict[str, object] = {"topic": record.topic, "partition": record.partition,
+                                  "offset": record.offset, "consumer": self.consumer_name}
+        attempt = 0
+        while True:
+            try:
+                recorded = self._codec.decode(record.value)
+                ids["event_id"] = recorded.id
+                ids["event_type"] = recorded.type
+                attempt += 1
+                self._apply(record, recorded, high_water)
+                return True
+            except UndecodableMessage as error:
+                self._dead_letter(record, DeadLetter(error.reason, error.detail, type(error).__name__),
+                                  high_water)
+                return True
+            except Exception as error:
+                if _is_transient(error) or "event_id" not in ids:
+                    # The database or key store is unreachable: no fault of the message.
+                    log.warning("dependency unavailable, waiting",
+                                extra={**ids, "reason": type(error).__name__})
+                    if self.stop_event.wait(1.0):
+                        return False
+                    attempt = 0
+                    continue
+                if attempt >= self._max_attempts:
+                    self._dead_letter(record, DeadLetter(
+                        "handler-failed", f"failed {attempt} times", type(error).__name__), high_water)
+                    log.error("event dead-lettered after retries", exc_info=error,
+                              extra={**ids, "attempt": attempt})
+                    return True
+                self.stats.retries += 1
+                log.warning("handler failed, retrying", extra={**ids, "attempt": attempt,
+                                                               "reason": type(error).__name__})
+                time.sleep(self._retry_backoff_s * attempt)
+
+    def _apply(self, record: ConsumerRecord, recorded: RecordedEvent, high_water: int | None) -> None:
+        now = self._clock.now()
+        with self._engine.begin() as connection:
+            if self._progress.already_processed(connection, recorded.id):
+                self.stats.duplicates += 1
+            else:
+                self._handler(recorded, connection)
+                self._progress.mark_processed(connection, recorded.id, record.topic,
+                                              record.partition, record.offset, now)
+                self.stats.applied += 1
+            self._progress.advance(connection, record.topic, record.partition, record.offset + 1,
+                                   high_water, now)
+
+    def _dead_letter(self, record: ConsumerRecord, letter: DeadLetter, high_water: int | None) -> None:
+        headers = list(record.headers or []) + [
+            ("dlq-reason", letter.reason.encode()),
+            ("dlq-detail", letter.detail.encode()),
+            ("dlq-exception-type", letter.exception_type.encode()),
+            ("dlq-source-topic", record.topic.encode()),
+            ("dlq-source-partition", str(record.partition).encode()),
+            ("dlq-source-offset", str(record.offset).encode()),
+            ("dlq-consumer", self.consumer_name.encode()),
+            ("dlq-time", self._clock.now().isoformat().encode()),
+        ]
+        # Wait for the acknowledgement: an unacknowledged dead letter would be a silent loss.
+        self._dlq.send(dead_letter_topic(record.topic), key=record.key, value=record.value,
+                       headers=headers).get(timeout=30)
+        with self._engine.begin() as connection:
+            self._progress.advance(connection, record.topic, record.partition, record.offset + 1,
+                                   high_water, self._clock.now(), dead_lettered=1)
+        self.stats.dead_lettered += 1
+        self.stats.reasons[letter.reason] = self.stats.reasons.get(letter.reason, 0) + 1
+        log.warning("message dead-lettered", extra={
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "consumer": self.consumer_name, "reason": letter.reason})
+
+
+def stop_on_signals(runner: ConsumerRunner) -> None:
+    """SIGTERM and SIGINT finish the message in hand, commit, and leave the group."""
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping on signal", extra={"consumer": runner.consumer_name, "status": signum})
+        runner.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)

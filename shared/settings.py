@@ -1,0 +1,58 @@
+"""Settings shared by every service, read from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Keys that appear in examples and templates; a service must never run on one.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAMENVEILIG_", extra="ignore")
+
+    # The broker is the one thing named without our prefix: it is the convention every
+    # Kafka tool follows, and operators point it at any real Kafka.
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SAMENVEILIG_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    # Prepended to every topic name; tests use it to isolate themselves on one broker.
+    topic_prefix: str = ""
+    topic_partitions: int = 3
+    topic_replication: int = 1
+    # Short, because Tansu joins a group in about half the session timeout (known defect 3).
+    consumer_session_timeout_ms: int = 6000
+    database_url: str = "sqlite:///.data/samenveilig.sqlite"
+    keystore_url: str = "sqlite:///.data/keystore.sqlite"
+    # Wraps the per-subject data keys at rest; 32 random bytes, base64.
+    master_key: SecretStr = SecretStr("")
+    log_level: str = "INFO"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    @field_validator("master_key")
+    @classmethod
+    def _refuse_placeholder_master_key(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "SAMENVEILIG_MASTER_KEY is missing or a placeholder; generate one with "
+                "`python -m shared.crypto new-key`"
+            )
+        try:
+            decoded = base64.b64decode(raw, validate=True)
+        except binascii.Error as error:
+            raise ValueError("SAMENVEILIG_MASTER_KEY must be base64") from error
+        if len(decoded) != 32:
+            raise ValueError("SAMENVEILIG_MASTER_KEY must decode to 32 bytes")
+        if len(set(decoded)) < 8:
+            raise ValueError("SAMENVEILIG_MASTER_KEY looks like a placeholder (too few distinct bytes)")
+        return value
+
+    def master_key_bytes(self) -> bytes:
+        return base64.b64decode(self.master_key.get_secret_value())
