@@ -10,11 +10,12 @@ import threading
 from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, select, update
+from sqlalchemy import Column, LargeBinary, MetaData, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from shared.clock import Clock, SystemClock
+from shared.db import UtcDateTime
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -85,8 +86,8 @@ data_keys = Table(
     # The data key wrapped (AES-GCM) under the master key; NULL once destroyed. The row stays
     # as a tombstone so a purged subject's key is never silently re-created.
     Column("wrapped_key", LargeBinary, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("destroyed_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("destroyed_at", UtcDateTime(), nullable=True),
 )
 
 

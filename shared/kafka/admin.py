@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.contracts.topics import TopicNames
 from shared.settings import CommonSettings
@@ -24,7 +24,7 @@ def connect_admin(bootstrap: str, wait_seconds: float = 30.0) -> KafkaAdminClien
         try:
             return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="samenveilig-admin",
                                     request_timeout_ms=10_000)
-        except NoBrokersAvailable:
+        except KafkaError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

@@ -19,7 +19,7 @@ from types import FrameType
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError, NoBrokersAvailable
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -96,7 +96,7 @@ class ConsumerRunner:
                     heartbeat_interval_ms=max(100, self._session_timeout_ms // 6),
                     max_poll_records=self._max_poll_records,
                 )
-            except NoBrokersAvailable:
+            except KafkaError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)

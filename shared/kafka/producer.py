@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import NoBrokersAvailable
+from kafka.errors import KafkaError
 
 from shared.contracts.envelope import EncodedEvent
 
@@ -28,7 +28,7 @@ def make_producer(bootstrap: str, client_id: str, wait_seconds: float = 30.0,
     while True:
         try:
             return KafkaProducer(**config)
-        except NoBrokersAvailable:
+        except KafkaError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (BigInteger, Column, DateTime, Integer, MetaData, String, Table, and_,
-                        insert, select, update)
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, and_, insert, select, update
 from sqlalchemy.engine import Connection
+
+from shared.db import UtcDateTime
 
 
 def define_progress_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -19,7 +20,7 @@ def define_progress_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("topic", String(250), nullable=False),
         Column("partition", Integer, nullable=False),
         Column("offset", BigInteger, nullable=False),
-        Column("processed_at", DateTime(timezone=True), nullable=False),
+        Column("processed_at", UtcDateTime(), nullable=False),
     )
     positions = Table(
         "consumer_positions", metadata,
@@ -31,7 +32,7 @@ def define_progress_tables(metadata: MetaData) -> tuple[Table, Table]:
         # The high-water mark seen in the last fetch response (ListOffsets is wrong on Tansu).
         Column("high_water", BigInteger, nullable=True),
         Column("dead_lettered", BigInteger, nullable=False, default=0),
-        Column("updated_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", UtcDateTime(), nullable=False),
     )
     return processed, positions
 

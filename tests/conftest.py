@@ -1,0 +1,96 @@
+"""Fixtures shared by every test: one broker per session, a database per test.
+
+The broker: KAFKA_BOOTSTRAP_SERVERS when set; else Apache Kafka in a container when a Docker
+engine answers (testcontainers); else the local Tansu broker, in memory.
+Databases: SQLite always; PostgreSQL too when SAMENVEILIG_TEST_POSTGRES_URL is set (the test
+command starts one), each test in a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from deploy.localbroker import LocalBroker
+from shared.crypto import new_master_key
+
+
+@dataclass(frozen=True)
+class BrokerUnderTest:
+    bootstrap: str
+    kind: str  # "external", "container" or "tansu"
+    local: LocalBroker | None = None
+
+    @property
+    def is_tansu(self) -> bool:
+        return self.kind == "tansu"
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=2)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[BrokerUnderTest]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield BrokerUnderTest(external, "external")
+        return
+    if _docker_engine_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:3.9.0").with_kraft() as container:
+            yield BrokerUnderTest(container.get_bootstrap_server(), "container")
+        return
+    local = LocalBroker(storage="memory").start()
+    try:
+        yield BrokerUnderTest(local.bootstrap, "tansu", local)
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Isolates one test's topics from every other test's on the shared broker."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+def _database_backends() -> list[str]:
+    return ["sqlite", "postgresql"] if os.environ.get("SAMENVEILIG_TEST_POSTGRES_URL") else ["sqlite"]
+
+
+@pytest.fixture(params=_database_backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'service.sqlite'}"
+        return
+    server_url = os.environ["SAMENVEILIG_TEST_POSTGRES_URL"]
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def master_key() -> str:
+    return new_master_key()
