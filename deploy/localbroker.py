@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import importlib.resources
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 S3RVER = REPO / "deploy" / "node_modules" / ".bin" / "s3rver"
@@ -71,7 +71,7 @@ def _wait_for_s3(port: int, timeout_s: float, process: subprocess.Popen[bytes]) 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{BUCKET}", timeout=1):  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{BUCKET}", timeout=1):
                 return
         except urllib.error.HTTPError:
             return  # any S3 answer means the server is up
@@ -101,7 +101,7 @@ class LocalBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _output(self, name: str) -> int | object:
+    def _output(self, name: str) -> int | IO[bytes]:
         if self.log_dir is None:
             return subprocess.DEVNULL
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ class LocalBroker:
             self._s3 = subprocess.Popen(
                 [str(S3RVER), "-d", str(s3_dir), "-a", "127.0.0.1", "-p", str(self.s3_port),
                  "--configure-bucket", BUCKET, "--silent"],
-                stdout=self._output("s3rver"), stderr=subprocess.STDOUT, start_new_session=True)  # type: ignore[arg-type]
+                stdout=self._output("s3rver"), stderr=subprocess.STDOUT, start_new_session=True)
             _wait_for_s3(self.s3_port, timeout_s, self._s3)
             env.update({
                 "AWS_ENDPOINT": f"http://127.0.0.1:{self.s3_port}", "AWS_ALLOW_HTTP": "true",
@@ -132,7 +132,7 @@ class LocalBroker:
         self._tansu = subprocess.Popen(
             [str(tansu_binary()), "broker", "--listener-url", listener,
              "--advertised-listener-url", listener, "--storage-engine", storage_url],
-            env=env, stdout=self._output("tansu"), stderr=subprocess.STDOUT,  # type: ignore[arg-type]
+            env=env, stdout=self._output("tansu"), stderr=subprocess.STDOUT,
             start_new_session=True)
         try:
             wait_for_port(self.port, timeout_s, self._tansu)

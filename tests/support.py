@@ -42,7 +42,7 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[Consum
         while len(done) < len(assigned):
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end in {timeout_s}s")
-            for tp, batch in consumer.poll(timeout_ms=200).items():
+            for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
             for tp in assigned:
                 high_water = consumer.highwater(tp)

@@ -24,7 +24,6 @@ from services.access.settings import AccessSettings
 from shared.contracts.envelope import EncodedEvent, Envelope
 from shared.contracts.events import StaffDeparted, StaffJoined, StaffRole
 from shared.contracts.topics import Topic
-from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import EventPublisher, make_producer
 from tests.support import read_all, wait_until
 

@@ -1,0 +1,61 @@
+"""One valid instance of every canonical event, for round-trip tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from shared.contracts import events as e
+
+BRANCH = uuid.UUID("11111111-1111-4111-8111-111111111111")
+STAFF = uuid.UUID("22222222-2222-4222-8222-222222222222")
+PUPIL = uuid.UUID("33333333-3333-4333-8333-333333333333")
+DOSSIER = uuid.UUID("44444444-4444-4444-8444-444444444444")
+LEAK = uuid.UUID("55555555-5555-4555-8555-555555555555")
+REQUEST = uuid.UUID("66666666-6666-4666-8666-666666666666")
+ADDRESS = e.Address(street="Schiekade", house_number="12a", postcode="3032 AJ", city="Rotterdam")
+MOMENT = datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
+
+SAMPLES: list[e.Event] = [
+    e.BranchFounded(branch_id=BRANCH, vestigingscode="12AB00", name="OBS De Regenboog",
+                    address=ADDRESS, phone="+31101234567", wijknetwerk="Noord"),
+    e.BranchMoved(branch_id=BRANCH, vestigingscode="12AB00", address=ADDRESS, phone="+31101234567"),
+    e.BranchRenamed(branch_id=BRANCH, vestigingscode="12AB00", name="IKC De Regenboog"),
+    e.BranchBrinChanged(branch_id=BRANCH, previous_vestigingscode="12AB00", vestigingscode="34CD01"),
+    e.BranchWijknetwerkChanged(branch_id=BRANCH, vestigingscode="12AB00", wijknetwerk="Charlois"),
+    e.BranchClosed(branch_id=BRANCH, vestigingscode="12AB00"),
+    e.StaffJoined(branch_id=BRANCH, staff_id=STAFF, role=e.StaffRole.IB_ER, name="Fatima el Amrani",
+                  email="f.elamrani@regenboog.example"),
+    e.StaffRoleChanged(branch_id=BRANCH, staff_id=STAFF, previous_role=e.StaffRole.LEERKRACHT,
+                       role=e.StaffRole.STAGIAIR, access_until=date(2027, 1, 31)),
+    e.StaffDeparted(branch_id=BRANCH, staff_id=STAFF),
+    e.PupilEnrolled(branch_id=BRANCH, pupil_id=PUPIL, name="Daan Jansen", date_of_birth=date(2016, 2, 29),
+                    parent_emails=["ouder.jansen@example.nl"]),
+    e.PupilLeft(branch_id=BRANCH, pupil_id=PUPIL, left_on=date(2026, 7, 17)),
+    e.DossierOpened(branch_id=BRANCH, dossier_id=DOSSIER, pupil_id=PUPIL, contact_staff_id=STAFF,
+                    summary="Daan heeft moeite met lezen en concentratie."),
+    e.DossierContactAssigned(branch_id=BRANCH, dossier_id=DOSSIER, contact_staff_id=STAFF,
+                             reason="contact departed"),
+    e.DossierClosed(branch_id=BRANCH, dossier_id=DOSSIER),
+    e.AccessGranted(branch_id=BRANCH, staff_id=STAFF, rule="ib_er-sees-branch"),
+    e.AccessRevoked(branch_id=BRANCH, staff_id=STAFF, dossier_id=DOSSIER, rule="contact-person",
+                    reason="staff departed"),
+    e.NotificationsStopped(branch_id=BRANCH, staff_id=STAFF, reason="staff departed"),
+    e.ContactPersonMissing(branch_id=BRANCH, staff_id=STAFF, dossier_id=DOSSIER),
+    e.DossierViewed(branch_id=BRANCH, staff_id=STAFF, dossier_id=DOSSIER, allowed=False,
+                    reason="no rule grants access"),
+    e.SecondFactorEnrolled(staff_id=STAFF),
+    e.SessionEnded(staff_id=STAFF, session_id=REQUEST, reason="staff departed"),
+    e.ConsentGiven(pupil_id=PUPIL, purpose=e.ConsentPurpose.PHOTO_VIDEO, given_by=e.ConsentGiver.PARENT),
+    e.ConsentWithdrawn(pupil_id=PUPIL, purpose=e.ConsentPurpose.RESEARCH,
+                       withdrawn_by=e.ConsentGiver.PUPIL),
+    e.PurgeScheduled(pupil_id=PUPIL, category="leerlingdossier", due_on=date(2028, 7, 17)),
+    e.PupilDataPurged(pupil_id=PUPIL, key_id=f"pupil/{PUPIL}"),
+    e.SubjectRequestReceived(pupil_id=PUPIL, request_id=REQUEST, kind=e.SubjectRequestKind.INSPECT,
+                             requested_by=e.ConsentGiver.PARENT, due_on=date(2026, 10, 1)),
+    e.SubjectRequestAnswered(pupil_id=PUPIL, request_id=REQUEST, outcome="export sent"),
+    e.DataLeaked(leak_id=LEAK, nature="dossier export mailed to wrong school", discovered_at=MOMENT,
+                 pupil_ids=[PUPIL], dossier_ids=[DOSSIER]),
+    e.ParentsNotified(leak_id=LEAK, pupil_id=PUPIL, recipients=2),
+    e.RegulatorNotified(leak_id=LEAK, reported_at=MOMENT, reference="AP-2026-0001"),
+]
