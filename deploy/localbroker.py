@@ -162,8 +162,11 @@ class LocalBroker:
     def wait(self) -> int:
         """Block until either process exits; returns its exit code."""
         while True:
-            for process in (self._tansu, self._s3):
-                if process is not None and process.poll() is not None:
+            running = [p for p in (self._tansu, self._s3) if p is not None]
+            if not running:
+                return 0  # stopped on request
+            for process in running:
+                if process.poll() is not None:
                     return process.returncode or 0
             time.sleep(0.2)
 

@@ -6,28 +6,38 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
 
-mkdir -p .data
-chmod 700 .data
+export SAMENVEILIG_DATA_DIR=${SAMENVEILIG_DATA_DIR:-.data}
+data=$SAMENVEILIG_DATA_DIR
+mkdir -p "$data"
+chmod 700 "$data"
 # A local master key, made once and kept out of git, unless the operator gives one.
 if [ -z "${SAMENVEILIG_MASTER_KEY:-}" ]; then
-    if [ ! -s .data/master.key ]; then
-        (umask 077 && .venv/bin/python -m shared.crypto new-key > .data/master.key)
+    if [ ! -s "$data/master.key" ]; then
+        (umask 077 && .venv/bin/python -m shared.crypto new-key > "$data/master.key")
     fi
-    SAMENVEILIG_MASTER_KEY=$(cat .data/master.key)
+    SAMENVEILIG_MASTER_KEY=$(cat "$data/master.key")
 fi
 export SAMENVEILIG_MASTER_KEY
 export BROKER_PORT=${BROKER_PORT:-9092}
 export S3_PORT=${S3_PORT:-9000}
 export ACCESS_API_PORT=${ACCESS_API_PORT:-8003}
-export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$BROKER_PORT}
-export SAMENVEILIG_DATABASE_URL=${SAMENVEILIG_DATABASE_URL:-sqlite:///.data/access.sqlite}
-export SAMENVEILIG_KEYSTORE_URL=${SAMENVEILIG_KEYSTORE_URL:-sqlite:///.data/keystore.sqlite}
+# With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
+processes=()
+if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+    processes=(access-processor access-api)
+    broker_line="external broker at $KAFKA_BOOTSTRAP_SERVERS"
+else
+    export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$BROKER_PORT
+    broker_line="kafka://$KAFKA_BOOTSTRAP_SERVERS (Tansu; S3 storage on 127.0.0.1:$S3_PORT)"
+fi
+export SAMENVEILIG_DATABASE_URL=${SAMENVEILIG_DATABASE_URL:-sqlite:///$data/access.sqlite}
+export SAMENVEILIG_KEYSTORE_URL=${SAMENVEILIG_KEYSTORE_URL:-sqlite:///$data/keystore.sqlite}
 export PYTHONUNBUFFERED=1
 
 cat <<BANNER
-samenveilig is starting (Ctrl-C stops everything; data is kept in .data/):
-  Kafka broker (Tansu)   kafka://$KAFKA_BOOTSTRAP_SERVERS   (S3 storage on 127.0.0.1:$S3_PORT)
+samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):
+  Kafka broker           $broker_line
   access API             http://127.0.0.1:$ACCESS_API_PORT/docs
   access processor       consumes registry.events.v1
 BANNER
-exec .venv/bin/honcho start --procfile deploy/Procfile --app-root .
+exec .venv/bin/honcho start --procfile deploy/Procfile --app-root . "${processes[@]}"

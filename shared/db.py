@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -41,7 +43,16 @@ def migrate(url: str, script_location: Path, version_table: str) -> None:
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["version_table"] = version_table
-    command.upgrade(config, "head")
+    # The API and the processor of a service start together and both migrate; when both try
+    # the same DDL at once one fails, and its retry finds the work done.
+    for attempt in range(5):
+        try:
+            command.upgrade(config, "head")
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def run_migrations_from_env_py(metadata: Any) -> None:

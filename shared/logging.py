@@ -68,7 +68,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for name, value in vars(record).items():
-            if name not in _RECORD_FIELDS:
+            if name not in _RECORD_FIELDS and name != "color_message":
                 line[name] = value
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: tracebacks can quote the values being processed.
