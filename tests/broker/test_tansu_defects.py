@@ -4,10 +4,11 @@ On Tansu they are expected failures (xfail, strict): an upgrade that fixes one m
 fail with XPASS, and whoever sees that removes the mark (and the workaround it justified).
 On a real Apache Kafka they are ordinary tests and must pass.
 
-Defect 1  ListOffsets (consumer.end_offsets) is wrong after multi-record batches: after a batch of
-          5 and a batch of 3 it answers 6, not 8 (it seems to count the last offset of the last
-          batch plus one batch-worth of one). The high-water mark in *fetch* responses is right,
-          which is why tests.support.read_all reads to that instead.
+Defect 1  ListOffsets (consumer.end_offsets) is wrong after multi-record batches: it answers the
+          base offset of the partition's last batch plus one, not the offset after its last
+          record. A batch of 5 then a batch of 3 gives 6 instead of 8; one batch of 8 gives 1.
+          The high-water mark in *fetch* responses is right (test_conformance checks it), which
+          is why tests.support.read_all reads to that instead.
 Defect 2  aiokafka's idempotent producer cannot start: it sends InitProducerId v0, which Tansu
           answers with an unknown error. kafka-python's idempotent producer works (see
           test_conformance.test_idempotent_acks_all_producer).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 
 import aiokafka
+import aiokafka.errors
 import pytest
 
 from tests.broker.helpers import assigned_reader, create_topics, poll_until, produce_batches
@@ -31,16 +33,18 @@ from tests.broker.helpers import assigned_reader, create_topics, poll_until, pro
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(60)]
 
 
-def _xfail_on_tansu(request: pytest.FixtureRequest, reason: str) -> None:
-    # The condition depends on the session broker fixture, so the mark is applied at run time;
-    # strict=True makes an XPASS on Tansu a failure.
+def _xfail_on_tansu(request: pytest.FixtureRequest, reason: str,
+                    raises: type[BaseException] | tuple[type[BaseException], ...]) -> None:
+    """pytest.mark.xfail(condition=<broker is Tansu>, strict=True), applied at run time because
+    which broker runs is only known once the session `broker` fixture exists. strict: an XPASS
+    on Tansu fails the suite. raises: failing for any other reason is a real failure."""
     if request.getfixturevalue("broker").is_tansu:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True, raises=raises))
 
 
 def test_list_offsets_after_multi_record_batches(request, broker, topic_prefix):
     _xfail_on_tansu(request, "Tansu 0.6 defect 1: ListOffsets after multi-record batches "
-                             "(5 + 3 records) returns 6 instead of 8")
+                             "(5 + 3 records) returns 6 instead of 8", raises=AssertionError)
     topic = f"{topic_prefix}listoffsets"
     create_topics(broker.bootstrap, {topic: 1})
     assert produce_batches(broker.bootstrap, topic, [5, 3]) == list(range(8))
@@ -59,7 +63,8 @@ def test_list_offsets_after_multi_record_batches(request, broker, topic_prefix):
 
 def test_aiokafka_idempotent_producer(request, broker, topic_prefix):
     _xfail_on_tansu(request, "Tansu 0.6 defect 2: aiokafka's idempotent producer fails "
-                             "(it sends InitProducerId v0)")
+                             "(it sends InitProducerId v0)",
+                    raises=(aiokafka.errors.KafkaError, TimeoutError, AssertionError))
     topic = f"{topic_prefix}aioidempotent"
     create_topics(broker.bootstrap, {topic: 1})
 
@@ -70,7 +75,8 @@ def test_aiokafka_idempotent_producer(request, broker, topic_prefix):
             await producer.start()
             await producer.send_and_wait(topic, b"hello", key=b"k")
         finally:
-            await producer.stop()
+            # Bounded too: on a timeout wait_for waits for this clean-up to finish.
+            await asyncio.wait_for(producer.stop(), timeout=5)
 
     async def bounded() -> None:
         # A hang (e.g. retrying InitProducerId forever) becomes a TimeoutError, not a stuck suite.

@@ -1,0 +1,91 @@
+"""Durability of the local Tansu broker with S3 storage (s3rver): records and committed group
+offsets survive Tansu being killed (SIGKILL) and started again on the same data.
+
+Tansu-only: it starts brokers of its own next to the session broker. Skipped on any other
+broker, and when s3rver is missing (`npm ci --prefix deploy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from deploy.localbroker import S3RVER, LocalBroker
+from tests.broker.helpers import create_topics, group_consumer, poll_until, producer
+from tests.support import read_all
+
+pytestmark = [pytest.mark.broker, pytest.mark.tansu_only, pytest.mark.timeout(120)]
+
+RECORDS = 10
+COMMITTED = 6
+
+
+@dataclass(frozen=True)
+class Restarted:
+    broker: LocalBroker
+    topic: str
+    group: str
+
+
+@pytest.fixture(scope="module")
+def restarted(broker, tmp_path_factory) -> Iterator[Restarted]:
+    """An S3-backed Tansu holding 10 records and a group committed at 6, killed and restarted."""
+    if broker.kind != "tansu":
+        pytest.skip(f"exercises the local Tansu broker; the session broker is {broker.kind}")
+    if not S3RVER.exists():
+        pytest.skip(f"{S3RVER} missing: run `npm ci --prefix deploy`")
+    data_dir = tmp_path_factory.mktemp("durable-broker")
+    topic, group = "durable.events", "durable.group"
+    tp = TopicPartition(topic, 0)
+
+    first = LocalBroker(storage="s3", data_dir=data_dir, log_dir=data_dir / "logs-1").start()
+    try:
+        create_topics(first.bootstrap, {topic: 1})
+        prod = producer(first.bootstrap, acks="all")
+        try:
+            futures = [prod.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode()) for i in range(RECORDS)]
+            prod.flush(timeout=10)
+            assert [f.get(timeout=10).offset for f in futures] == list(range(RECORDS))
+        finally:
+            prod.close(timeout=5)
+
+        consumer = group_consumer(first.bootstrap, group, topic)
+        try:
+            poll_until(consumer, lambda rs: len(rs) >= COMMITTED, timeout_s=30, what="records to commit")
+            consumer.commit({tp: OffsetAndMetadata(COMMITTED, "", -1)})
+            assert consumer.committed(tp) == COMMITTED
+        finally:
+            consumer.close()
+
+        first.kill_broker()  # SIGKILL: a crash, no clean shutdown
+    finally:
+        first.stop()  # the kill left s3rver running; the new broker starts its own on the same data
+
+    second = LocalBroker(port=first.port, storage="s3", data_dir=data_dir, s3_port=first.s3_port,
+                         log_dir=data_dir / "logs-2").start()
+    try:
+        yield Restarted(second, topic, group)
+    finally:
+        second.stop()
+
+
+def test_records_survive_a_broker_kill(restarted):
+    records = read_all(restarted.broker.bootstrap, restarted.topic)
+    assert [(r.offset, r.key, r.value) for r in records] == [
+        (i, f"k{i}".encode(), f"v{i}".encode()) for i in range(RECORDS)]
+
+
+def test_committed_group_offsets_survive_a_broker_kill(restarted):
+    tp = TopicPartition(restarted.topic, 0)
+    consumer = group_consumer(restarted.broker.bootstrap, restarted.group, restarted.topic)
+    try:
+        assert consumer.committed(tp) == COMMITTED
+        records = poll_until(consumer, lambda rs: len(rs) >= RECORDS - COMMITTED, timeout_s=30,
+                             what=f"records {COMMITTED}..{RECORDS - 1}")
+    finally:
+        consumer.close()
+    assert [r.offset for r in records] == list(range(COMMITTED, RECORDS))
