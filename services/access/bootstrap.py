@@ -54,4 +54,5 @@ def build_runner(deps: AccessDeps) -> ConsumerRunner:
         bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine, codec=deps.codec,
         handler=apply_registry_event, progress=progress(deps),
         dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
-        clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms)
+        clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)

@@ -32,6 +32,8 @@ from shared.kafka.progress import Progress
 log = logging.getLogger(__name__)
 
 # Applies one event to the service's state, on a connection inside the runner's transaction.
+# A handler touches nothing but that connection (e-mail and the like go through an outbox
+# table): its work may be rolled back and done again, batched or one event at a time.
 Handler = Callable[[RecordedEvent, Connection], None]
 
 
@@ -62,7 +64,7 @@ class ConsumerRunner:
     def __init__(self, *, consumer_name: str, topics: list[str], bootstrap: str, engine: Engine,
                  codec: EventCodec, handler: Handler, progress: Progress, dlq_producer: KafkaProducer,
                  clock: Clock, max_attempts: int = 3, retry_backoff_s: float = 0.1,
-                 session_timeout_ms: int = 6000, poll_timeout_ms: int = 200,
+                 session_timeout_ms: int = 6000, fetch_max_wait_ms: int = 50, poll_timeout_ms: int = 200,
                  max_poll_records: int = 500) -> None:
         self.consumer_name = consumer_name
         self.topics = topics
@@ -76,6 +78,7 @@ class ConsumerRunner:
         self._max_attempts = max_attempts
         self._retry_backoff_s = retry_backoff_s
         self._session_timeout_ms = session_timeout_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._poll_timeout_ms = poll_timeout_ms
         self._max_poll_records = max_poll_records
         self.stats = RunnerStats()
@@ -95,6 +98,7 @@ class ConsumerRunner:
                     session_timeout_ms=self._session_timeout_ms,
                     heartbeat_interval_ms=max(100, self._session_timeout_ms // 6),
                     max_poll_records=self._max_poll_records,
+                    fetch_max_wait_ms=self._fetch_max_wait_ms,
                 )
             except KafkaError:
                 if time.monotonic() > deadline:
@@ -121,13 +125,11 @@ class ConsumerRunner:
                        batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         to_commit: dict[TopicPartition, OffsetAndMetadata] = {}
         for partition, records in batch.items():
-            high_water = consumer.highwater(partition)
-            for record in records:
-                if self.stop_event.is_set():
-                    break
-                if not self._process_record(record, high_water):
-                    break  # stopping during a transient outage: leave the rest for redelivery
-                to_commit[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
+            if self.stop_event.is_set():
+                break
+            next_offset = self._process_partition(records, consumer.highwater(partition))
+            if next_offset is not None:
+                to_commit[partition] = OffsetAndMetadata(next_offset, "", -1)
         # Dead letters must be on the broker before their source offsets are committed.
         self._dlq.flush()
         if to_commit:
@@ -138,6 +140,50 @@ class ConsumerRunner:
                 log.warning("offset commit failed", extra={"consumer": self.consumer_name,
                                                            "reason": type(error).__name__})
         self.stats.batches += 1
+
+    def _process_partition(self, records: list[ConsumerRecord], high_water: int | None) -> int | None:
+        """Apply one partition's records; returns the offset to commit next (None: nothing done)."""
+        if self._apply_together(records, high_water):
+            return int(records[-1].offset) + 1
+        # Something in the batch needs care: one by one, with retries and dead letters.
+        next_offset = None
+        for record in records:
+            if self.stop_event.is_set() or not self._process_record(record, high_water):
+                break
+            next_offset = int(record.offset) + 1
+        return next_offset
+
+    def _apply_together(self, records: list[ConsumerRecord], high_water: int | None) -> bool:
+        """The fast path: a whole partition batch in one transaction (a transaction per event
+        costs more than the event). False, with nothing written, when anything in it needs the
+        careful path: an undecodable message, a handler error, an outage."""
+        try:
+            decoded = [(record, self._codec.decode(record.value)) for record in records]
+        except Exception:
+            return False
+        now = self._clock.now()
+        applied = duplicates = 0
+        try:
+            with self._engine.begin() as connection:
+                for record, recorded in decoded:
+                    if self._progress.already_processed(connection, recorded.id):
+                        duplicates += 1
+                        continue
+                    self._handler(recorded, connection)
+                    self._progress.mark_processed(connection, recorded.id, record.topic,
+                                                  record.partition, record.offset, now)
+                    applied += 1
+                last = records[-1]
+                self._progress.advance(connection, last.topic, last.partition, last.offset + 1,
+                                       high_water, now)
+        except Exception as error:
+            log.info("batch falls back to one event at a time", extra={
+                "consumer": self.consumer_name, "topic": records[0].topic,
+                "partition": records[0].partition, "count": len(records), "reason": type(error).__name__})
+            return False
+        self.stats.applied += applied
+        self.stats.duplicates += duplicates
+        return True
 
     def _process_record(self, record: ConsumerRecord, high_water: int | None) -> bool:
         """Apply or dead-letter one record. False only when asked to stop during an outage."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -148,22 +149,29 @@ def _processor_env(settings: AccessSettings) -> dict[str, str]:
 
 def test_processor_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         deps, settings, publisher, tmp_path):
-    departures = 400
+    departures, chunk = 3000, 50
     staff_ids = [uuid.uuid4() for _ in range(departures)]
     moment = datetime(2026, 6, 30, tzinfo=UTC)
-    publisher.publish_all([deps.codec.encode(StaffDeparted(branch_id=BRANCH, staff_id=s),
-                                             event_id=str(uuid.uuid4()), recorded_at=moment)
-                           for s in staff_ids])
+    events = [deps.codec.encode(StaffDeparted(branch_id=BRANCH, staff_id=s), event_id=str(uuid.uuid4()),
+                                recorded_at=moment) for s in staff_ids]
+
+    def school_system() -> None:
+        # A steady stream over several seconds, so the kill lands while events keep coming.
+        for start in range(0, departures, chunk):
+            publisher.publish_all(events[start:start + chunk])
+            time.sleep(0.1)
 
     def applied() -> int:
         with deps.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(store.staff_departures)).scalar_one()
 
+    stream = threading.Thread(target=school_system)
+    stream.start()
     log = (tmp_path / "processor.log").open("wb")
     command = [sys.executable, "-m", "services.access.processor"]
     first = subprocess.Popen(command, env=_processor_env(settings), cwd=REPO, stdout=log, stderr=log)
     try:
-        wait_until(lambda: applied() >= 20, timeout_s=60, interval_s=0.01, message="some progress")
+        wait_until(lambda: applied() >= 100, timeout_s=60, interval_s=0.01, message="some progress")
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -173,6 +181,7 @@ def test_processor_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
 
     second = subprocess.Popen(command, env=_processor_env(settings), cwd=REPO, stdout=log, stderr=log)
     try:
+        stream.join(timeout=120)
         wait_until(lambda: applied() >= departures, timeout_s=90, message="all departures applied")
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=20) == 0, "SIGTERM is a clean stop"

@@ -1,0 +1,76 @@
+"""The consumer runner's careful path over the real broker: a handler that fails on one event
+in the middle of a batch costs that event a dead letter and nobody else anything."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from services.access import store
+from services.access.bootstrap import build, progress
+from services.access.service import apply_registry_event
+from services.access.settings import AccessSettings
+from shared.clock import SystemClock
+from shared.contracts.events import StaffDeparted
+from shared.contracts.topics import Topic
+from shared.kafka.admin import ensure_topics
+from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.producer import EventPublisher, make_producer
+from tests.support import read_all, wait_until
+
+BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
+
+
+def test_a_failing_event_is_dead_lettered_and_its_batch_neighbours_applied_once(
+        broker, topic_prefix, database_url, master_key, tmp_path):
+    settings = AccessSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix,
+                              database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'k.sqlite'}",
+                              master_key=master_key, consumer_group=f"{topic_prefix}runner")
+    deps = build(settings)
+    topic = deps.topics(Topic.REGISTRY_EVENTS)
+    ensure_topics(broker.bootstrap, [topic, f"{topic}.dlq"], partitions=1, replication=1)
+    staff_ids = [uuid.uuid4() for _ in range(50)]
+    poisoned = staff_ids[25]
+    calls: dict[uuid.UUID, int] = {}
+
+    def fragile_handler(recorded, connection):
+        staff_id = recorded.event.staff_id
+        calls[staff_id] = calls.get(staff_id, 0) + 1
+        if staff_id == poisoned:
+            raise RuntimeError("a bug that only this event triggers")
+        apply_registry_event(recorded, connection)
+
+    publisher = EventPublisher(make_producer(broker.bootstrap, "runner-test"))
+    publisher.publish_all([deps.codec.encode(StaffDeparted(branch_id=BRANCH, staff_id=s), event_id=str(s),
+                                             recorded_at=datetime(2026, 3, 1, tzinfo=UTC)) for s in staff_ids])
+    publisher.close()
+    runner = ConsumerRunner(
+        consumer_name=settings.consumer_group, topics=[topic], bootstrap=broker.bootstrap, engine=deps.engine,
+        codec=deps.codec, handler=fragile_handler, progress=progress(deps),
+        dlq_producer=make_producer(broker.bootstrap, "runner-test-dlq"), clock=SystemClock(),
+        retry_backoff_s=0.01)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    try:
+        dead = wait_until(lambda: read_all(broker.bootstrap, f"{topic}.dlq"), message="the dead letter")
+        wait_until(lambda: runner.stats.applied >= 49, message="the other 49 applied")
+    finally:
+        runner.stop_event.set()
+        thread.join(timeout=15)
+
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert headers["dlq-reason"] == b"handler-failed"
+    assert headers["dlq-exception-type"] == b"RuntimeError"
+    assert b"a bug" not in b"".join(headers.values()), "exception messages may hold personal data"
+    assert calls[poisoned] == 1 + 3, "one try in the batch, then three on its own"
+    with deps.engine.connect() as connection:
+        rows = connection.execute(select(store.staff_departures.c.staff_id)).scalars().all()
+        positions = progress(deps).positions_of(connection)
+    assert sorted(rows) == sorted(str(s) for s in staff_ids if s != poisoned)
+    assert positions[(topic, 0)][0] == 50, "the runner moved past the dead letter"
+    with deps.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(store.processed_events)).scalar_one() == 49
