@@ -195,6 +195,33 @@ class StaffDeparted(StaffEvent):
     event_type: ClassVar[str] = "StaffDeparted"
 
 
+# --- registry: SWV consultants (registered by the SWV office, not tied to one branch) --------
+
+class ConsultantEvent(Event):
+    topic: ClassVar[Topic] = Topic.REGISTRY_EVENTS
+    staff_id: UUID
+
+    def partition_key(self) -> str:
+        return f"consultant/{self.staff_id}"
+
+    def data_subject(self) -> str | None:
+        return staff_key_id(self.staff_id) if self.personal_fields() else None
+
+    def subject_reference(self) -> str | None:
+        return f"staff/{self.staff_id}"
+
+
+class ConsultantJoined(ConsultantEvent):
+    event_type: ClassVar[str] = "ConsultantJoined"
+    name: PersonalName
+    email: PersonalEmail
+    wijknetwerken: list[Wijknetwerk]
+
+
+class ConsultantDeparted(ConsultantEvent):
+    event_type: ClassVar[str] = "ConsultantDeparted"
+
+
 # --- registry: pupils and dossiers ---------------------------------------------------------
 
 class PupilEvent(BranchEvent):

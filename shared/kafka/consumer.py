@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -25,16 +26,37 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from shared.clock import Clock
-from shared.contracts.envelope import EventCodec, RecordedEvent, UndecodableMessage
+from shared.contracts.envelope import EventCodec, UndecodableMessage
 from shared.contracts.topics import dead_letter_topic
 from shared.kafka.progress import Progress
 
 log = logging.getLogger(__name__)
 
-# Applies one event to the service's state, on a connection inside the runner's transaction.
-# A handler touches nothing but that connection (e-mail and the like go through an outbox
-# table): its work may be rolled back and done again, batched or one event at a time.
-Handler = Callable[[RecordedEvent, Connection], None]
+class Decoded(Protocol):
+    """What a decoder makes of a record: anything with a stable id (for dedup) and a type."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+
+# Applies one decoded message to the service's state, on a connection inside the runner's
+# transaction. A handler touches nothing but that connection (e-mail and the like go through an
+# outbox table): its work may be rolled back and done again, batched or one message at a time.
+Handler = Callable[[Any, Connection], None]
+# Turns a record into a message; raises UndecodableMessage for one that never will be.
+Decoder = Callable[[ConsumerRecord], Decoded]
+
+
+class RejectedMessage(Exception):
+    """Raised by a handler for a message the domain refuses: dead-lettered at once, no retries."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass
@@ -62,15 +84,22 @@ def _is_transient(error: BaseException) -> bool:
 
 class ConsumerRunner:
     def __init__(self, *, consumer_name: str, topics: list[str], bootstrap: str, engine: Engine,
-                 codec: EventCodec, handler: Handler, progress: Progress, dlq_producer: KafkaProducer,
+                 codec: EventCodec | None, handler: Handler, progress: Progress, dlq_producer: KafkaProducer,
                  clock: Clock, max_attempts: int = 3, retry_backoff_s: float = 0.1,
                  session_timeout_ms: int = 6000, fetch_max_wait_ms: int = 50, poll_timeout_ms: int = 200,
-                 max_poll_records: int = 500) -> None:
+                 max_poll_records: int = 500, decoder: Decoder | None = None) -> None:
         self.consumer_name = consumer_name
         self.topics = topics
         self._bootstrap = bootstrap
         self._engine = engine
-        self._codec = codec
+        if decoder is None:
+            if codec is None:
+                raise ValueError("a codec or a decoder is needed")
+            event_codec = codec
+
+            def decoder(record: ConsumerRecord) -> Decoded:
+                return event_codec.decode(record.value)
+        self._decode: Decoder = decoder
         self._handler = handler
         self._progress = progress
         self._dlq = dlq_producer
@@ -158,7 +187,7 @@ class ConsumerRunner:
         costs more than the event). False, with nothing written, when anything in it needs the
         careful path: an undecodable message, a handler error, an outage."""
         try:
-            decoded = [(record, self._codec.decode(record.value)) for record in records]
+            decoded = [(record, self._decode(record)) for record in records]
         except Exception:
             return False
         now = self._clock.now()
@@ -192,13 +221,13 @@ class ConsumerRunner:
         attempt = 0
         while True:
             try:
-                recorded = self._codec.decode(record.value)
+                recorded = self._decode(record)
                 ids["event_id"] = recorded.id
                 ids["event_type"] = recorded.type
                 attempt += 1
                 self._apply(record, recorded, high_water)
                 return True
-            except UndecodableMessage as error:
+            except (UndecodableMessage, RejectedMessage) as error:
                 self._dead_letter(record, DeadLetter(error.reason, error.detail, type(error).__name__),
                                   high_water)
                 return True
@@ -222,7 +251,7 @@ class ConsumerRunner:
                                                                "reason": type(error).__name__})
                 time.sleep(self._retry_backoff_s * attempt)
 
-    def _apply(self, record: ConsumerRecord, recorded: RecordedEvent, high_water: int | None) -> None:
+    def _apply(self, record: ConsumerRecord, recorded: Decoded, high_water: int | None) -> None:
         now = self._clock.now()
         with self._engine.begin() as connection:
             if self._progress.already_processed(connection, recorded.id):

@@ -29,6 +29,9 @@ SAMPLES: list[e.Event] = [
     e.StaffRoleChanged(branch_id=BRANCH, staff_id=STAFF, previous_role=e.StaffRole.LEERKRACHT,
                        role=e.StaffRole.STAGIAIR, access_until=date(2027, 1, 31)),
     e.StaffDeparted(branch_id=BRANCH, staff_id=STAFF),
+    e.ConsultantJoined(staff_id=STAFF, name="Anouk Visser", email="a.visser@swv.example",
+                       wijknetwerken=["Noord", "Charlois"]),
+    e.ConsultantDeparted(staff_id=STAFF),
     e.PupilEnrolled(branch_id=BRANCH, pupil_id=PUPIL, name="Daan Jansen", date_of_birth=date(2016, 2, 29),
                     parent_emails=["ouder.jansen@example.nl"]),
     e.PupilLeft(branch_id=BRANCH, pupil_id=PUPIL, left_on=date(2026, 7, 17)),
@@ -59,3 +62,7 @@ SAMPLES: list[e.Event] = [
     e.ParentsNotified(leak_id=LEAK, pupil_id=PUPIL, recipients=2),
     e.RegulatorNotified(leak_id=LEAK, reported_at=MOMENT, reference="AP-2026-0001"),
 ]
+
+
+def sample(event_type: str) -> e.Event:
+    return next(s for s in SAMPLES if s.event_type == event_type)

@@ -56,6 +56,6 @@ def test_a_role_change_is_kept():
 
 
 def test_events_about_others_change_nothing():
-    from tests.unit.samples import SAMPLES
+    from tests.unit.samples import sample
 
-    assert evolve(None, recorded(SAMPLES[0], JULY)) is None
+    assert evolve(None, recorded(sample("BranchFounded"), JULY)) is None

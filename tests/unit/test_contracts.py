@@ -13,7 +13,7 @@ from shared.contracts import generate
 from shared.contracts.envelope import SEALED_FIELD, EventCodec, UndecodableMessage, derived_id
 from shared.contracts.events import ERASED, EVENT_TYPE_NAME, EVENT_TYPES, StaffDeparted, Topic
 from shared.crypto import InMemoryKeyStore, KeyDestroyed
-from tests.unit.samples import BRANCH, MOMENT, SAMPLES, STAFF
+from tests.unit.samples import BRANCH, MOMENT, SAMPLES, STAFF, sample
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_personal_data_never_travels_in_clear(codec, event):
 
 
 def test_destroying_the_subjects_key_erases_every_copy_but_replay_still_works(codec, keys):
-    enrolled, dossier = SAMPLES[9], SAMPLES[11]  # PupilEnrolled, DossierOpened: same pupil
+    enrolled, dossier = sample("PupilEnrolled"), sample("DossierOpened")  # PupilEnrolled, DossierOpened: same pupil
     stored = [codec.encode(enrolled, event_id="e1", recorded_at=MOMENT).value,
               codec.encode(dossier, event_id="e2", recorded_at=MOMENT).value]
     assert keys.destroy(enrolled.data_subject())
@@ -72,13 +72,13 @@ def test_destroying_the_subjects_key_erases_every_copy_but_replay_still_works(co
 
 
 def test_no_new_personal_data_is_written_for_a_purged_subject(codec, keys):
-    keys.destroy(SAMPLES[9].data_subject())
+    keys.destroy(sample("PupilEnrolled").data_subject())
     with pytest.raises(KeyDestroyed):
-        codec.encode(SAMPLES[9], event_id="e3", recorded_at=MOMENT)
+        codec.encode(sample("PupilEnrolled"), event_id="e3", recorded_at=MOMENT)
 
 
 def test_tampered_or_transplanted_ciphertext_is_rejected(codec):
-    joined = SAMPLES[6]
+    joined = sample("StaffJoined")
     envelope = json.loads(codec.encode(joined, event_id="e1", recorded_at=MOMENT).value)
     sealed = bytearray(base64.b64decode(envelope["data"][SEALED_FIELD]))
     sealed[-1] ^= 1
@@ -151,7 +151,7 @@ def test_both_times_of_a_change_travel_with_it(codec):
 
 
 def test_a_brin_change_keeps_the_branch_on_the_same_key():
-    founded, brin_changed = SAMPLES[0], SAMPLES[3]
+    founded, brin_changed = sample("BranchFounded"), sample("BranchBrinChanged")
     assert founded.vestigingscode != brin_changed.vestigingscode
     assert founded.partition_key() == brin_changed.partition_key() == str(BRANCH)
     assert founded.topic == brin_changed.topic == Topic.REGISTRY_EVENTS

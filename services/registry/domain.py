@@ -1,0 +1,402 @@
+"""The registry's domain: which reported mutations become which canonical events, and the state
+those events build. Pure: no I/O, no clock, no logging. The live service and the audit replay
+both fold with `evolve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID
+
+from shared.contracts.envelope import derived_id
+from shared.contracts.events import (
+    Address,
+    BranchBrinChanged,
+    BranchClosed,
+    BranchFounded,
+    BranchMoved,
+    BranchRenamed,
+    BranchWijknetwerkChanged,
+    ConsultantDeparted,
+    ConsultantJoined,
+    DossierClosed,
+    DossierContactAssigned,
+    DossierOpened,
+    Event,
+    PupilEnrolled,
+    PupilLeft,
+    StaffDeparted,
+    StaffJoined,
+    StaffRole,
+    StaffRoleChanged,
+)
+from shared.contracts.mutations import (
+    BranchChange,
+    BranchReport,
+    ConsultantDepartedReport,
+    ConsultantJoinedReport,
+    DossierClosedReport,
+    DossierContactAssignedReport,
+    DossierOpenedReport,
+    Mutation,
+    PupilEnrolledReport,
+    PupilLeftReport,
+    StaffDepartedReport,
+    StaffJoinedReport,
+    StaffRoleChangedReport,
+)
+
+
+@dataclass(frozen=True)
+class Branch:
+    branch_id: UUID
+    vestigingscode: str
+    name: str
+    address: Address
+    phone: str
+    wijknetwerk: str
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class Person:
+    """A staff member of a branch, or an SWV consultant (branch_id None)."""
+
+    staff_id: UUID
+    branch_id: UUID | None
+    role: StaffRole
+    active: bool
+
+
+@dataclass(frozen=True)
+class Pupil:
+    pupil_id: UUID
+    branch_id: UUID
+    enrolled: bool
+
+
+@dataclass(frozen=True)
+class Dossier:
+    dossier_id: UUID
+    branch_id: UUID
+    pupil_id: UUID
+    contact_staff_id: UUID
+    open: bool
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """The registry as far as the rules need it. The service loads the slice a command touches;
+    the audit replay folds the whole log into one."""
+
+    branches: Mapping[UUID, Branch] = field(default_factory=lambda: MappingProxyType({}))
+    # Every vestigingscode ever used, to the branch that used it last: old codes stay aliases.
+    codes: Mapping[str, UUID] = field(default_factory=lambda: MappingProxyType({}))
+    people: Mapping[UUID, Person] = field(default_factory=lambda: MappingProxyType({}))
+    pupils: Mapping[UUID, Pupil] = field(default_factory=lambda: MappingProxyType({}))
+    dossiers: Mapping[UUID, Dossier] = field(default_factory=lambda: MappingProxyType({}))
+
+    def branch_by_code(self, vestigingscode: str) -> Branch | None:
+        branch_id = self.codes.get(vestigingscode)
+        return self.branches.get(branch_id) if branch_id else None
+
+    def code_in_use(self, vestigingscode: str) -> bool:
+        """A code is in use while an open branch carries it as its current code."""
+        branch = self.branch_by_code(vestigingscode)
+        return branch is not None and not branch.closed and branch.vestigingscode == vestigingscode
+
+
+INITIAL_STATE = RegistryState()
+
+
+# --- ids: derived from natural keys, so retries and replays give the same ids ---------------
+
+def founded_branch_id(sender: str, mutation_id: str) -> UUID:
+    return UUID(derived_id("branch", sender, mutation_id))
+
+
+def staff_id(branch_id: UUID, staff_ref: str) -> UUID:
+    return UUID(derived_id("staff", str(branch_id), staff_ref))
+
+
+def consultant_id(consultant_ref: str) -> UUID:
+    return UUID(derived_id("consultant", consultant_ref))
+
+
+def pupil_id(branch_id: UUID, pupil_ref: str) -> UUID:
+    return UUID(derived_id("pupil", str(branch_id), pupil_ref))
+
+
+def dossier_id(branch_id: UUID, dossier_ref: str) -> UUID:
+    return UUID(derived_id("dossier", str(branch_id), dossier_ref))
+
+
+@dataclass(frozen=True)
+class References:
+    """The entities a mutation touches, by id, so the service can load just those."""
+
+    vestigingscodes: tuple[str, ...] = ()
+    people: tuple[UUID, ...] = ()
+    pupils: tuple[UUID, ...] = ()
+    dossiers: tuple[UUID, ...] = ()
+
+
+def references(mutation: Mutation, branch_id: UUID | None) -> References:
+    """What to load for `mutation`, given the branch its vestigingscode resolves to (if any)."""
+    match mutation:
+        case BranchReport():
+            codes = (mutation.vestigingscode,) + ((mutation.new_vestigingscode,)
+                                                  if mutation.new_vestigingscode else ())
+            return References(vestigingscodes=codes)
+        case ConsultantJoinedReport() | ConsultantDepartedReport():
+            return References(people=(consultant_id(mutation.consultant_ref),))
+    codes = (mutation.vestigingscode,)
+    if branch_id is None:
+        return References(vestigingscodes=codes)
+    match mutation:
+        case StaffJoinedReport() | StaffRoleChangedReport() | StaffDepartedReport():
+            return References(codes, people=(staff_id(branch_id, mutation.staff_ref),))
+        case PupilEnrolledReport() | PupilLeftReport():
+            return References(codes, pupils=(pupil_id(branch_id, mutation.pupil_ref),))
+        case DossierOpenedReport():
+            return References(codes, people=(staff_id(branch_id, mutation.contact_staff_ref),),
+                              pupils=(pupil_id(branch_id, mutation.pupil_ref),),
+                              dossiers=(dossier_id(branch_id, mutation.dossier_ref),))
+        case DossierContactAssignedReport():
+            return References(codes, people=(staff_id(branch_id, mutation.contact_staff_ref),),
+                              dossiers=(dossier_id(branch_id, mutation.dossier_ref),))
+        case DossierClosedReport():
+            return References(codes, dossiers=(dossier_id(branch_id, mutation.dossier_ref),))
+    raise TypeError(f"unhandled mutation {type(mutation).__name__}")
+
+
+# --- decide ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReportMutation:
+    """Command: a sender reports a mutation. Times are filled in at the edge."""
+
+    mutation: Mutation
+    sender: str
+    received_at: datetime
+    effective_at: datetime
+
+
+@dataclass(frozen=True)
+class Accepted:
+    events: tuple[Event, ...]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    code: str
+    detail: str
+
+
+Decision = Accepted | Rejected
+
+
+def decide(command: ReportMutation, state: RegistryState) -> Decision:
+    mutation = command.mutation
+    match mutation:
+        case BranchReport():
+            return _decide_branch(command, mutation, state)
+        case ConsultantJoinedReport():
+            person = state.people.get(consultant_id(mutation.consultant_ref))
+            if person is not None and person.active:
+                return Rejected("consultant-already-joined", "this consultant is already registered")
+            return Accepted((ConsultantJoined(staff_id=consultant_id(mutation.consultant_ref), name=mutation.name,
+                                              email=mutation.email, wijknetwerken=mutation.wijknetwerken),))
+        case ConsultantDepartedReport():
+            person = state.people.get(consultant_id(mutation.consultant_ref))
+            if person is None or not person.active:
+                return Rejected("consultant-never-joined", "no active consultant with this reference")
+            return Accepted((ConsultantDeparted(staff_id=person.staff_id),))
+    branch = state.branch_by_code(mutation.vestigingscode)
+    if branch is None:
+        return Rejected("unknown-branch", f"no branch with vestigingscode {mutation.vestigingscode}")
+    match mutation:
+        case StaffDepartedReport():
+            person = state.people.get(staff_id(branch.branch_id, mutation.staff_ref))
+            if person is None:
+                return Rejected("staff-never-joined", "no staff member with this reference joined this branch")
+            if not person.active:
+                return Rejected("staff-already-departed", "this staff member has already departed")
+            return Accepted((StaffDeparted(branch_id=branch.branch_id, staff_id=person.staff_id),))
+        case DossierClosedReport():
+            dossier = state.dossiers.get(dossier_id(branch.branch_id, mutation.dossier_ref))
+            if dossier is None or not dossier.open:
+                return Rejected("dossier-not-open", "no open dossier with this reference")
+            return Accepted((DossierClosed(branch_id=branch.branch_id, dossier_id=dossier.dossier_id),))
+        case PupilLeftReport():
+            pupil = state.pupils.get(pupil_id(branch.branch_id, mutation.pupil_ref))
+            if pupil is None or not pupil.enrolled:
+                return Rejected("pupil-not-enrolled", "no enrolled pupil with this reference")
+            return Accepted((PupilLeft(branch_id=branch.branch_id, pupil_id=pupil.pupil_id,
+                                       left_on=mutation.left_on),))
+    # Everything below adds to a branch, which must be open.
+    if branch.closed:
+        return Rejected("branch-closed", f"branch {branch.vestigingscode} is closed")
+    match mutation:
+        case StaffJoinedReport():
+            new_id = staff_id(branch.branch_id, mutation.staff_ref)
+            person = state.people.get(new_id)
+            if person is not None and person.active:
+                return Rejected("staff-already-joined", "this staff member is already active here")
+            return Accepted((StaffJoined(branch_id=branch.branch_id, staff_id=new_id, role=mutation.role,
+                                         name=mutation.name, email=mutation.email,
+                                         access_until=mutation.access_until),))
+        case StaffRoleChangedReport():
+            person = state.people.get(staff_id(branch.branch_id, mutation.staff_ref))
+            if person is None or not person.active:
+                return Rejected("staff-not-active", "no active staff member with this reference")
+            if person.role is mutation.role and mutation.access_until is None:
+                return Rejected("nothing-changed", "the staff member already has this role")
+            return Accepted((StaffRoleChanged(branch_id=branch.branch_id, staff_id=person.staff_id,
+                                              previous_role=person.role, role=mutation.role,
+                                              access_until=mutation.access_until),))
+        case PupilEnrolledReport():
+            new_id = pupil_id(branch.branch_id, mutation.pupil_ref)
+            pupil = state.pupils.get(new_id)
+            if pupil is not None and pupil.enrolled:
+                return Rejected("pupil-already-enrolled", "this pupil is already enrolled here")
+            return Accepted((PupilEnrolled(branch_id=branch.branch_id, pupil_id=new_id, name=mutation.name,
+                                           date_of_birth=mutation.date_of_birth,
+                                           parent_emails=list(mutation.parent_emails)),))
+        case DossierOpenedReport():
+            new_id = dossier_id(branch.branch_id, mutation.dossier_ref)
+            if new_id in state.dossiers:
+                return Rejected("dossier-exists", "a dossier with this reference exists")
+            pupil = state.pupils.get(pupil_id(branch.branch_id, mutation.pupil_ref))
+            if pupil is None or not pupil.enrolled:
+                return Rejected("pupil-not-enrolled", "the pupil is not enrolled at this branch")
+            contact = state.people.get(staff_id(branch.branch_id, mutation.contact_staff_ref))
+            if contact is None or not contact.active:
+                return Rejected("contact-not-active", "the contact person does not work at this branch")
+            return Accepted((DossierOpened(branch_id=branch.branch_id, dossier_id=new_id, pupil_id=pupil.pupil_id,
+                                           contact_staff_id=contact.staff_id, summary=mutation.summary),))
+        case DossierContactAssignedReport():
+            dossier = state.dossiers.get(dossier_id(branch.branch_id, mutation.dossier_ref))
+            if dossier is None or not dossier.open:
+                return Rejected("dossier-not-open", "no open dossier with this reference")
+            contact = state.people.get(staff_id(branch.branch_id, mutation.contact_staff_ref))
+            if contact is None or not contact.active:
+                return Rejected("contact-not-active", "the contact person does not work at this branch")
+            return Accepted((DossierContactAssigned(branch_id=branch.branch_id, dossier_id=dossier.dossier_id,
+                                                    contact_staff_id=contact.staff_id, reason="reported"),))
+    raise TypeError(f"unhandled mutation {type(mutation).__name__}")
+
+
+def _decide_branch(command: ReportMutation, report: BranchReport, state: RegistryState) -> Decision:
+    if report.change is BranchChange.FOUNDED:
+        if state.code_in_use(report.vestigingscode):
+            return Rejected("code-in-use", f"vestigingscode {report.vestigingscode} belongs to an open branch")
+        return Accepted((BranchFounded(
+            branch_id=founded_branch_id(command.sender, report.mutation_id), vestigingscode=report.vestigingscode,
+            name=report.name, address=report.address, phone=report.phone, wijknetwerk=report.wijknetwerk),))
+    branch = state.branch_by_code(report.vestigingscode)
+    if branch is None:
+        return Rejected("unknown-branch", f"no branch with vestigingscode {report.vestigingscode}")
+    if branch.closed:
+        return Rejected("branch-closed", f"branch {branch.vestigingscode} is closed")
+    code = branch.vestigingscode
+    match report.change:
+        case BranchChange.MOVED:
+            if report.address == branch.address and report.phone == branch.phone:
+                return Rejected("nothing-changed", "the branch already has this address and phone number")
+            return Accepted((BranchMoved(branch_id=branch.branch_id, vestigingscode=code,
+                                         address=report.address, phone=report.phone),))
+        case BranchChange.RENAMED:
+            if report.name == branch.name:
+                return Rejected("nothing-changed", "the branch already has this name")
+            return Accepted((BranchRenamed(branch_id=branch.branch_id, vestigingscode=code, name=report.name),))
+        case BranchChange.BRIN_CHANGED:
+            assert report.new_vestigingscode is not None  # guaranteed by the report's validation
+            if state.code_in_use(report.new_vestigingscode):
+                return Rejected("code-in-use", f"vestigingscode {report.new_vestigingscode} belongs to an open branch")
+            return Accepted((BranchBrinChanged(branch_id=branch.branch_id, previous_vestigingscode=code,
+                                               vestigingscode=report.new_vestigingscode),))
+        case BranchChange.WIJKNETWERK_CHANGED:
+            if report.wijknetwerk == branch.wijknetwerk:
+                return Rejected("nothing-changed", "the branch is already in this wijknetwerk")
+            return Accepted((BranchWijknetwerkChanged(branch_id=branch.branch_id, vestigingscode=code,
+                                                      wijknetwerk=report.wijknetwerk),))
+        case BranchChange.CLOSED:
+            return Accepted((BranchClosed(branch_id=branch.branch_id, vestigingscode=code),))
+    raise TypeError(f"unhandled branch change {report.change}")
+
+
+# --- evolve ---------------------------------------------------------------------------------
+
+def evolve(state: RegistryState, event: Event) -> RegistryState:
+    """The registry after one more canonical event."""
+    match event:
+        case BranchFounded():
+            branch = Branch(event.branch_id, event.vestigingscode, event.name, event.address, event.phone,
+                            event.wijknetwerk)
+            return _with(state, branches={branch.branch_id: branch}, codes={branch.vestigingscode: branch.branch_id})
+        case BranchMoved():
+            return _change_branch(state, event.branch_id, address=event.address, phone=event.phone)
+        case BranchRenamed():
+            return _change_branch(state, event.branch_id, name=event.name)
+        case BranchWijknetwerkChanged():
+            return _change_branch(state, event.branch_id, wijknetwerk=event.wijknetwerk)
+        case BranchClosed():
+            return _change_branch(state, event.branch_id, closed=True)
+        case BranchBrinChanged():
+            changed = _change_branch(state, event.branch_id, vestigingscode=event.vestigingscode)
+            # The old code stays an alias of the same branch: history follows the branch.
+            return _with(changed, codes={event.vestigingscode: event.branch_id})
+        case StaffJoined():
+            return _with(state, people={event.staff_id: Person(event.staff_id, event.branch_id, event.role, True)})
+        case StaffRoleChanged():
+            person = state.people.get(event.staff_id)
+            if person is None:
+                return state
+            return _with(state, people={event.staff_id: replace(person, role=event.role)})
+        case StaffDeparted() | ConsultantDeparted():
+            person = state.people.get(event.staff_id)
+            if person is None:
+                return state
+            return _with(state, people={event.staff_id: replace(person, active=False)})
+        case ConsultantJoined():
+            return _with(state, people={event.staff_id: Person(event.staff_id, None, StaffRole.SWV_CONSULTANT, True)})
+        case PupilEnrolled():
+            return _with(state, pupils={event.pupil_id: Pupil(event.pupil_id, event.branch_id, True)})
+        case PupilLeft():
+            pupil = state.pupils.get(event.pupil_id)
+            if pupil is None:
+                return state
+            return _with(state, pupils={event.pupil_id: replace(pupil, enrolled=False)})
+        case DossierOpened():
+            opened = Dossier(event.dossier_id, event.branch_id, event.pupil_id, event.contact_staff_id, True)
+            return _with(state, dossiers={event.dossier_id: opened})
+        case DossierContactAssigned():
+            dossier = state.dossiers.get(event.dossier_id)
+            if dossier is None:
+                return state
+            return _with(state, dossiers={event.dossier_id: replace(dossier, contact_staff_id=event.contact_staff_id)})
+        case DossierClosed():
+            dossier = state.dossiers.get(event.dossier_id)
+            if dossier is None:
+                return state
+            return _with(state, dossiers={event.dossier_id: replace(dossier, open=False)})
+    return state
+
+
+def _change_branch(state: RegistryState, branch_id: UUID, **changes: Any) -> RegistryState:
+    branch = state.branches.get(branch_id)
+    if branch is None:
+        return state
+    return _with(state, branches={branch_id: replace(branch, **changes)})
+
+
+def _with(state: RegistryState, **updates: Mapping[Any, Any]) -> RegistryState:
+    merged = {name: MappingProxyType({**getattr(state, name), **changes}) for name, changes in updates.items()}
+    return replace(state, **merged)
+
+
