@@ -147,7 +147,7 @@ class EventCodec:
         try:
             envelope = Envelope.model_validate(raw)
         except ValidationError as error:
-            raise UndecodableMessage("not-a-cloudevent", _summarise(error)) from error
+            raise UndecodableMessage("not-a-cloudevent", summarise_validation_error(error)) from error
         cls = event_class(envelope.type)
         if cls is None:
             raise UndecodableMessage("unknown-type", f"unknown event type {envelope.type!r}")
@@ -185,7 +185,7 @@ class EventCodec:
         try:
             event = cls.model_validate(data)
         except ValidationError as error:
-            raise UndecodableMessage("invalid-data", _summarise(error)) from error
+            raise UndecodableMessage("invalid-data", summarise_validation_error(error)) from error
         return RecordedEvent(
             id=envelope.id, type=envelope.type, source=envelope.source,
             recorded_at=envelope.time, effective_at=envelope.effectivetime,
@@ -194,7 +194,7 @@ class EventCodec:
         )
 
 
-def _summarise(error: ValidationError) -> str:
+def summarise_validation_error(error: ValidationError) -> str:
     # Where and what, never the offending values (they may be personal data).
     return "; ".join(
         f"{'.'.join(str(p) for p in item['loc']) or '<root>'}: {item['type']}"

@@ -1,0 +1,164 @@
+"""The registry's use of its domain: authorise -> dedup -> load -> decide -> evolve -> outbox.
+
+Called by both doors (HTTP and Kafka) inside the caller's transaction, so both give the same
+outcome for the same mutation, and by the relay when a scheduled change falls due.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import reduce
+from uuid import UUID
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from services.registry import store
+from services.registry.credentials import Credential
+from services.registry.domain import Accepted, References, ReportMutation, decide, evolve, references
+from services.registry.mail import branch_change_mail
+from shared.clock import Clock
+from shared.contracts.envelope import EventCodec, derived_id
+from shared.contracts.events import BranchEvent, ConsultantEvent, DossierEvent, Event, PupilEvent, StaffEvent
+from shared.contracts.mutations import (
+    BranchReport,
+    ConsultantDepartedReport,
+    ConsultantJoinedReport,
+    Mutation,
+    brins_of,
+)
+
+
+class MutationProblem(Exception):
+    """A mutation that is refused; `code` is stable, `detail` names no personal data."""
+
+    status = 422
+
+    def __init__(self, index: int, mutation_id: str, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.index = index
+        self.mutation_id = mutation_id
+        self.code = code
+        self.detail = detail
+
+
+class NotAllowed(MutationProblem):
+    status = 403
+
+
+class MutationConflict(MutationProblem):
+    status = 409
+
+
+@dataclass(frozen=True)
+class MutationOutcome:
+    mutation_id: str
+    status: str  # "accepted" (in effect now) or "scheduled" (emitted at effective_at)
+    event_ids: list[str]
+    effective_at: datetime
+    # True when this mutation id was seen before: the same events, nothing new emitted.
+    replayed: bool = False
+
+
+def fingerprint(mutation: Mutation) -> str:
+    return hashlib.sha256(mutation.model_dump_json().encode()).hexdigest()
+
+
+class RegistryService:
+    def __init__(self, codec: EventCodec, clock: Clock, office_email: str, mail_domain: str) -> None:
+        self._codec = codec
+        self._clock = clock
+        self._office_email = office_email
+        self._mail_domain = mail_domain
+
+    def report(self, connection: Connection, credential: Credential,
+               mutations: list[Mutation]) -> list[MutationOutcome]:
+        """All or nothing: the first refused mutation raises, and the caller rolls back."""
+        now = self._clock.now()
+        return [self._report_one(connection, credential, mutation, index, now)
+                for index, mutation in enumerate(mutations)]
+
+    def _report_one(self, connection: Connection, credential: Credential, mutation: Mutation, index: int,
+                    now: datetime) -> MutationOutcome:
+        _authorise(credential, mutation, index)
+        sender = credential.client_id
+        mutation_print = fingerprint(mutation)
+        seen = store.find_mutation(connection, sender, mutation.mutation_id)
+        if seen is not None:
+            if seen.fingerprint != mutation_print:
+                raise MutationConflict(index, mutation.mutation_id, "mutation-id-reused",
+                                       "this mutation_id was used before for a different mutation")
+            return MutationOutcome(mutation.mutation_id, seen.status, json.loads(seen.event_ids), seen.effective_at,
+                                   replayed=True)
+        code = getattr(mutation, "vestigingscode", None)
+        branch_id = store.branch_id_for(connection, code) if code and not isinstance(mutation, BranchReport) else None
+        state = store.load_state(connection, references(mutation, branch_id))
+        effective_at = mutation.effective_at or now
+        decision = decide(ReportMutation(mutation, sender, received_at=now, effective_at=effective_at), state)
+        if not isinstance(decision, Accepted):
+            raise MutationProblem(index, mutation.mutation_id, decision.code, decision.detail)
+        scheduled = effective_at > now
+        event_ids = [derived_id("registry-event", sender, mutation.mutation_id, str(n))
+                     for n in range(len(decision.events))]
+        correlation = derived_id("mutation", sender, mutation.mutation_id)
+        for event_id, event in zip(event_ids, decision.events, strict=True):
+            encoded = self._codec.encode(event, event_id=event_id, recorded_at=now, effective_at=effective_at,
+                                         correlation_id=correlation)
+            connection.execute(insert(store.outbox).values(
+                event_id=event_id, topic=encoded.topic, key=encoded.key, value=encoded.value,
+                headers=json.dumps([[k, v.decode()] for k, v in encoded.headers]),
+                emit_at=effective_at if scheduled else now, applied=not scheduled))
+        if not scheduled:
+            # Later mutations in this batch, and every later request, see the change at once.
+            store.save_state(connection, reduce(evolve, decision.events, state))
+        if isinstance(mutation, BranchReport):
+            mail = branch_change_mail(mutation, reported_by=credential.name, effective_at=effective_at,
+                                      reference=event_ids[0], domain=self._mail_domain)
+            connection.execute(insert(store.mail_outbox).values(
+                message_id=mail.message_id, recipient=self._office_email, subject=mail.subject, body=mail.body,
+                created_at=now, attempts=0))
+        status = "scheduled" if scheduled else "accepted"
+        store.record_mutation(connection, sender=sender, mutation_id=mutation.mutation_id, kind=mutation.kind,
+                              fingerprint=mutation_print, status=status, event_ids=event_ids, received_at=now,
+                              effective_at=effective_at)
+        return MutationOutcome(mutation.mutation_id, status, event_ids, effective_at)
+
+    def apply_due(self, connection: Connection, now: datetime, limit: int = 500) -> int:
+        """Scheduled events whose moment has come change the state now; the relay then publishes them."""
+        rows = connection.execute(select(store.outbox.c.seq, store.outbox.c.value).where(
+            store.outbox.c.applied.is_(False), store.outbox.c.emit_at <= now)
+            .order_by(store.outbox.c.seq).limit(limit)).all()
+        for row in rows:
+            event = self._codec.decode(row.value).event
+            refs, branch_ids = _event_references(event)
+            state = store.load_state(connection, refs, branch_ids)
+            store.save_state(connection, evolve(state, event))
+            connection.execute(update(store.outbox).where(store.outbox.c.seq == row.seq).values(applied=True))
+        return len(rows)
+
+
+def _authorise(credential: Credential, mutation: Mutation, index: int) -> None:
+    if isinstance(mutation, ConsultantJoinedReport | ConsultantDepartedReport):
+        if not credential.is_swv_office:
+            raise NotAllowed(index, mutation.mutation_id, "not-swv-office",
+                             "SWV consultants are registered by the SWV office only")
+        if isinstance(mutation, ConsultantJoinedReport) and not set(mutation.wijknetwerken) <= credential.wijknetwerken:
+            raise NotAllowed(index, mutation.mutation_id, "wrong-wijknetwerk",
+                             "this credential does not serve every wijknetwerk named")
+        return
+    if not credential.may_report_for(brins_of(mutation)):
+        raise NotAllowed(index, mutation.mutation_id, "wrong-school",
+                         "this credential does not serve the BRIN of this mutation")
+
+
+def _event_references(event: Event) -> tuple[References, list[UUID]]:
+    people = (event.staff_id,) if isinstance(event, StaffEvent | ConsultantEvent) else ()
+    pupils = (event.pupil_id,) if isinstance(event, PupilEvent) else ()
+    dossiers = (event.dossier_id,) if isinstance(event, DossierEvent) else ()
+    codes = tuple(code for code in (getattr(event, "vestigingscode", None),
+                                    getattr(event, "previous_vestigingscode", None)) if code)
+    branch_ids: list[UUID] = [event.branch_id] if isinstance(event, BranchEvent) else []
+    return References(vestigingscodes=codes, people=people, pupils=pupils, dossiers=dossiers), branch_ids

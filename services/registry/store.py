@@ -1,0 +1,203 @@
+"""The registry's own tables: the state its rules need, the mutations it accepted, the event and
+mail outboxes, and the credentials of school systems. SQLite embedded, PostgreSQL deployed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+from services.registry.domain import Branch, Dossier, Person, Pupil, References, RegistryState
+from shared.contracts.events import Address, StaffRole
+from shared.db import UtcDateTime, migrate
+from shared.kafka.progress import define_progress_tables
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_registry"
+
+metadata = MetaData()
+branches = Table(
+    "registry_branches", metadata,
+    Column("branch_id", String(36), primary_key=True),
+    Column("vestigingscode", String(6), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("address", Text, nullable=False),  # JSON of the Address model
+    Column("phone", String(20), nullable=False),
+    Column("wijknetwerk", String(80), nullable=False),
+    Column("closed", Boolean, nullable=False),
+)
+codes = Table(
+    "registry_codes", metadata,
+    Column("vestigingscode", String(6), primary_key=True),
+    Column("branch_id", String(36), nullable=False),
+)
+people = Table(
+    "registry_people", metadata,
+    Column("staff_id", String(36), primary_key=True),
+    Column("branch_id", String(36), nullable=True),
+    Column("role", String(40), nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+pupils = Table(
+    "registry_pupils", metadata,
+    Column("pupil_id", String(36), primary_key=True),
+    Column("branch_id", String(36), nullable=False),
+    Column("enrolled", Boolean, nullable=False),
+)
+dossiers = Table(
+    "registry_dossiers", metadata,
+    Column("dossier_id", String(36), primary_key=True),
+    Column("branch_id", String(36), nullable=False),
+    Column("pupil_id", String(36), nullable=False),
+    Column("contact_staff_id", String(36), nullable=False),
+    Column("open", Boolean, nullable=False),
+)
+mutations = Table(
+    "registry_mutations", metadata,
+    Column("sender", String(64), primary_key=True),
+    Column("mutation_id", String(100), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    # SHA-256 of the mutation as received: the same id with other content is a conflict.
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(20), nullable=False),  # accepted | scheduled
+    Column("event_ids", Text, nullable=False),  # JSON list
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("effective_at", UtcDateTime(), nullable=False),
+)
+outbox = Table(
+    "registry_outbox", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(100), nullable=False, unique=True),
+    Column("topic", String(250), nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("value", LargeBinary, nullable=False),  # the encoded envelope: personal data sealed
+    Column("headers", Text, nullable=False),
+    # Published (and, if scheduled, applied to the state above) once the clock reaches it.
+    Column("emit_at", UtcDateTime(), nullable=False, index=True),
+    Column("applied", Boolean, nullable=False),
+    Column("published_at", UtcDateTime(), nullable=True, index=True),
+)
+mail_outbox = Table(
+    "registry_mail_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(200), nullable=False, unique=True),
+    Column("recipient", String(320), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=True, index=True),
+    Column("attempts", Integer, nullable=False),
+)
+credentials = Table(
+    "registry_credentials", metadata,
+    Column("client_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("signing_key", LargeBinary, nullable=False),  # wrapped under the master key
+    Column("brins", Text, nullable=False),  # JSON list
+    Column("wijknetwerken", Text, nullable=False),  # JSON list
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)
+processed_events, consumer_positions = define_progress_tables(metadata)
+
+
+def migrate_to_newest(url: str) -> None:
+    migrate(url, MIGRATIONS, VERSION_TABLE)
+
+
+# --- state ----------------------------------------------------------------------------------
+
+def branch_id_for(connection: Connection, vestigingscode: str) -> UUID | None:
+    value = connection.execute(select(codes.c.branch_id).where(codes.c.vestigingscode == vestigingscode)).scalar()
+    return UUID(value) if value else None
+
+
+def load_state(connection: Connection, refs: References, branch_ids: Iterable[UUID] = ()) -> RegistryState:
+    """The slice of registry state that `refs` names, as the domain's RegistryState."""
+    code_rows = connection.execute(select(codes).where(codes.c.vestigingscode.in_(refs.vestigingscodes))).all() \
+        if refs.vestigingscodes else []
+    wanted = {row.branch_id for row in code_rows} | {str(b) for b in branch_ids}
+    branch_rows = connection.execute(select(branches).where(branches.c.branch_id.in_(wanted))).all() if wanted else []
+    people_rows = connection.execute(select(people).where(people.c.staff_id.in_([str(p) for p in refs.people]))).all() \
+        if refs.people else []
+    pupil_rows = connection.execute(select(pupils).where(pupils.c.pupil_id.in_([str(p) for p in refs.pupils]))).all() \
+        if refs.pupils else []
+    dossier_rows = connection.execute(
+        select(dossiers).where(dossiers.c.dossier_id.in_([str(d) for d in refs.dossiers]))).all() \
+        if refs.dossiers else []
+    return RegistryState(
+        branches={UUID(r.branch_id): Branch(UUID(r.branch_id), r.vestigingscode, r.name,
+                                            Address.model_validate_json(r.address), r.phone, r.wijknetwerk, r.closed)
+                  for r in branch_rows},
+        codes={r.vestigingscode: UUID(r.branch_id) for r in code_rows},
+        people={UUID(r.staff_id): Person(UUID(r.staff_id), UUID(r.branch_id) if r.branch_id else None,
+                                         StaffRole(r.role), r.active) for r in people_rows},
+        pupils={UUID(r.pupil_id): Pupil(UUID(r.pupil_id), UUID(r.branch_id), r.enrolled) for r in pupil_rows},
+        dossiers={UUID(r.dossier_id): Dossier(UUID(r.dossier_id), UUID(r.branch_id), UUID(r.pupil_id),
+                                              UUID(r.contact_staff_id), r.open) for r in dossier_rows},
+    )
+
+
+def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        if not connection.execute(update(table).where(table.c[key] == row[key]).values(**row)).rowcount:
+            connection.execute(insert(table).values(**row))
+
+
+def save_state(connection: Connection, state: RegistryState) -> None:
+    """Write every entity of a (partial) state back."""
+    _upsert(connection, branches, "branch_id", [
+        {"branch_id": str(b.branch_id), "vestigingscode": b.vestigingscode, "name": b.name,
+         "address": b.address.model_dump_json(), "phone": b.phone, "wijknetwerk": b.wijknetwerk, "closed": b.closed}
+        for b in state.branches.values()])
+    _upsert(connection, codes, "vestigingscode", [
+        {"vestigingscode": code, "branch_id": str(branch_id)} for code, branch_id in state.codes.items()])
+    _upsert(connection, people, "staff_id", [
+        {"staff_id": str(p.staff_id), "branch_id": str(p.branch_id) if p.branch_id else None, "role": p.role.value,
+         "active": p.active} for p in state.people.values()])
+    _upsert(connection, pupils, "pupil_id", [
+        {"pupil_id": str(p.pupil_id), "branch_id": str(p.branch_id), "enrolled": p.enrolled}
+        for p in state.pupils.values()])
+    _upsert(connection, dossiers, "dossier_id", [
+        {"dossier_id": str(d.dossier_id), "branch_id": str(d.branch_id), "pupil_id": str(d.pupil_id),
+         "contact_staff_id": str(d.contact_staff_id), "open": d.open} for d in state.dossiers.values()])
+
+
+def clear_state(connection: Connection) -> None:
+    """Empties the state tables, before a rebuild from the log."""
+    for table in (branches, codes, people, pupils, dossiers):
+        connection.execute(delete(table))
+
+
+# --- accepted mutations ---------------------------------------------------------------------
+
+def find_mutation(connection: Connection, sender: str, mutation_id: str) -> Any:
+    return connection.execute(select(mutations).where(
+        mutations.c.sender == sender, mutations.c.mutation_id == mutation_id)).first()
+
+
+def record_mutation(connection: Connection, *, sender: str, mutation_id: str, kind: str, fingerprint: str,
+                    status: str, event_ids: list[str], received_at: datetime, effective_at: datetime) -> None:
+    connection.execute(insert(mutations).values(
+        sender=sender, mutation_id=mutation_id, kind=kind, fingerprint=fingerprint, status=status,
+        event_ids=json.dumps(event_ids), received_at=received_at, effective_at=effective_at))
