@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from deploy.localbroker import LocalBroker
 from shared.crypto import new_master_key
+from tests.support import SmtpCatcher
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def master_key() -> str:
     return new_master_key()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpCatcher]:
+    server = SmtpCatcher().start()
+    yield server
+    server.stop()

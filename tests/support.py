@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -51,3 +54,31 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[Consum
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+class SmtpCatcher:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives, for assertions."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        from deploy.localbroker import free_port
+
+        self.messages: list[email.message.EmailMessage] = []
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        content = envelope.content  # type: ignore[attr-defined]
+        message = email.message_from_bytes(content if isinstance(content, bytes) else content.encode(),
+                                           policy=email.policy.default)
+        message["X-Envelope-To"] = ",".join(envelope.rcpt_tos)  # type: ignore[attr-defined]
+        self.messages.append(message)  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SmtpCatcher:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()

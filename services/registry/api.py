@@ -20,7 +20,7 @@ from services.registry.credentials import Credential
 from services.registry.service import MutationProblem
 from services.registry.settings import RegistrySettings
 from shared.contracts.events import Address
-from shared.contracts.mutations import Mutation, MutationBatch, brin_of
+from shared.contracts.mutations import MutationBatch, MutationRequest, brin_of
 from shared.logging import configure_logging
 from shared.problems import Problem, install_problem_handlers
 
@@ -48,6 +48,20 @@ class BranchPublic(BaseModel):
     phone: str
     wijknetwerk: str
     closed: bool
+
+
+_ADDRESS = {"street": "Schiekade", "house_number": "12", "postcode": "3032 AJ", "city": "Rotterdam"}
+EXAMPLES = {
+    "branch_founded": {"summary": "A new branch (oprichting)", "value": {
+        "kind": "branch", "change": "founded", "mutation_id": "parnassys-2026-0001", "vestigingscode": "12AB00",
+        "name": "OBS De Regenboog", "address": _ADDRESS, "phone": "010-1234567", "wijknetwerk": "Noord",
+        "effective_at": "2026-08-01T00:00:00+02:00"}},
+    "staff_batch": {"summary": "An IB'er joins; a teacher leaves at the end of the month", "value": {"mutations": [
+        {"kind": "staff_joined", "mutation_id": "parnassys-2026-0002", "vestigingscode": "12AB00",
+         "staff_ref": "emp-1043", "role": "ib_er", "name": "Fatima el Amrani", "email": "f.elamrani@school.example"},
+        {"kind": "staff_departed", "mutation_id": "parnassys-2026-0003", "vestigingscode": "12AB00",
+         "staff_ref": "emp-0877", "effective_at": "2026-08-31T23:59:00+02:00"}]}},
+}
 
 
 def get_deps(request: Request) -> RegistryDeps:
@@ -78,7 +92,8 @@ ops_router = APIRouter(tags=["operations"])
                                   409: {"description": "mutation_id reused for other content"},
                                   422: {"description": "Field errors, or a rule of the registry refuses it"}})
 def report_mutations(deps: Deps, sender: Sender,
-                     body: Annotated[Mutation | MutationBatch, Body(description="One mutation, or a batch.")],
+                     body: Annotated[MutationRequest, Body(description="One mutation, or a batch.",
+                                                          openapi_examples=EXAMPLES)],
                      ) -> MutationsAcceptedPublic:
     """Report one mutation or a batch. A batch is all or nothing; a mutation_id sent again
     answers as the first time and changes nothing."""

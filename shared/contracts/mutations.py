@@ -12,9 +12,11 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    Discriminator,
     EmailStr,
     Field,
     StringConstraints,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -209,3 +211,17 @@ def brins_of(mutation: SchoolMutation | ConsultantMutation) -> set[str]:
     return {brin_of(mutation.vestigingscode)}
 
 
+
+
+def _request_shape(value: object) -> str:
+    if isinstance(value, dict):
+        return "batch" if "mutations" in value else "single"
+    return "batch" if isinstance(value, MutationBatch) else "single"
+
+
+# What `POST /v1/mutations` takes: one mutation, or {"mutations": [...]}. The explicit
+# discriminator keeps error locations short ("body.batch.mutations.1.branch.phone").
+MutationRequest = Annotated[
+    Annotated[MutationBatch, Tag("batch")] | Annotated[Mutation, Tag("single")],
+    Discriminator(_request_shape),
+]
