@@ -21,23 +21,34 @@ export SAMENVEILIG_MASTER_KEY
 export BROKER_PORT=${BROKER_PORT:-9092}
 export S3_PORT=${S3_PORT:-9000}
 export ACCESS_API_PORT=${ACCESS_API_PORT:-8003}
+export REGISTRY_API_PORT=${REGISTRY_API_PORT:-8001}
+export SMTP_PORT=${SMTP_PORT:-1025}
+export SAMENVEILIG_SMTP_PORT=$SMTP_PORT
 # With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
 processes=()
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-    processes=(access-processor access-api)
+    processes=(mail registry-api registry-intake registry-relay access-processor access-api)
     broker_line="external broker at $KAFKA_BOOTSTRAP_SERVERS"
 else
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$BROKER_PORT
     broker_line="kafka://$KAFKA_BOOTSTRAP_SERVERS (Tansu; S3 storage on 127.0.0.1:$S3_PORT)"
 fi
-export SAMENVEILIG_DATABASE_URL=${SAMENVEILIG_DATABASE_URL:-sqlite:///$data/access.sqlite}
+# One database per service; the key store is shared (it belongs to the retention service).
+export ACCESS_DATABASE_URL=${ACCESS_DATABASE_URL:-sqlite:///$data/access.sqlite}
+export REGISTRY_DATABASE_URL=${REGISTRY_DATABASE_URL:-sqlite:///$data/registry.sqlite}
 export SAMENVEILIG_KEYSTORE_URL=${SAMENVEILIG_KEYSTORE_URL:-sqlite:///$data/keystore.sqlite}
 export PYTHONUNBUFFERED=1
 
 cat <<BANNER
 samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):
   Kafka broker           $broker_line
+  registry API           http://127.0.0.1:$REGISTRY_API_PORT/docs   (school systems report mutations here)
+  registry intake        consumes registry.mutations.v1 (signed mutations)
+  registry relay         publishes registry.events.v1, sends office mail
   access API             http://127.0.0.1:$ACCESS_API_PORT/docs
   access processor       consumes registry.events.v1
+  mail (SMTP catcher)    smtp://127.0.0.1:$SMTP_PORT, mail kept in $data/mail/
+Credentials for school systems: .venv/bin/python -m services.registry.credentials create --name NAME --brin 12AB
+  (with SAMENVEILIG_DATABASE_URL=$REGISTRY_DATABASE_URL and SAMENVEILIG_MASTER_KEY from $data/master.key)
 BANNER
 exec .venv/bin/honcho start --procfile deploy/Procfile --app-root . "${processes[@]}"

@@ -37,6 +37,8 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[Consum
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not assigned:
+            return []  # the topic does not exist (yet)
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
         records: list[ConsumerRecord] = []

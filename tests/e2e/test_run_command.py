@@ -8,29 +8,22 @@ import os
 import signal
 import subprocess
 import urllib.request
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from deploy.localbroker import free_port
-from shared.contracts.envelope import EventCodec
-from shared.contracts.events import StaffDeparted, StaffJoined, StaffRole
 from shared.contracts.topics import Topic
-from shared.crypto import SqlKeyStore
-from shared.db import make_engine
-from shared.kafka.producer import EventPublisher, make_producer
 from tests.support import read_all, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000e2")
 
 
 class RunCommand:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {"BROKER_PORT": free_port(), "S3_PORT": free_port(), "ACCESS_API_PORT": free_port()}
+        self.ports = {name: free_port() for name in ("BROKER_PORT", "S3_PORT", "ACCESS_API_PORT",
+                                                     "REGISTRY_API_PORT", "SMTP_PORT")}
         self.process: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / "run.out"
 
@@ -39,14 +32,37 @@ class RunCommand:
         return f"http://127.0.0.1:{self.ports['ACCESS_API_PORT']}"
 
     @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.ports['BROKER_PORT']}"
+    def registry(self) -> str:
+        return f"http://127.0.0.1:{self.ports['REGISTRY_API_PORT']}"
 
-    def start(self) -> None:
+    def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
                if k not in ("KAFKA_BOOTSTRAP_SERVERS",) and not k.startswith("SAMENVEILIG_")}
         env.update({k: str(v) for k, v in self.ports.items()})
         env["SAMENVEILIG_DATA_DIR"] = str(self.data_dir)
+        return env
+
+    def create_credential(self, name: str, brin: str) -> dict:
+        done = subprocess.run(["bash", "deploy/credentials.sh", "create", "--name", name, "--brin", brin],
+                              cwd=REPO, env=self.env(), capture_output=True, check=True, timeout=60)
+        return json.loads(done.stdout)
+
+    def report(self, api_key: str, body: dict) -> tuple[int, dict]:
+        request = urllib.request.Request(f"{self.registry}/v1/mutations", data=json.dumps(body).encode(),
+                                         headers={"Authorization": f"Bearer {api_key}",
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports['BROKER_PORT']}"
+
+    def start(self) -> None:
+        env = self.env()
         # Its own process group, like a terminal session, so Ctrl-C reaches every process.
         self.process = subprocess.Popen(["bash", "deploy/run.sh"], cwd=REPO, env=env,
                                         stdout=self.output.open("ab"), stderr=subprocess.STDOUT,
@@ -58,8 +74,11 @@ class RunCommand:
         if self.process.poll() is not None:
             raise AssertionError(f"run command exited early:\n{self.output.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{self.api}/healthz", timeout=1) as response:
-                return bool(response.status == 200)
+            for base in (self.api, self.registry):
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
+                    if response.status != 200:
+                        return False
+            return True
         except OSError:
             return False
 
@@ -95,26 +114,29 @@ def _port_closed(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+ADDRESS = {"street": "Schiekade", "house_number": "12", "postcode": "3032 AJ", "city": "Rotterdam"}
+
+
 def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
     run.start()
-    master_key = (run.data_dir / "master.key").read_text().strip()
-    import base64
-
-    keys = SqlKeyStore(make_engine(f"sqlite:///{run.data_dir / 'keystore.sqlite'}"), base64.b64decode(master_key))
-    codec = EventCodec(keys, source="/school-system/e2e")
-    staff_id = uuid.uuid4()
-    departed_at = datetime(2026, 8, 1, tzinfo=UTC)
-    publisher = EventPublisher(make_producer(run.bootstrap, "e2e"))
-    publisher.publish_all([
-        codec.encode(StaffJoined(branch_id=BRANCH, staff_id=staff_id, role=StaffRole.LEERKRACHT,
-                                 name="Jan de Boer", email="j.deboer@school.example"),
-                     event_id=str(uuid.uuid4()), recorded_at=departed_at.replace(year=2025)),
-        codec.encode(StaffDeparted(branch_id=BRANCH, staff_id=staff_id), event_id=str(uuid.uuid4()),
-                     recorded_at=departed_at),
-    ])
-    publisher.close()
-    wait_until(lambda: run.get(f"/v1/staff/{staff_id}")[1].get("status") == "departed", timeout_s=60,
-               message="the departure to show in the API")
+    # A school system gets its credential from the operator, then reports through the registry.
+    school = run.create_credential("ParnasSys OBS De Regenboog", "12AB")
+    status, body = run.report(school["api_key"], {"mutations": [
+        {"kind": "branch", "change": "founded", "mutation_id": "e2e-1", "vestigingscode": "12AB00",
+         "name": "OBS De Regenboog", "address": ADDRESS, "phone": "010-1234567", "wijknetwerk": "Noord"},
+        {"kind": "staff_joined", "mutation_id": "e2e-2", "vestigingscode": "12AB00", "staff_ref": "emp-1",
+         "role": "leerkracht", "name": "Jan de Boer", "email": "j.deboer@school.example"},
+        {"kind": "staff_departed", "mutation_id": "e2e-3", "vestigingscode": "12AB00", "staff_ref": "emp-1",
+         "effective_at": "2026-07-31T17:00:00+02:00"}]})
+    assert status == 202, body
+    staff_id = _staff_id_from_access(run, body)
+    departed = wait_until(lambda: run.get(f"/v1/staff/{staff_id}")[1].get("status") == "departed", timeout_s=60,
+                          message="the departure to reach the access service")
+    assert departed
+    # The branch change reached the office mailbox (the run command's SMTP catcher).
+    mails = wait_until(lambda: list((run.data_dir / "mail" / "new").glob("*")), timeout_s=30,
+                       message="the office mail")
+    assert b"Aard van de wijziging: oprichting" in mails[0].read_bytes()
 
     assert run.ctrl_c() in (0, 130, -signal.SIGINT)
     for port in run.ports.values():
@@ -125,8 +147,23 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
     status, body = run.get(f"/v1/staff/{staff_id}")
     assert status == 200 and body["status"] == "departed"
     assert body["departures_recorded"] == 1, "restart must not apply the departure again"
-    # The broker kept its log across the restart (S3 storage), both events are still there.
+    # The broker kept its log across the restart (S3 storage): all three events are still there.
     records = read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value)
-    assert len(records) == 2
+    assert len(records) == 3
     assert b"Jan de Boer" not in b"".join(r.value for r in records), "names travel sealed"
+    # The registry kept its state: the same report again is recognised, nothing new is emitted.
+    again_status, again = run.report(school["api_key"], {
+        "kind": "staff_departed", "mutation_id": "e2e-3", "vestigingscode": "12AB00", "staff_ref": "emp-1",
+        "effective_at": "2026-07-31T17:00:00+02:00"})
+    assert again_status == 202 and again["results"][0]["replayed"] is True
     assert run.ctrl_c() in (0, 130, -signal.SIGINT)
+
+
+def _staff_id_from_access(run: RunCommand, body: dict) -> str:
+    """The staff member's stable id, as the access service knows it (from the StaffJoined event)."""
+    records = wait_until(lambda: len(read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value)) == 3 and
+                         read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value), timeout_s=60,
+                         message="three events on the registry topic")
+    joined_id = body["results"][1]["event_ids"][0]
+    envelope = next(json.loads(r.value) for r in records if json.loads(r.value)["id"] == joined_id)
+    return str(envelope["data"]["staff_id"])

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Creates, revokes or lists registry credentials of the system that deploy/run.sh runs:
+#   bash deploy/credentials.sh create --name "ParnasSys OBS De Regenboog" --brin 12AB
+#   bash deploy/credentials.sh revoke CLIENT_ID
+#   bash deploy/credentials.sh list
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${SAMENVEILIG_DATA_DIR:-.data}
+if [ -z "${SAMENVEILIG_MASTER_KEY:-}" ]; then
+    [ -s "$data/master.key" ] || { echo "no $data/master.key: start deploy/run.sh once first" >&2; exit 1; }
+    SAMENVEILIG_MASTER_KEY=$(cat "$data/master.key")
+fi
+export SAMENVEILIG_MASTER_KEY
+export SAMENVEILIG_DATABASE_URL=${REGISTRY_DATABASE_URL:-sqlite:///$data/registry.sqlite}
+exec .venv/bin/python -m services.registry.credentials "$@"
