@@ -1,26 +1,102 @@
-"""The access service's HTTP API. `python -m services.access.api`."""
+"""The access service's HTTP API: checks, listings, explicit grants, the view log.
+`python -m services.access.api`; OpenAPI at /docs.
+
+Every answer about access fails closed: when the processor has not caught up, has stopped
+reporting, or the database is unavailable, the answer is a 503 problem, never an allow.
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
 from services.access import store
 from services.access.bootstrap import AccessDeps, build, progress
+from services.access.domain import Decision, Refused, decide_grant, decide_revoke
 from services.access.settings import AccessSettings
-from shared.contracts.events import StaffRole
+from shared.contracts.envelope import derived_id
+from shared.contracts.events import AccessGranted, AccessRevoked, DossierViewed, Event, StaffRole
 from shared.logging import configure_logging
+from shared.outbox import enqueue_event
 from shared.problems import Problem, install_problem_handlers
+
+
+class DecisionPublic(BaseModel):
+    staff_id: UUID
+    dossier_id: UUID
+    allowed: bool
+    rule: str
+    reason: str
+    role: StaffRole | None
+    since: datetime | None
+    decided_at: datetime
+
+
+class DossierEntryPublic(BaseModel):
+    dossier_id: UUID
+    rule: str
+    since: datetime | None
+
+
+class DossierPagePublic(BaseModel):
+    items: list[DossierEntryPublic]
+    total: int = Field(description="How many dossiers the staff member may see in all.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class StaffEntryPublic(BaseModel):
+    staff_id: UUID
+    role: StaffRole | None
+    rule: str
+    since: datetime | None
+
+
+class ViewRequest(BaseModel):
+    staff_id: UUID
+
+
+class GrantRequest(BaseModel):
+    staff_id: UUID = Field(description="Who gets access.")
+    granted_by: UUID = Field(description="The IB'er or director granting it.")
+    until: AwareDatetime | None = Field(default=None, description="Required for extern and stagiair.")
+
+
+class GrantPublic(BaseModel):
+    event_id: str
+    staff_id: UUID
+    dossier_id: UUID
+    until: datetime | None
+
+
+class SubscriptionRequest(BaseModel):
+    subscribed: bool
+
+
+class MissingContactPublic(BaseModel):
+    dossier_id: UUID
+    branch_id: UUID
+    previous_contact_staff_id: UUID
+    flagged_at: datetime
+
+
+class MissingContactPagePublic(BaseModel):
+    items: list[MissingContactPublic]
+    total: int
+    next_cursor: str | None
 
 
 class StaffStatusPublic(BaseModel):
     staff_id: UUID
-    branch_id: UUID
+    branch_id: UUID | None
     role: StaffRole | None
     status: str
     departed_at: datetime | None
@@ -42,9 +118,159 @@ def get_deps(request: Request) -> AccessDeps:
 
 
 Deps = Annotated[AccessDeps, Depends(get_deps)]
+AfterEvent = Annotated[str | None, Query(max_length=100, description=(
+    "Read your writes: the id of an event you caused; the answer waits until it is processed."))]
 
+
+def fresh(deps: Deps, after_event: AfterEvent = None) -> AccessDeps:
+    """Fails closed: only answer from state known to be current."""
+    settings = deps.settings
+    deadline = time.monotonic() + settings.max_wait_ms / 1000
+    try:
+        while True:
+            with deps.engine.connect() as connection:
+                waiting = after_event is not None and not progress(deps).already_processed(connection, after_event)
+                problem = None if waiting else _staleness(deps, connection)
+            if not waiting and problem is None:
+                return deps
+            if time.monotonic() >= deadline:
+                raise Problem(503, "not-caught-up", "Access state is not current",
+                              detail=problem or "the given event has not been processed yet")
+            time.sleep(0.01)
+    except OperationalError as error:
+        raise Problem(503, "unavailable", "The access database is unavailable") from error
+
+
+def _staleness(deps: AccessDeps, connection: Connection) -> str | None:
+    positions = connection.execute(select(store.consumer_positions).where(
+        store.consumer_positions.c.consumer == deps.settings.consumer_group)).all()
+    if not positions:
+        return "the access processor has not processed anything yet"
+    newest = max(row.updated_at for row in positions)
+    if (deps.clock.now() - newest).total_seconds() > deps.settings.stale_after_s:
+        return "the access processor has not reported recently"
+    lag = sum(max(0, (row.high_water or 0) - row.next_offset) for row in positions)
+    if lag > deps.settings.max_lag_events:
+        return f"the access processor is {lag} events behind"
+    return None
+
+
+Fresh = Annotated[AccessDeps, Depends(fresh)]
+checks_router = APIRouter(tags=["checks"])
+dossiers_router = APIRouter(prefix="/v1/dossiers", tags=["dossiers"])
 staff_router = APIRouter(prefix="/v1/staff", tags=["staff"])
+swv_router = APIRouter(prefix="/v1/missing-contacts", tags=["swv"])
 ops_router = APIRouter(tags=["operations"])
+
+
+def _public(staff_id: UUID, dossier_id: UUID, decision: Decision, at: datetime) -> DecisionPublic:
+    return DecisionPublic(staff_id=staff_id, dossier_id=dossier_id, allowed=decision.allowed, rule=decision.rule,
+                          reason=decision.reason, role=decision.role, since=decision.since, decided_at=at)
+
+
+@checks_router.get("/v1/check", response_model=DecisionPublic)
+def check(staff_id: UUID, dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
+    """May this staff member see this dossier now, and why (or why not)?"""
+    now = deps.clock.now()
+    with deps.engine.connect() as connection:
+        decision = deps.service.decide(connection, staff_id, dossier_id, now)
+    return _public(staff_id, dossier_id, decision, now)
+
+
+@dossiers_router.post("/{dossier_id}/views", response_model=DecisionPublic)
+def view(dossier_id: UUID, body: ViewRequest, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
+    """Kindkans asks before it shows a dossier; allowed or not, the view is logged (DossierViewed)."""
+    now = deps.clock.now()
+    with deps.engine.begin() as connection:
+        decision = deps.service.decide(connection, body.staff_id, dossier_id, now)
+        member = store.load_member(connection, body.staff_id)
+        dossier = store.load_dossier(connection, dossier_id)
+        viewed = DossierViewed(staff_id=body.staff_id, branch_id=dossier.branch_id if dossier else
+                               (member.branch_id if member else None), dossier_id=dossier_id,
+                               allowed=decision.allowed, rule=decision.rule)
+        _emit(deps, connection, viewed, derived_id("view", str(body.staff_id), str(dossier_id), now.isoformat()), now)
+    return _public(body.staff_id, dossier_id, decision, now)
+
+
+@dossiers_router.get("/{dossier_id}/staff", response_model=list[StaffEntryPublic])
+def who_may_see(dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None) -> list[StaffEntryPublic]:
+    """Everyone who may see the dossier now, each with the rule that lets them."""
+    now = deps.clock.now()
+    with deps.engine.connect() as connection:
+        dossier = store.load_dossier(connection, dossier_id)
+        if dossier is None:
+            raise Problem(404, "not-found", "Unknown dossier")
+        allowed = deps.service.who_may_see(connection, dossier, now)
+    return [StaffEntryPublic(staff_id=m.staff_id, role=m.role, rule=d.rule, since=d.since) for m, d in allowed]
+
+
+@staff_router.get("/{staff_id}/dossiers", response_model=DossierPagePublic)
+def dossiers_of(staff_id: UUID, deps: Fresh, cursor: Annotated[str | None, Query(max_length=36)] = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100, after_event: AfterEvent = None
+                ) -> DossierPagePublic:
+    """Every dossier the staff member may see, in pages; `total` says how many there are in all."""
+    now = deps.clock.now()
+    with deps.engine.connect() as connection:
+        member = store.load_member(connection, staff_id)
+        if member is None:
+            raise Problem(404, "not-found", "Unknown staff member")
+        if member.has_departed(now):
+            return DossierPagePublic(items=[], total=0, next_cursor=None)
+        ids, total = store.candidate_dossiers(connection, member, cursor, limit, now)
+        items = []
+        for dossier_id in ids:
+            decision = deps.service.decide(connection, staff_id, UUID(dossier_id), now)
+            if decision.allowed:
+                items.append(DossierEntryPublic(dossier_id=UUID(dossier_id), rule=decision.rule,
+                                                since=decision.since))
+    return DossierPagePublic(items=items, total=total, next_cursor=ids[-1] if len(ids) == limit else None)
+
+
+@dossiers_router.post("/{dossier_id}/grants", response_model=GrantPublic, status_code=201)
+def grant(dossier_id: UUID, body: GrantRequest, deps: Fresh) -> GrantPublic:
+    """An IB'er or director grants one dossier to a colleague, an extern or a stagiair."""
+    now = deps.clock.now()
+    with deps.engine.begin() as connection:
+        granter = store.load_member(connection, body.granted_by)
+        outcome = decide_grant(granter, deps.service.decide(connection, body.granted_by, dossier_id, now),
+                               store.load_member(connection, body.staff_id), store.load_dossier(connection, dossier_id),
+                               body.until, now)
+        if isinstance(outcome, Refused):
+            raise Problem(403 if outcome.code == "not-allowed-to-grant" else 422, "rule-violation",
+                          "Grant refused", detail=outcome.detail, reason=outcome.code)
+        event_id = derived_id("grant", str(body.staff_id), str(dossier_id), now.isoformat())
+        _emit(deps, connection, outcome, event_id, now)
+    return GrantPublic(event_id=event_id, staff_id=body.staff_id, dossier_id=dossier_id, until=body.until)
+
+
+@dossiers_router.delete("/{dossier_id}/grants/{staff_id}", status_code=204)
+def revoke(dossier_id: UUID, staff_id: UUID, revoked_by: UUID, deps: Fresh) -> None:
+    now = deps.clock.now()
+    with deps.engine.begin() as connection:
+        outcome = decide_revoke(store.load_member(connection, revoked_by),
+                                deps.service.decide(connection, revoked_by, dossier_id, now),
+                                store.load_grant(connection, staff_id, dossier_id), now)
+        if isinstance(outcome, Refused):
+            raise Problem(403 if outcome.code == "not-allowed-to-grant" else 404,
+                          "forbidden" if outcome.code == "not-allowed-to-grant" else "not-found",
+                          "Revocation refused", detail=outcome.detail, reason=outcome.code)
+        _emit(deps, connection, outcome, derived_id("revoke", str(staff_id), str(dossier_id), now.isoformat()), now)
+
+
+def _emit(deps: AccessDeps, connection: Connection, event: Event, event_id: str, now: datetime) -> None:
+    """Apply our own decision at once (the API answers from it) and queue the event for the log."""
+    encoded = deps.codec.encode(event, event_id=event_id, recorded_at=now)
+    if isinstance(event, AccessGranted | AccessRevoked):
+        deps.service.apply(deps.codec.decode(encoded.value), connection)
+    enqueue_event(connection, store.outbox, encoded, emit_at=now)
+
+
+@staff_router.put("/{staff_id}/subscription", status_code=204)
+def subscription(staff_id: UUID, body: SubscriptionRequest, deps: Deps) -> None:
+    """Whether the staff member wants e-mail about dossiers they may see."""
+    with deps.engine.begin() as connection:
+        if not store.set_subscribed(connection, staff_id, body.subscribed):
+            raise Problem(404, "not-found", "Unknown staff member")
 
 
 @staff_router.get("/{staff_id}", response_model=StaffStatusPublic)
@@ -60,6 +286,19 @@ def staff_status(staff_id: UUID, deps: Deps) -> StaffStatusPublic:
         status="departed" if departed else ("leaving" if member.departed_at else "active"),
         departed_at=member.departed_at, departure_recorded_at=member.departure_recorded_at,
         departures_recorded=len(departures))
+
+
+@swv_router.get("", response_model=MissingContactPagePublic)
+def missing_contacts(deps: Fresh, cursor: Annotated[str | None, Query(max_length=36)] = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> MissingContactPagePublic:
+    """Open dossiers without a contact person, for the SWV to follow up."""
+    with deps.engine.connect() as connection:
+        rows, total = store.list_missing_contacts(connection, cursor, limit)
+    items = [MissingContactPublic(dossier_id=UUID(r.dossier_id), branch_id=UUID(r.branch_id),
+                                  previous_contact_staff_id=UUID(r.previous_contact_staff_id),
+                                  flagged_at=r.flagged_at) for r in rows]
+    return MissingContactPagePublic(items=items, total=total,
+                                    next_cursor=rows[-1].dossier_id if len(rows) == limit else None)
 
 
 @ops_router.get("/healthz")
@@ -79,19 +318,19 @@ def consumer_progress(deps: Deps) -> list[PartitionProgressPublic]:
 
 
 def create_app(deps: AccessDeps) -> FastAPI:
-    app = FastAPI(title="samenveilig access", version="0.1.0")
+    app = FastAPI(title="samenveilig access", version="1.0.0",
+                  description="Who may see which hulpvraag dossier, and why. Fails closed.")
     app.state.deps = deps
     install_problem_handlers(app)
-    app.include_router(staff_router)
-    app.include_router(ops_router)
+    for router in (checks_router, dossiers_router, staff_router, swv_router, ops_router):
+        app.include_router(router)
     return app
 
 
 def main() -> None:
     settings = AccessSettings()
     configure_logging("access-api", settings.log_level)
-    app = create_app(build(settings))
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None,
+    uvicorn.run(create_app(build(settings)), host=settings.api_host, port=settings.api_port, log_config=None,
                 access_log=False)
 
 

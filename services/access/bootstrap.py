@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from services.access import store
-from services.access.service import apply_registry_event
+from services.access.service import AccessService
 from services.access.settings import AccessSettings
 from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import EventCodec
@@ -18,6 +18,7 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import make_producer
 from shared.kafka.progress import Progress
+from shared.outbox import MailSender, OutboxRelay, publish_due
 
 
 @dataclass
@@ -28,6 +29,7 @@ class AccessDeps:
     codec: EventCodec
     topics: TopicNames
     clock: Clock
+    service: AccessService
 
 
 def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
@@ -35,24 +37,42 @@ def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
     engine = make_engine(settings.database_url)
     keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
     topics = TopicNames(settings.topic_prefix)
-    return AccessDeps(settings=settings, engine=engine, keys=keys,
-                      codec=EventCodec(keys, source="/samenveilig/access", topics=topics),
-                      topics=topics, clock=clock or SystemClock())
+    clock = clock or SystemClock()
+    codec = EventCodec(keys, source="/samenveilig/access", topics=topics)
+    service = AccessService(codec, clock, settings.kindkans_url, str(settings.mail_from).split("@")[1])
+    return AccessDeps(settings=settings, engine=engine, keys=keys, codec=codec, topics=topics, clock=clock,
+                      service=service)
 
 
 def progress(deps: AccessDeps) -> Progress:
     return Progress(store.processed_events, store.consumer_positions, deps.settings.consumer_group)
 
 
+def source_topics(deps: AccessDeps) -> list[str]:
+    # Registry facts, and our own explicit grants (so the tables rebuild from the log alone).
+    return [deps.topics(Topic.REGISTRY_EVENTS), deps.topics(Topic.ACCESS_EVENTS)]
+
+
 def build_runner(deps: AccessDeps) -> ConsumerRunner:
     settings = deps.settings
-    source = deps.topics(Topic.REGISTRY_EVENTS)
-    ensure_topics(settings.kafka_bootstrap_servers, [source, f"{source}.dlq"],
+    sources = source_topics(deps)
+    ensure_topics(settings.kafka_bootstrap_servers, sources + [f"{name}.dlq" for name in sources],
                   settings.topic_partitions, settings.topic_replication)
     return ConsumerRunner(
-        consumer_name=settings.consumer_group, topics=[source],
+        consumer_name=settings.consumer_group, topics=sources,
         bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine, codec=deps.codec,
-        handler=apply_registry_event, progress=progress(deps),
+        handler=deps.service.apply, progress=progress(deps),
         dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
         clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+
+
+def build_relay(deps: AccessDeps) -> OutboxRelay:
+    settings = deps.settings
+    sources = source_topics(deps)
+    ensure_topics(settings.kafka_bootstrap_servers, sources, settings.topic_partitions, settings.topic_replication)
+    producer = make_producer(settings.kafka_bootstrap_servers, "access-relay")
+    mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
+                      str(settings.mail_from), check=deps.service.send_check)
+    return OutboxRelay("access-relay", [lambda: publish_due(deps.engine, store.outbox, producer, deps.clock),
+                                        mail.send_pending], settings.relay_interval_s)

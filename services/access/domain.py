@@ -1,26 +1,73 @@
-"""The access service's domain: what it knows about staff members, folded from registry events.
+"""The access policy: who may see which hulpvraag dossier, and why. Pure: no I/O, no clock, no
+logging. The live service and the audit replay use the same functions.
 
-Pure: no I/O, no clock, no logging. The live processor and the audit replay both use `evolve`.
-(The full access policy, grants per role, arrives with the access issue; this is its first slice.)
+Rules (each decision names its rule, the role it rests on and since when):
+- an IB'er sees every dossier of their branch, present and future;
+- a directeur sees every dossier of their branch (they carry final responsibility for pupil
+  care at the branch and receive the ContactPersonMissing alerts);
+- a leerkracht sees the dossiers they are contact person of, and those explicitly granted;
+- an extern or stagiair sees only explicit grants, each with an end date, and never past the end
+  of their own access period;
+- an SWV consultant sees the dossiers of branches in their wijknetwerken;
+- an administrator sees no dossier by role (data minimisation), only by explicit grant;
+- anyone whose departure has taken effect sees nothing, whatever else holds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
+from typing import Any
 from uuid import UUID
 
 from shared.contracts.envelope import RecordedEvent
-from shared.contracts.events import StaffDeparted, StaffJoined, StaffRole, StaffRoleChanged
+from shared.contracts.events import (
+    AccessGranted,
+    AccessRevoked,
+    BranchBrinChanged,
+    BranchFounded,
+    BranchWijknetwerkChanged,
+    ConsultantDeparted,
+    ConsultantJoined,
+    DossierClosed,
+    DossierContactAssigned,
+    DossierOpened,
+    Event,
+    NotificationsStopped,
+    StaffDeparted,
+    StaffJoined,
+    StaffRole,
+    StaffRoleChanged,
+)
+
+RULE_IB_ER = "ib_er-sees-branch"
+RULE_DIRECTEUR = "directeur-sees-branch"
+RULE_CONTACT = "contact-person"
+RULE_EXPLICIT = "explicit-grant"
+RULE_SWV = "swv-consultant-sees-wijknetwerk"
+BRANCH_RULES = {StaffRole.IB_ER: RULE_IB_ER, StaffRole.DIRECTEUR: RULE_DIRECTEUR}
+TIME_BOUND_ROLES = frozenset({StaffRole.EXTERN, StaffRole.STAGIAIR})
+
+DENY_UNKNOWN_STAFF = "unknown-staff"
+DENY_UNKNOWN_DOSSIER = "unknown-dossier"
+DENY_DEPARTED = "departed"
+DENY_EXPIRED = "access-expired"
+DENY_NO_RULE = "no-rule"
 
 
 @dataclass(frozen=True)
 class StaffMember:
     staff_id: UUID
-    branch_id: UUID
+    branch_id: UUID | None  # None for SWV consultants
     role: StaffRole | None
     joined_at: datetime | None
-    # The moment the departure takes effect, and the moment we learned of it (audit needs both).
+    role_since: datetime | None = None
+    # Externals and interns: the moment their access ends, whatever grants they hold.
+    access_until: datetime | None = None
+    wijknetwerken: tuple[str, ...] = ()
+    # When the departure takes effect, and when we learned of it (the audit needs both).
     departed_at: datetime | None = None
     departure_recorded_at: datetime | None = None
 
@@ -28,20 +75,252 @@ class StaffMember:
         return self.departed_at is not None and self.departed_at <= at
 
 
-def evolve(member: StaffMember | None, recorded: RecordedEvent) -> StaffMember | None:
-    """One staff member's state after one more event about them."""
+@dataclass(frozen=True)
+class Dossier:
+    dossier_id: UUID
+    branch_id: UUID
+    contact_staff_id: UUID
+    contact_since: datetime
+    open: bool
+    opened_at: datetime
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An explicit grant of one dossier to one staff member."""
+
+    staff_id: UUID
+    dossier_id: UUID
+    granted_at: datetime
+    until: datetime | None
+    revoked_at: datetime | None = None
+
+    def active(self, at: datetime) -> bool:
+        return (self.granted_at <= at and (self.revoked_at is None or at < self.revoked_at)
+                and (self.until is None or at < self.until))
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    rule: str
+    reason: str
+    role: StaffRole | None = None
+    since: datetime | None = None
+
+
+def may_see(member: StaffMember | None, dossier: Dossier | None, wijknetwerk: str | None,
+            grant: Grant | None, now: datetime) -> Decision:
+    """May `member` see `dossier` at `now`? `wijknetwerk` is the dossier's branch's; `grant` the
+    member's explicit grant for this dossier, if any."""
+    if member is None:
+        return Decision(False, DENY_UNKNOWN_STAFF, "this staff member is not known")
+    role = member.role
+    if dossier is None:
+        return Decision(False, DENY_UNKNOWN_DOSSIER, "this dossier is not known", role)
+    if member.has_departed(now):
+        return Decision(False, DENY_DEPARTED, "the staff member has departed", role, member.departed_at)
+    if member.joined_at is not None and now < member.joined_at:
+        return Decision(False, DENY_NO_RULE, "the staff member has not started yet", role)
+    if role in TIME_BOUND_ROLES and member.access_until is not None and member.access_until <= now:
+        return Decision(False, DENY_EXPIRED, "the access period of this extern or stagiair has ended", role,
+                        member.access_until)
+    if role in BRANCH_RULES and member.branch_id == dossier.branch_id:
+        rule = BRANCH_RULES[role]
+        return Decision(True, rule, f"{role.value} of the dossier's branch", role,
+                        max(member.role_since or dossier.opened_at, dossier.opened_at))
+    if role is StaffRole.SWV_CONSULTANT and wijknetwerk is not None and wijknetwerk in member.wijknetwerken:
+        return Decision(True, RULE_SWV, f"SWV consultant for wijknetwerk {wijknetwerk}", role,
+                        max(member.role_since or dossier.opened_at, dossier.opened_at))
+    if role not in TIME_BOUND_ROLES and dossier.contact_staff_id == member.staff_id:
+        return Decision(True, RULE_CONTACT, "contact person of the dossier", role, dossier.contact_since)
+    if grant is not None and grant.active(now) and (role not in TIME_BOUND_ROLES or grant.until is not None):
+        return Decision(True, RULE_EXPLICIT, "explicitly granted", role, grant.granted_at)
+    if grant is not None and grant.until is not None and grant.until <= now:
+        return Decision(False, DENY_EXPIRED, "the explicit grant has expired", role, grant.until)
+    return Decision(False, DENY_NO_RULE, "no rule grants this staff member access to this dossier", role)
+
+
+def role_rule(member: StaffMember) -> str | None:
+    """The standing rule a member's role gives (None: only per-dossier rules)."""
+    if member.role in BRANCH_RULES:
+        return BRANCH_RULES[member.role]
+    if member.role is StaffRole.SWV_CONSULTANT:
+        return RULE_SWV
+    return None
+
+
+# --- evolve: one entity at a time (the store) or the whole state (the audit replay) ---------
+
+def evolve_member(member: StaffMember | None, recorded: RecordedEvent) -> StaffMember | None:
     event = recorded.event
+    at = recorded.effective_at
     match event:
         case StaffJoined():
             # A re-hire starts a fresh membership: an earlier departure no longer applies.
-            return StaffMember(staff_id=event.staff_id, branch_id=event.branch_id, role=event.role,
-                               joined_at=recorded.effective_at)
+            return StaffMember(event.staff_id, event.branch_id, event.role, at, at,
+                               _end_of_day(event.access_until, at) if event.access_until else None)
+        case ConsultantJoined():
+            return StaffMember(event.staff_id, None, StaffRole.SWV_CONSULTANT, at, at,
+                               wijknetwerken=tuple(event.wijknetwerken))
         case StaffRoleChanged():
             base = member or StaffMember(event.staff_id, event.branch_id, None, None)
-            return replace(base, role=event.role, branch_id=event.branch_id)
-        case StaffDeparted():
-            base = member or StaffMember(event.staff_id, event.branch_id, None, None)
-            return replace(base, departed_at=recorded.effective_at,
-                           departure_recorded_at=recorded.recorded_at)
-        case _:
-            return member
+            return replace(base, role=event.role, role_since=at, branch_id=event.branch_id,
+                           access_until=_end_of_day(event.access_until, at) if event.access_until else None)
+        case StaffDeparted() | ConsultantDeparted():
+            base = member or StaffMember(event.staff_id, getattr(event, "branch_id", None), None, None)
+            return replace(base, departed_at=at, departure_recorded_at=recorded.recorded_at)
+    return member
+
+
+def evolve_dossier(dossier: Dossier | None, recorded: RecordedEvent) -> Dossier | None:
+    event = recorded.event
+    at = recorded.effective_at
+    match event:
+        case DossierOpened():
+            return Dossier(event.dossier_id, event.branch_id, event.contact_staff_id, at, True, at)
+        case DossierContactAssigned() if dossier is not None:
+            return replace(dossier, contact_staff_id=event.contact_staff_id, contact_since=at)
+        case DossierClosed() if dossier is not None:
+            return replace(dossier, open=False)
+    return dossier
+
+
+def branch_wijknetwerk(current: str | None, event: Event) -> str | None:
+    match event:
+        case BranchFounded() | BranchWijknetwerkChanged():
+            return event.wijknetwerk
+    return current
+
+
+def evolve_grant(grant: Grant | None, recorded: RecordedEvent) -> Grant | None:
+    event = recorded.event
+    match event:
+        case AccessGranted(rule=rule, dossier_id=dossier_id) if rule == RULE_EXPLICIT and dossier_id is not None:
+            return Grant(event.staff_id, dossier_id, recorded.effective_at, event.until)
+        case AccessRevoked(rule=rule) if rule == RULE_EXPLICIT and grant is not None:
+            return replace(grant, revoked_at=recorded.effective_at)
+    return grant
+
+
+def _end_of_day(day: Any, fallback: datetime) -> datetime:
+    """Access 'until 31 January' lasts through that day (Dutch time)."""
+    from datetime import time, timedelta
+    from zoneinfo import ZoneInfo
+
+    local = datetime.combine(day, time.min, ZoneInfo("Europe/Amsterdam")) + timedelta(days=1)
+    return local.astimezone(fallback.tzinfo)
+
+
+@dataclass(frozen=True)
+class AccessState:
+    """The whole access state, for the audit replay (the service keeps the same per entity)."""
+
+    staff: Mapping[UUID, StaffMember] = field(default_factory=lambda: MappingProxyType({}))
+    dossiers: Mapping[UUID, Dossier] = field(default_factory=lambda: MappingProxyType({}))
+    wijknetwerken: Mapping[UUID, str] = field(default_factory=lambda: MappingProxyType({}))
+    grants: Mapping[tuple[UUID, UUID], Grant] = field(default_factory=lambda: MappingProxyType({}))
+
+    def decide(self, staff_id: UUID, dossier_id: UUID, now: datetime) -> Decision:
+        dossier = self.dossiers.get(dossier_id)
+        return may_see(self.staff.get(staff_id), dossier,
+                       self.wijknetwerken.get(dossier.branch_id) if dossier else None,
+                       self.grants.get((staff_id, dossier_id)), now)
+
+
+INITIAL_STATE = AccessState()
+
+
+def evolve(state: AccessState, recorded: RecordedEvent) -> AccessState:
+    event = recorded.event
+    staff_id = getattr(event, "staff_id", None)
+    if isinstance(event, StaffJoined | StaffRoleChanged | StaffDeparted | ConsultantJoined | ConsultantDeparted):
+        member = evolve_member(state.staff.get(event.staff_id), recorded)
+        if member is not None:
+            state = replace(state, staff=MappingProxyType({**state.staff, member.staff_id: member}))
+    elif isinstance(event, DossierOpened | DossierContactAssigned | DossierClosed):
+        dossier = evolve_dossier(state.dossiers.get(event.dossier_id), recorded)
+        if dossier is not None:
+            state = replace(state, dossiers=MappingProxyType({**state.dossiers, dossier.dossier_id: dossier}))
+    elif isinstance(event, BranchFounded | BranchWijknetwerkChanged | BranchBrinChanged):
+        wijknetwerk = branch_wijknetwerk(state.wijknetwerken.get(event.branch_id), event)
+        if wijknetwerk is not None:
+            merged = {**state.wijknetwerken, event.branch_id: wijknetwerk}
+            state = replace(state, wijknetwerken=MappingProxyType(merged))
+    elif isinstance(event, AccessGranted | AccessRevoked) and staff_id is not None and event.dossier_id is not None:
+        key = (staff_id, event.dossier_id)
+        grant = evolve_grant(state.grants.get(key), recorded)
+        if grant is not None:
+            state = replace(state, grants=MappingProxyType({**state.grants, key: grant}))
+    return state
+
+
+# --- reactions: the events the access service itself emits for a registry event ------------
+
+def reactions(recorded: RecordedEvent, before: StaffMember | None, after: StaffMember | None,
+              explicit_grants: list[Grant]) -> list[Event]:
+    """Grants and revocations that follow from a staff event, for the audit trail."""
+    event = recorded.event
+    if after is None or not isinstance(event, StaffJoined | StaffRoleChanged | StaffDeparted | ConsultantJoined
+                                       | ConsultantDeparted):
+        return []
+    branch_id = after.branch_id
+    if isinstance(event, StaffDeparted | ConsultantDeparted):
+        out: list[Event] = []
+        rule = role_rule(after)
+        if rule is not None:
+            out.append(AccessRevoked(staff_id=after.staff_id, branch_id=branch_id, rule=rule, reason="staff departed"))
+        out += [AccessRevoked(staff_id=after.staff_id, branch_id=branch_id, dossier_id=grant.dossier_id,
+                              rule=RULE_EXPLICIT, reason="staff departed")
+                for grant in explicit_grants if grant.active(recorded.effective_at)]
+        out.append(NotificationsStopped(staff_id=after.staff_id, branch_id=branch_id, reason="staff departed"))
+        return out
+    old_rule = role_rule(before) if before is not None and not before.has_departed(recorded.effective_at) else None
+    new_rule = role_rule(after)
+    out = []
+    if old_rule is not None and old_rule != new_rule:
+        out.append(AccessRevoked(staff_id=after.staff_id, branch_id=branch_id, rule=old_rule, reason="role changed"))
+    if new_rule is not None and new_rule != old_rule:
+        out.append(AccessGranted(staff_id=after.staff_id, branch_id=branch_id, rule=new_rule,
+                                 until=after.access_until))
+    return out
+
+
+# --- explicit grants, decided for the API ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Refused:
+    code: str
+    detail: str
+
+
+GRANTING_ROLES = frozenset({StaffRole.IB_ER, StaffRole.DIRECTEUR})
+
+
+def decide_grant(granter: StaffMember | None, granter_decision: Decision, grantee: StaffMember | None,
+                 dossier: Dossier | None, until: datetime | None, now: datetime) -> AccessGranted | Refused:
+    """An IB'er or director who may see the dossier may grant it to a colleague or an extern."""
+    if dossier is None:
+        return Refused(DENY_UNKNOWN_DOSSIER, "this dossier is not known")
+    if granter is None or granter.role not in GRANTING_ROLES or not granter_decision.allowed:
+        return Refused("not-allowed-to-grant", "only an IB'er or director who may see the dossier can grant it")
+    if grantee is None:
+        return Refused(DENY_UNKNOWN_STAFF, "the staff member to grant access to is not known")
+    if grantee.has_departed(now):
+        return Refused(DENY_DEPARTED, "the staff member has departed")
+    if grantee.role in TIME_BOUND_ROLES and until is None:
+        return Refused("end-date-required", "access for an extern or stagiair needs an end date")
+    if until is not None and until <= now:
+        return Refused("end-date-passed", "the end date lies in the past")
+    return AccessGranted(staff_id=grantee.staff_id, branch_id=grantee.branch_id, dossier_id=dossier.dossier_id,
+                         rule=RULE_EXPLICIT, until=until)
+
+
+def decide_revoke(granter: StaffMember | None, granter_decision: Decision, grant: Grant | None,
+                  now: datetime) -> AccessRevoked | Refused:
+    if granter is None or granter.role not in GRANTING_ROLES or not granter_decision.allowed:
+        return Refused("not-allowed-to-grant", "only an IB'er or director who may see the dossier can revoke")
+    if grant is None or not grant.active(now):
+        return Refused("no-active-grant", "there is no active explicit grant to revoke")
+    return AccessRevoked(staff_id=grant.staff_id, dossier_id=grant.dossier_id, rule=RULE_EXPLICIT,
+                         reason="revoked by IB'er or director")

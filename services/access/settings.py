@@ -1,5 +1,7 @@
 """Settings of the access service."""
 
+from pydantic import EmailStr
+
 from shared.settings import CommonSettings
 
 
@@ -7,3 +9,15 @@ class AccessSettings(CommonSettings):
     service_name: str = "access"
     consumer_group: str = "access-processor"
     api_port: int = 8003
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    mail_from: EmailStr = "kindkans@pporotterdam.nl"
+    # Where the links in notifications point.
+    kindkans_url: str = "https://kindkans.pporotterdam.nl"
+    relay_interval_s: float = 0.05
+    # Fail closed: checks answer 503 when the processor is further behind than this many events,
+    # or has not reported for this many seconds (it reports every second, also when idle).
+    max_lag_events: int = 100
+    stale_after_s: float = 10.0
+    # How long a read-your-writes request may wait for its event.
+    max_wait_ms: int = 5000

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from services.registry import store
 from services.registry.credentials import CredentialStore
 from services.registry.processor import handle_intake, make_intake_decoder
-from services.registry.relay import Relay
+from services.registry.relay import make_relay
 from services.registry.service import RegistryService
 from services.registry.settings import RegistrySettings
 from shared.clock import Clock, SystemClock
@@ -21,6 +21,7 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import make_producer
 from shared.kafka.progress import Progress
+from shared.outbox import OutboxRelay
 
 
 @dataclass
@@ -53,10 +54,10 @@ def ensure_registry_topics(deps: RegistryDeps) -> None:
                   deps.settings.topic_partitions, deps.settings.topic_replication)
 
 
-def build_relay(deps: RegistryDeps) -> Relay:
+def build_relay(deps: RegistryDeps) -> OutboxRelay:
     settings = deps.settings
     ensure_registry_topics(deps)
-    return Relay(engine=deps.engine, service=deps.service,
+    return make_relay(engine=deps.engine, service=deps.service,
                  producer=make_producer(settings.kafka_bootstrap_servers, "registry-relay"), clock=deps.clock,
                  smtp_host=settings.smtp_host, smtp_port=settings.smtp_port, mail_from=str(settings.mail_from),
                  interval_s=settings.relay_interval_s)

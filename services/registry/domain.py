@@ -23,6 +23,7 @@ from shared.contracts.events import (
     BranchWijknetwerkChanged,
     ConsultantDeparted,
     ConsultantJoined,
+    ContactPersonMissing,
     DossierClosed,
     DossierContactAssigned,
     DossierOpened,
@@ -328,6 +329,27 @@ def _decide_branch(command: ReportMutation, report: BranchReport, state: Registr
         case BranchChange.CLOSED:
             return Accepted((BranchClosed(branch_id=branch.branch_id, vestigingscode=code),))
     raise TypeError(f"unhandled branch change {report.change}")
+
+
+# --- reactions: facts that follow from other facts ------------------------------------------
+
+def react(state: RegistryState, event: Event) -> tuple[Event, ...]:
+    """Every open dossier keeps a working contact person: when a contact person departs, each of
+    their open dossiers goes to the branch's IB'er, or is flagged when the branch has none.
+    `state` must hold the departed person's open dossiers and the branch's people."""
+    if not isinstance(event, StaffDeparted):
+        return ()
+    orphaned = sorted((d for d in state.dossiers.values() if d.open and d.contact_staff_id == event.staff_id),
+                      key=lambda d: d.dossier_id)
+    successors = sorted(p.staff_id for p in state.people.values()
+                        if p.active and p.branch_id == event.branch_id and p.role is StaffRole.IB_ER
+                        and p.staff_id != event.staff_id)
+    if successors:
+        return tuple(DossierContactAssigned(branch_id=d.branch_id, dossier_id=d.dossier_id,
+                                            contact_staff_id=successors[0], reason="contact departed")
+                     for d in orphaned)
+    return tuple(ContactPersonMissing(branch_id=d.branch_id, dossier_id=d.dossier_id,
+                                      previous_contact_staff_id=event.staff_id) for d in orphaned)
 
 
 # --- evolve ---------------------------------------------------------------------------------

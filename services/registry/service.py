@@ -13,16 +13,24 @@ from datetime import datetime
 from functools import reduce
 from uuid import UUID
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from services.registry import store
 from services.registry.credentials import Credential
-from services.registry.domain import Accepted, References, ReportMutation, decide, evolve, references
+from services.registry.domain import Accepted, References, ReportMutation, decide, evolve, react, references
 from services.registry.mail import branch_change_mail
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, derived_id
-from shared.contracts.events import BranchEvent, ConsultantEvent, DossierEvent, Event, PupilEvent, StaffEvent
+from shared.contracts.events import (
+    BranchEvent,
+    ConsultantEvent,
+    DossierEvent,
+    Event,
+    PupilEvent,
+    StaffDeparted,
+    StaffEvent,
+)
 from shared.contracts.mutations import (
     BranchReport,
     ConsultantDepartedReport,
@@ -30,6 +38,7 @@ from shared.contracts.mutations import (
     Mutation,
     brins_of,
 )
+from shared.outbox import enqueue_event, enqueue_mail
 
 
 class MutationProblem(Exception):
@@ -101,25 +110,23 @@ class RegistryService:
         if not isinstance(decision, Accepted):
             raise MutationProblem(index, mutation.mutation_id, decision.code, decision.detail)
         scheduled = effective_at > now
-        event_ids = [derived_id("registry-event", sender, mutation.mutation_id, str(n))
-                     for n in range(len(decision.events))]
-        correlation = derived_id("mutation", sender, mutation.mutation_id)
-        for event_id, event in zip(event_ids, decision.events, strict=True):
-            encoded = self._codec.encode(event, event_id=event_id, recorded_at=now, effective_at=effective_at,
-                                         correlation_id=correlation)
-            connection.execute(insert(store.outbox).values(
-                event_id=event_id, topic=encoded.topic, key=encoded.key, value=encoded.value,
-                headers=json.dumps([[k, v.decode()] for k, v in encoded.headers]),
-                emit_at=effective_at if scheduled else now, applied=not scheduled))
+        events = list(decision.events)
         if not scheduled:
             # Later mutations in this batch, and every later request, see the change at once.
-            store.save_state(connection, reduce(evolve, decision.events, state))
+            store.save_state(connection, reduce(evolve, events, state))
+            events += self._reactions(connection, events)
+        event_ids = [derived_id("registry-event", sender, mutation.mutation_id, str(n)) for n in range(len(events))]
+        correlation = derived_id("mutation", sender, mutation.mutation_id)
+        for event_id, event in zip(event_ids, events, strict=True):
+            encoded = self._codec.encode(event, event_id=event_id, recorded_at=now, effective_at=effective_at,
+                                         correlation_id=correlation)
+            enqueue_event(connection, store.outbox, encoded, emit_at=effective_at if scheduled else now,
+                          applied=not scheduled)
         if isinstance(mutation, BranchReport):
             mail = branch_change_mail(mutation, reported_by=credential.name, effective_at=effective_at,
                                       reference=event_ids[0], domain=self._mail_domain)
-            connection.execute(insert(store.mail_outbox).values(
-                message_id=mail.message_id, recipient=self._office_email, subject=mail.subject, body=mail.body,
-                created_at=now, attempts=0))
+            enqueue_mail(connection, store.mail_outbox, message_id=mail.message_id, recipient=self._office_email,
+                         subject=mail.subject, body=mail.body, created_at=now)
         status = "scheduled" if scheduled else "accepted"
         store.record_mutation(connection, sender=sender, mutation_id=mutation.mutation_id, kind=mutation.kind,
                               fingerprint=mutation_print, status=status, event_ids=event_ids, received_at=now,
@@ -132,12 +139,28 @@ class RegistryService:
             store.outbox.c.applied.is_(False), store.outbox.c.emit_at <= now)
             .order_by(store.outbox.c.seq).limit(limit)).all()
         for row in rows:
-            event = self._codec.decode(row.value).event
-            refs, branch_ids = _event_references(event)
+            recorded = self._codec.decode(row.value)
+            refs, branch_ids = _event_references(recorded.event)
             state = store.load_state(connection, refs, branch_ids)
-            store.save_state(connection, evolve(state, event))
+            store.save_state(connection, evolve(state, recorded.event))
             connection.execute(update(store.outbox).where(store.outbox.c.seq == row.seq).values(applied=True))
+            for n, reaction in enumerate(self._reactions(connection, [recorded.event])):
+                encoded = self._codec.encode(reaction, event_id=derived_id("registry-reaction", recorded.id, str(n)),
+                                             recorded_at=now, effective_at=recorded.effective_at,
+                                             correlation_id=recorded.correlation_id, causation_id=recorded.id)
+                enqueue_event(connection, store.outbox, encoded, emit_at=now)
         return len(rows)
+
+    def _reactions(self, connection: Connection, events: list[Event]) -> list[Event]:
+        """Apply and return what follows from `events` (contact persons of departed staff)."""
+        out: list[Event] = []
+        for event in events:
+            if isinstance(event, StaffDeparted):
+                state = store.load_reaction_state(connection, event.staff_id, event.branch_id)
+                reactions = list(react(state, event))
+                store.save_state(connection, reduce(evolve, reactions, state))
+                out += reactions
+        return out
 
 
 def _authorise(credential: Credential, mutation: Mutation, index: int) -> None:

@@ -13,7 +13,6 @@ from uuid import UUID
 from sqlalchemy import (
     Boolean,
     Column,
-    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -30,6 +29,7 @@ from services.registry.domain import Branch, Dossier, Person, Pupil, References,
 from shared.contracts.events import Address, StaffRole
 from shared.db import UtcDateTime, migrate
 from shared.kafka.progress import define_progress_tables
+from shared.outbox import define_outbox_tables
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_registry"
@@ -83,30 +83,7 @@ mutations = Table(
     Column("received_at", UtcDateTime(), nullable=False),
     Column("effective_at", UtcDateTime(), nullable=False),
 )
-outbox = Table(
-    "registry_outbox", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", String(100), nullable=False, unique=True),
-    Column("topic", String(250), nullable=False),
-    Column("key", LargeBinary, nullable=False),
-    Column("value", LargeBinary, nullable=False),  # the encoded envelope: personal data sealed
-    Column("headers", Text, nullable=False),
-    # Published (and, if scheduled, applied to the state above) once the clock reaches it.
-    Column("emit_at", UtcDateTime(), nullable=False, index=True),
-    Column("applied", Boolean, nullable=False),
-    Column("published_at", UtcDateTime(), nullable=True, index=True),
-)
-mail_outbox = Table(
-    "registry_mail_outbox", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(200), nullable=False, unique=True),
-    Column("recipient", String(320), nullable=False),
-    Column("subject", String(300), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("sent_at", UtcDateTime(), nullable=True, index=True),
-    Column("attempts", Integer, nullable=False),
-)
+outbox, mail_outbox = define_outbox_tables(metadata, "registry")
 credentials = Table(
     "registry_credentials", metadata,
     Column("client_id", String(32), primary_key=True),
@@ -156,6 +133,18 @@ def load_state(connection: Connection, refs: References, branch_ids: Iterable[UU
         dossiers={UUID(r.dossier_id): Dossier(UUID(r.dossier_id), UUID(r.branch_id), UUID(r.pupil_id),
                                               UUID(r.contact_staff_id), r.open) for r in dossier_rows},
     )
+
+
+def load_reaction_state(connection: Connection, staff_id: UUID, branch_id: UUID) -> RegistryState:
+    """What `react` needs after a departure: the person's open dossiers, the branch's people."""
+    dossier_rows = connection.execute(select(dossiers).where(
+        dossiers.c.contact_staff_id == str(staff_id), dossiers.c.open.is_(True))).all()
+    people_rows = connection.execute(select(people).where(people.c.branch_id == str(branch_id))).all()
+    return RegistryState(
+        people={UUID(r.staff_id): Person(UUID(r.staff_id), UUID(r.branch_id), StaffRole(r.role), r.active)
+                for r in people_rows},
+        dossiers={UUID(r.dossier_id): Dossier(UUID(r.dossier_id), UUID(r.branch_id), UUID(r.pupil_id),
+                                              UUID(r.contact_staff_id), r.open) for r in dossier_rows})
 
 
 def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:

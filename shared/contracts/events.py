@@ -274,16 +274,31 @@ class DossierClosed(DossierEvent):
     event_type: ClassVar[str] = "DossierClosed"
 
 
+class ContactPersonMissing(DossierEvent):
+    """An open dossier whose contact person departed and whose branch has no IB'er to take over."""
+
+    event_type: ClassVar[str] = "ContactPersonMissing"
+    previous_contact_staff_id: UUID
+
+
 # --- access -------------------------------------------------------------------------------
 
-class AccessEvent(BranchEvent):
+class AccessEvent(Event):
     topic: ClassVar[Topic] = Topic.ACCESS_EVENTS
     staff_id: UUID
+    # The staff member's branch; None for SWV consultants.
+    branch_id: UUID | None = None
+
+    def partition_key(self) -> str:
+        return str(self.staff_id)
+
+    def subject_reference(self) -> str | None:
+        return f"staff/{self.staff_id}"
 
 
 class AccessGranted(AccessEvent):
     event_type: ClassVar[str] = "AccessGranted"
-    # None: every dossier of the branch (the IB'er and director rules).
+    # None: a standing rule (the IB'er, director and consultant rules), not one dossier.
     dossier_id: UUID | None = None
     rule: ShortText
     until: datetime | None = None
@@ -301,16 +316,18 @@ class NotificationsStopped(AccessEvent):
     reason: ShortText
 
 
-class ContactPersonMissing(AccessEvent):
-    event_type: ClassVar[str] = "ContactPersonMissing"
-    dossier_id: UUID
-
-
 class DossierViewed(AccessEvent):
     event_type: ClassVar[str] = "DossierViewed"
     dossier_id: UUID
     allowed: bool
-    reason: ShortText
+    rule: ShortText
+
+    def partition_key(self) -> str:
+        # One dossier's views in order, on one partition.
+        return str(self.dossier_id)
+
+    def subject_reference(self) -> str | None:
+        return f"dossier/{self.dossier_id}"
 
 
 # --- auth ---------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ ASYNCAPI = HERE / "asyncapi.yaml"
 _KEYS = {
     Topic.REGISTRY_MUTATIONS: "The reporting school system's id; one sender's mutations in order.",
     Topic.REGISTRY_EVENTS: "The branch's stable internal id: one branch's events stay in order, "
-                           "also across a BRIN change.",
-    Topic.ACCESS_EVENTS: "The branch's stable internal id, like the registry events it follows.",
+                           "also across a BRIN change (SWV consultants: consultant/<id>).",
+    Topic.ACCESS_EVENTS: "The staff member's id (DossierViewed: the dossier's id, so its views stay in order).",
     Topic.AUTH_EVENTS: "The staff member's id.",
     Topic.RETENTION_EVENTS: "The pupil's id (the leak's id for data-leak events).",
 }

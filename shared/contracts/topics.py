@@ -11,7 +11,7 @@ class Topic(StrEnum):
     # Canonical facts about branches, staff, pupils and dossiers. Key: the branch's stable id,
     # so one branch's events stay in order (a BRIN change does not change the key).
     REGISTRY_EVENTS = "registry.events.v1"
-    # Grants, revocations, views. Key: the branch's stable id, like the registry events it follows.
+    # Grants, revocations, notification stops: key the staff member's id; views: the dossier's id.
     ACCESS_EVENTS = "access.events.v1"
     # Logins and sessions. Key: the staff member's id.
     AUTH_EVENTS = "auth.events.v1"

@@ -87,7 +87,8 @@ class ConsumerRunner:
                  codec: EventCodec | None, handler: Handler, progress: Progress, dlq_producer: KafkaProducer,
                  clock: Clock, max_attempts: int = 3, retry_backoff_s: float = 0.1,
                  session_timeout_ms: int = 6000, fetch_max_wait_ms: int = 50, poll_timeout_ms: int = 200,
-                 max_poll_records: int = 500, decoder: Decoder | None = None) -> None:
+                 max_poll_records: int = 500, decoder: Decoder | None = None,
+                 heartbeat_interval_s: float = 1.0) -> None:
         self.consumer_name = consumer_name
         self.topics = topics
         self._bootstrap = bootstrap
@@ -110,6 +111,7 @@ class ConsumerRunner:
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._poll_timeout_ms = poll_timeout_ms
         self._max_poll_records = max_poll_records
+        self._heartbeat_interval_s = heartbeat_interval_s
         self.stats = RunnerStats()
         self.stop_event = threading.Event()
         self._consumer: KafkaConsumer | None = None
@@ -139,16 +141,36 @@ class ConsumerRunner:
         consumer = self._consumer = self._connect()
         consumer.subscribe(self.topics)
         log.info("consumer started", extra={"consumer": self.consumer_name, "topic": ",".join(self.topics)})
+        last_heartbeat = 0.0
         try:
             while not self.stop_event.is_set():
                 batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
                 if batch:
                     self._process_batch(consumer, batch)
+                if time.monotonic() - last_heartbeat >= self._heartbeat_interval_s and not self.stop_event.is_set():
+                    self._heartbeat(consumer)
+                    last_heartbeat = time.monotonic()
         finally:
             consumer.close(autocommit=False)
             log.info("consumer stopped", extra={"consumer": self.consumer_name,
                                                 "count": self.stats.applied})
         return self.stats
+
+    def _heartbeat(self, consumer: KafkaConsumer) -> None:
+        """Record, also when idle, how far each assigned partition is read and its high-water
+        mark, so that readers in other processes can tell "caught up" from "processor gone"."""
+        now = self._clock.now()
+        try:
+            with self._engine.begin() as connection:
+                for partition in consumer.assignment():
+                    high_water = consumer.highwater(partition)
+                    if high_water is None:
+                        continue  # no fetch answered yet for this partition
+                    self._progress.advance(connection, partition.topic, partition.partition,
+                                           consumer.position(partition), high_water, now)
+        except Exception as error:  # a heartbeat is best effort; the next one tries again
+            log.warning("heartbeat not recorded", extra={"consumer": self.consumer_name,
+                                                         "reason": type(error).__name__})
 
     def _process_batch(self, consumer: KafkaConsumer,
                        batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:

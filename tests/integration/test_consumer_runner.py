@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 
 from services.access import store
 from services.access.bootstrap import build, progress
-from services.access.service import apply_registry_event
 from services.access.settings import AccessSettings
 from shared.clock import SystemClock
 from shared.contracts.events import StaffDeparted
@@ -41,7 +40,7 @@ def test_a_failing_event_is_dead_lettered_and_its_batch_neighbours_applied_once(
         calls[staff_id] = calls.get(staff_id, 0) + 1
         if staff_id == poisoned:
             raise RuntimeError("a bug that only this event triggers")
-        apply_registry_event(recorded, connection)
+        deps.service.apply(recorded, connection)
 
     publisher = EventPublisher(make_producer(broker.bootstrap, "runner-test"))
     publisher.publish_all([deps.codec.encode(StaffDeparted(branch_id=BRANCH, staff_id=s), event_id=str(s),

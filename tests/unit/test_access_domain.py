@@ -1,61 +1,254 @@
-"""The access slice's fold over staff events (pure: no broker, no database)."""
+"""The access policy, rule by rule and transition by transition (pure: no broker, no database)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 
-from services.access.domain import StaffMember, evolve
+import pytest
+
+from services.access.domain import (
+    INITIAL_STATE,
+    RULE_CONTACT,
+    RULE_DIRECTEUR,
+    RULE_EXPLICIT,
+    RULE_IB_ER,
+    RULE_SWV,
+    AccessState,
+    Refused,
+    decide_grant,
+    decide_revoke,
+    evolve,
+    reactions,
+)
+from shared.contracts import events as e
 from shared.contracts.envelope import RecordedEvent
-from shared.contracts.events import Event, StaffDeparted, StaffJoined, StaffRole, StaffRoleChanged
-from tests.unit.samples import BRANCH, STAFF
 
-JULY = datetime(2026, 7, 1, tzinfo=UTC)
-
-
-def recorded(event: Event, effective_at: datetime, recorded_at: datetime | None = None) -> RecordedEvent:
-    return RecordedEvent(id=f"e-{effective_at.isoformat()}-{event.event_type}", type=event.event_type,
-                         source="/test", recorded_at=recorded_at or effective_at, effective_at=effective_at,
-                         correlation_id="c", causation_id=None, key_id=None, event=event, erased=False)
+JULY = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+BRANCH = uuid.UUID("11111111-1111-4111-8111-111111111111")
+OTHER_BRANCH = uuid.UUID("11111111-1111-4111-8111-222222222222")
+DOSSIER = uuid.UUID("44444444-4444-4444-8444-444444444444")
+PUPIL = uuid.UUID("33333333-3333-4333-8333-333333333333")
+ADDRESS = e.Address(street="Schiekade", house_number="12", postcode="3032 AJ", city="Rotterdam")
 
 
-def joined(at: datetime) -> RecordedEvent:
-    return recorded(StaffJoined(branch_id=BRANCH, staff_id=STAFF, role=StaffRole.IB_ER, name="F",
-                                email="f@school.example"), at)
+def staff() -> uuid.UUID:
+    return uuid.uuid4()
 
 
-def fold(history: list[RecordedEvent]) -> StaffMember | None:
-    return reduce(evolve, history, None)
+def at(event: e.Event, effective: datetime, recorded: datetime | None = None) -> RecordedEvent:
+    return RecordedEvent(id=str(uuid.uuid4()), type=event.event_type, source="/test", recorded_at=recorded or effective,
+                         effective_at=effective, correlation_id="c", causation_id=None, key_id=None, event=event,
+                         erased=False)
 
 
-def test_a_departure_takes_effect_at_its_moment_and_records_when_we_learned_it():
-    reported = JULY + timedelta(days=3)
-    member = fold([joined(JULY - timedelta(days=300)),
-                   recorded(StaffDeparted(branch_id=BRANCH, staff_id=STAFF), JULY, reported)])
-    assert member is not None
-    assert member.departed_at == JULY and member.departure_recorded_at == reported
-    assert member.has_departed(JULY) and not member.has_departed(JULY - timedelta(seconds=1))
+def joined(staff_id: uuid.UUID, role: str, when: datetime = JULY, branch: uuid.UUID = BRANCH,
+           access_until: date | None = None) -> RecordedEvent:
+    return at(e.StaffJoined(branch_id=branch, staff_id=staff_id, role=e.StaffRole(role), name="N",
+                            email="n@school.example", access_until=access_until), when)
 
 
-def test_a_future_departure_is_not_yet_a_departure():
-    member = fold([joined(JULY), recorded(StaffDeparted(branch_id=BRANCH, staff_id=STAFF),
-                                          JULY + timedelta(days=30), JULY)])
-    assert member is not None and not member.has_departed(JULY + timedelta(days=29))
+def world(*extra: RecordedEvent, contact: uuid.UUID | None = None) -> AccessState:
+    history = [
+        at(e.BranchFounded(branch_id=BRANCH, vestigingscode="12AB00", name="OBS De Regenboog", address=ADDRESS,
+                           phone="+31101234567", wijknetwerk="Noord"), JULY - timedelta(days=400)),
+        at(e.BranchFounded(branch_id=OTHER_BRANCH, vestigingscode="34CD00", name="OBS Elders", address=ADDRESS,
+                           phone="+31101234567", wijknetwerk="Charlois"), JULY - timedelta(days=400)),
+    ]
+    history += [x for x in extra if x.type in ("StaffJoined", "ConsultantJoined")]
+    history.append(at(e.DossierOpened(branch_id=BRANCH, dossier_id=DOSSIER, pupil_id=PUPIL,
+                                      contact_staff_id=contact or uuid.uuid4(), summary="S"), JULY + timedelta(days=1)))
+    history += [x for x in extra if x.type not in ("StaffJoined", "ConsultantJoined")]
+    return reduce(evolve, history, INITIAL_STATE)
 
 
-def test_a_rehire_clears_the_earlier_departure():
-    member = fold([joined(JULY), recorded(StaffDeparted(branch_id=BRANCH, staff_id=STAFF), JULY),
-                   joined(JULY + timedelta(days=60))])
-    assert member is not None and member.departed_at is None
+LATER = JULY + timedelta(days=10)
 
 
-def test_a_role_change_is_kept():
-    member = fold([joined(JULY), recorded(StaffRoleChanged(
-        branch_id=BRANCH, staff_id=STAFF, previous_role=StaffRole.IB_ER, role=StaffRole.DIRECTEUR), JULY)])
-    assert member is not None and member.role is StaffRole.DIRECTEUR
+@pytest.mark.parametrize(("role", "rule"), [("ib_er", RULE_IB_ER), ("directeur", RULE_DIRECTEUR)])
+def test_ib_er_and_director_see_every_dossier_of_their_branch_also_future_ones(role, rule):
+    person = staff()
+    decision = world(joined(person, role)).decide(person, DOSSIER, LATER)
+    assert decision.allowed and decision.rule == rule and decision.role is e.StaffRole(role)
+    assert decision.since == JULY + timedelta(days=1), "since the dossier exists (it came after them)"
 
 
-def test_events_about_others_change_nothing():
-    from tests.unit.samples import sample
+@pytest.mark.parametrize("role", ["ib_er", "directeur", "leerkracht"])
+def test_nobody_sees_another_branchs_dossiers_by_role(role):
+    person = staff()
+    decision = world(joined(person, role, branch=OTHER_BRANCH)).decide(person, DOSSIER, LATER)
+    assert not decision.allowed and decision.rule == "no-rule"
 
-    assert evolve(None, recorded(sample("BranchFounded"), JULY)) is None
+
+def test_a_teacher_sees_only_dossiers_they_are_contact_person_of():
+    teacher, colleague = staff(), staff()
+    state = world(joined(teacher, "leerkracht"), joined(colleague, "leerkracht"), contact=teacher)
+    mine = state.decide(teacher, DOSSIER, LATER)
+    assert mine.allowed and mine.rule == RULE_CONTACT
+    assert not state.decide(colleague, DOSSIER, LATER).allowed
+
+
+def test_a_teacher_sees_an_explicitly_granted_dossier_until_it_is_revoked():
+    teacher = staff()
+    granted = at(e.AccessGranted(staff_id=teacher, dossier_id=DOSSIER, rule=RULE_EXPLICIT), JULY + timedelta(days=2))
+    revoked = at(e.AccessRevoked(staff_id=teacher, dossier_id=DOSSIER, rule=RULE_EXPLICIT, reason="r"),
+                 JULY + timedelta(days=5))
+    state = world(joined(teacher, "leerkracht"), granted, revoked)
+    assert state.decide(teacher, DOSSIER, JULY + timedelta(days=3)).rule == RULE_EXPLICIT
+    assert not state.decide(teacher, DOSSIER, JULY + timedelta(days=5)).allowed
+
+
+def test_externs_and_interns_see_only_explicit_grants_that_expire_by_themselves():
+    intern = staff()
+    until = JULY + timedelta(days=20)
+    granted = at(e.AccessGranted(staff_id=intern, dossier_id=DOSSIER, rule=RULE_EXPLICIT, until=until),
+                 JULY + timedelta(days=2))
+    state = world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), granted, contact=intern)
+    assert state.decide(intern, DOSSIER, JULY + timedelta(days=19)).rule == RULE_EXPLICIT
+    expired = state.decide(intern, DOSSIER, until)
+    assert not expired.allowed and expired.rule == "access-expired"
+    # Being contact person gives an intern nothing without a grant.
+    assert not world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), contact=intern).decide(
+        intern, DOSSIER, LATER).allowed
+
+
+def test_an_externs_own_access_period_ends_every_grant():
+    extern = staff()
+    granted = at(e.AccessGranted(staff_id=extern, dossier_id=DOSSIER, rule=RULE_EXPLICIT,
+                                 until=JULY + timedelta(days=100)), JULY + timedelta(days=2))
+    state = world(joined(extern, "extern", access_until=date(2026, 7, 31)), granted)
+    assert state.decide(extern, DOSSIER, datetime(2026, 7, 31, 21, 59, tzinfo=UTC)).allowed  # 23:59 Dutch time
+    assert state.decide(extern, DOSSIER, datetime(2026, 7, 31, 22, 0, tzinfo=UTC)).rule == "access-expired"
+
+
+def test_an_swv_consultant_sees_dossiers_of_their_wijknetwerk():
+    consultant, elsewhere = staff(), staff()
+    state = world(at(e.ConsultantJoined(staff_id=consultant, name="A", email="a@swv.example",
+                                        wijknetwerken=["Noord"]), JULY),
+                  at(e.ConsultantJoined(staff_id=elsewhere, name="B", email="b@swv.example",
+                                        wijknetwerken=["Charlois"]), JULY))
+    assert state.decide(consultant, DOSSIER, LATER).rule == RULE_SWV
+    assert not state.decide(elsewhere, DOSSIER, LATER).allowed
+    moved = evolve(state, at(e.BranchWijknetwerkChanged(branch_id=BRANCH, vestigingscode="12AB00",
+                                                        wijknetwerk="Charlois"), LATER))
+    assert moved.decide(elsewhere, DOSSIER, LATER).allowed and not moved.decide(consultant, DOSSIER, LATER).allowed
+
+
+def test_an_administrator_sees_no_dossier_by_role():
+    admin = staff()
+    assert world(joined(admin, "administrator")).decide(admin, DOSSIER, LATER).rule == "no-rule"
+
+
+@pytest.mark.parametrize("role", ["ib_er", "directeur", "leerkracht"])
+def test_a_departure_in_the_past_denies_at_once(role):
+    person = staff()
+    left = JULY + timedelta(days=3)
+    state = world(joined(person, role), at(e.StaffDeparted(branch_id=BRANCH, staff_id=person), left,
+                                           recorded=left + timedelta(days=4)), contact=person)
+    decision = state.decide(person, DOSSIER, LATER)
+    assert not decision.allowed and decision.rule == "departed" and decision.since == left
+    assert state.staff[person].departure_recorded_at == left + timedelta(days=4)
+
+
+def test_a_departure_in_the_future_denies_from_its_moment():
+    ib_er = staff()
+    leaving = JULY + timedelta(days=30)
+    state = world(joined(ib_er, "ib_er"), at(e.StaffDeparted(branch_id=BRANCH, staff_id=ib_er), leaving,
+                                             recorded=LATER))
+    assert state.decide(ib_er, DOSSIER, leaving - timedelta(seconds=1)).allowed
+    assert not state.decide(ib_er, DOSSIER, leaving).allowed
+
+
+def test_a_departed_person_sees_nothing_whatever_grant_they_hold():
+    teacher = staff()
+    state = world(joined(teacher, "leerkracht"),
+                  at(e.AccessGranted(staff_id=teacher, dossier_id=DOSSIER, rule=RULE_EXPLICIT),
+                     JULY + timedelta(days=2)),
+                  at(e.StaffDeparted(branch_id=BRANCH, staff_id=teacher), JULY + timedelta(days=3)))
+    assert state.decide(teacher, DOSSIER, LATER).rule == "departed"
+
+
+def test_a_role_change_changes_what_they_see():
+    person = staff()
+    promoted = at(e.StaffRoleChanged(branch_id=BRANCH, staff_id=person, previous_role=e.StaffRole.LEERKRACHT,
+                                     role=e.StaffRole.IB_ER), JULY + timedelta(days=5))
+    assert not world(joined(person, "leerkracht")).decide(person, DOSSIER, JULY + timedelta(days=4)).allowed
+    state = world(joined(person, "leerkracht"), promoted)
+    assert state.decide(person, DOSSIER, JULY + timedelta(days=6)).rule == RULE_IB_ER
+    demoted = evolve(state, at(e.StaffRoleChanged(branch_id=BRANCH, staff_id=person, previous_role=e.StaffRole.IB_ER,
+                                                  role=e.StaffRole.LEERKRACHT), JULY + timedelta(days=7)))
+    assert not demoted.decide(person, DOSSIER, JULY + timedelta(days=8)).allowed
+
+
+def test_a_brin_change_keeps_every_grant():
+    ib_er, consultant = staff(), staff()
+    state = world(joined(ib_er, "ib_er"), at(e.ConsultantJoined(staff_id=consultant, name="A", email="a@swv.example",
+                                                                 wijknetwerken=["Noord"]), JULY))
+    changed = evolve(state, at(e.BranchBrinChanged(branch_id=BRANCH, previous_vestigingscode="12AB00",
+                                                   vestigingscode="56EF00"), LATER))
+    assert changed.decide(ib_er, DOSSIER, LATER).rule == RULE_IB_ER
+    assert changed.decide(consultant, DOSSIER, LATER).rule == RULE_SWV
+
+
+def test_a_contact_reassignment_moves_the_contact_rule():
+    old, new = staff(), staff()
+    state = world(joined(old, "leerkracht"), joined(new, "leerkracht"),
+                  at(e.DossierContactAssigned(branch_id=BRANCH, dossier_id=DOSSIER, contact_staff_id=new,
+                                              reason="contact departed"), LATER), contact=old)
+    assert state.decide(new, DOSSIER, LATER).rule == RULE_CONTACT
+    assert not state.decide(old, DOSSIER, LATER).allowed
+
+
+def test_unknown_staff_and_dossiers_are_denied():
+    assert world().decide(staff(), DOSSIER, LATER).rule == "unknown-staff"
+    person = staff()
+    assert world(joined(person, "ib_er")).decide(person, uuid.uuid4(), LATER).rule == "unknown-dossier"
+
+
+# --- reactions and explicit grants ----------------------------------------------------------
+
+def test_a_departure_revokes_the_role_rule_and_live_grants_and_stops_notifications():
+    ib_er = staff()
+    state = world(joined(ib_er, "ib_er"))
+    departed = at(e.StaffDeparted(branch_id=BRANCH, staff_id=ib_er), LATER)
+    after = evolve(state, departed)
+    from services.access.domain import Grant
+
+    live = Grant(ib_er, DOSSIER, JULY, None)
+    out = reactions(departed, state.staff[ib_er], after.staff[ib_er], [live])
+    assert [type(x).__name__ for x in out] == ["AccessRevoked", "AccessRevoked", "NotificationsStopped"]
+    assert out[0].rule == RULE_IB_ER and out[1].dossier_id == DOSSIER
+
+
+def test_joining_as_ib_er_grants_the_branch_rule_and_a_role_change_swaps_it():
+    person = staff()
+    first = joined(person, "ib_er")
+    member = evolve(INITIAL_STATE, first).staff[person]
+    assert [(type(x).__name__, x.rule) for x in reactions(first, None, member, [])] == [("AccessGranted", RULE_IB_ER)]
+    change = at(e.StaffRoleChanged(branch_id=BRANCH, staff_id=person, previous_role=e.StaffRole.IB_ER,
+                                   role=e.StaffRole.DIRECTEUR), LATER)
+    after = evolve(evolve(INITIAL_STATE, first), change).staff[person]
+    assert [(type(x).__name__, x.rule) for x in reactions(change, member, after, [])] == [
+        ("AccessRevoked", RULE_IB_ER), ("AccessGranted", RULE_DIRECTEUR)]
+
+
+def test_only_an_ib_er_or_director_who_sees_the_dossier_may_grant_it():
+    ib_er, teacher, intern = staff(), staff(), staff()
+    state = world(joined(ib_er, "ib_er"), joined(teacher, "leerkracht"),
+                  joined(intern, "stagiair", access_until=date(2027, 1, 31)))
+    dossier = state.dossiers[DOSSIER]
+
+    def grant(granter, grantee, until=None):
+        return decide_grant(state.staff.get(granter), state.decide(granter, DOSSIER, LATER), state.staff.get(grantee),
+                            dossier, until, LATER)
+
+    granted = grant(ib_er, teacher)
+    assert isinstance(granted, e.AccessGranted) and granted.rule == RULE_EXPLICIT and granted.dossier_id == DOSSIER
+    assert grant(teacher, ib_er) == Refused("not-allowed-to-grant",
+                                            "only an IB'er or director who may see the dossier can grant it")
+    assert grant(ib_er, intern).code == "end-date-required"
+    assert grant(ib_er, intern, until=LATER - timedelta(days=1)).code == "end-date-passed"
+    assert isinstance(grant(ib_er, intern, until=LATER + timedelta(days=30)), e.AccessGranted)
+    assert decide_revoke(state.staff[ib_er], state.decide(ib_er, DOSSIER, LATER), None, LATER).code == \
+        "no-active-grant"

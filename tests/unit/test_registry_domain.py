@@ -318,3 +318,29 @@ def test_mutation_validation_lists_every_field_error():
         branch_report("moved", vestigingscode="12ab0", phone="12", address={**ADDRESS, "postcode": "0123 AB"})
     fields = {".".join(str(p) for p in error["loc"][1:]) for error in caught.value.errors()}
     assert {"vestigingscode", "phone", "address.postcode"} <= fields
+
+
+# --- every open dossier keeps a working contact person --------------------------------------
+
+def test_a_departed_contacts_open_dossiers_go_to_the_branchs_ib_er():
+    from services.registry.domain import react
+
+    state = apply(with_dossier(), report(kind="staff_joined", vestigingscode="12AB00", staff_ref="emp-2",
+                                         role="leerkracht", name="T", email="t@school.example"))
+    # The IB'er (emp-1) hands the dossier to teacher emp-2, then leaves: no IB'er remains.
+    state = apply(state, report(kind="dossier_contact_assigned", vestigingscode="12AB00", dossier_ref="hv-1",
+                                contact_staff_ref="emp-2"))
+    departed = only_event(run(state, report(kind="staff_departed", vestigingscode="12AB00", staff_ref="emp-2")))
+    after = evolve(state, departed)
+    (reaction,) = react(after, departed)
+    assert isinstance(reaction, e.DossierContactAssigned) and reaction.reason == "contact departed"
+    assert reaction.contact_staff_id == staff_id(BRANCH, "emp-1")
+
+    ib_er_leaves = only_event(run(state, report(kind="staff_departed", vestigingscode="12AB00", staff_ref="emp-1")))
+    assert react(evolve(state, ib_er_leaves), ib_er_leaves) == (), "emp-1 is no contact person any more"
+    without_ib_er = evolve(state, ib_er_leaves)
+    departed = only_event(run(without_ib_er, report(kind="staff_departed", vestigingscode="12AB00",
+                                                    staff_ref="emp-2")))
+    (flag,) = react(evolve(without_ib_er, departed), departed)
+    assert isinstance(flag, e.ContactPersonMissing)
+    assert flag.previous_contact_staff_id == staff_id(BRANCH, "emp-2") and flag.dossier_id == dossier_id(BRANCH, "hv-1")

@@ -1,4 +1,4 @@
-"""Staff known to the access service, their departures, and consumer progress.
+"""Access state (staff, branches, dossiers, grants, missing contacts), outboxes, consumer progress.
 
 Revision ID: 0001
 Revises:
@@ -15,43 +15,136 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "access_staff",
-        sa.Column("staff_id", sa.String(36), primary_key=True),
-        sa.Column("branch_id", sa.String(36), nullable=False),
-        sa.Column("role", sa.String(40), nullable=True),
-        sa.Column("joined_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("departed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("departure_recorded_at", sa.DateTime(timezone=True), nullable=True),
+        "access_branches",
+        sa.Column("branch_id", sa.String(length=36), nullable=False),
+        sa.Column("wijknetwerk", sa.String(length=80), nullable=False),
+        sa.PrimaryKeyConstraint("branch_id"),
+    )
+    op.create_index(op.f("ix_access_branches_wijknetwerk"), "access_branches", ["wijknetwerk"], unique=False)
+    op.create_table(
+        "access_dossiers",
+        sa.Column("dossier_id", sa.String(length=36), nullable=False),
+        sa.Column("branch_id", sa.String(length=36), nullable=False),
+        sa.Column("contact_staff_id", sa.String(length=36), nullable=False),
+        sa.Column("contact_since", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("open", sa.Boolean(), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("dossier_id"),
+    )
+    op.create_index(op.f("ix_access_dossiers_branch_id"), "access_dossiers", ["branch_id"], unique=False)
+    op.create_index(op.f("ix_access_dossiers_contact_staff_id"), "access_dossiers", ["contact_staff_id"], unique=False)
+    op.create_table(
+        "access_grants",
+        sa.Column("staff_id", sa.String(length=36), nullable=False),
+        sa.Column("dossier_id", sa.String(length=36), nullable=False),
+        sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("staff_id", "dossier_id"),
+    )
+    op.create_index("ix_access_grants_dossier", "access_grants", ["dossier_id"], unique=False)
+    op.create_table(
+        "access_mail_outbox",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("message_id", sa.String(length=200), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("staff_id", sa.String(length=36), nullable=True),
+        sa.Column("dossier_id", sa.String(length=36), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("suppressed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("suppressed_reason", sa.String(length=100), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("message_id"),
+    )
+    op.create_index(op.f("ix_access_mail_outbox_sent_at"), "access_mail_outbox", ["sent_at"], unique=False)
+    op.create_table(
+        "access_missing_contacts",
+        sa.Column("dossier_id", sa.String(length=36), nullable=False),
+        sa.Column("branch_id", sa.String(length=36), nullable=False),
+        sa.Column("previous_contact_staff_id", sa.String(length=36), nullable=False),
+        sa.Column("flagged_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("dossier_id"),
     )
     op.create_table(
+        "access_outbox",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.String(length=100), nullable=False),
+        sa.Column("topic", sa.String(length=250), nullable=False),
+        sa.Column("key", sa.LargeBinary(), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
+        sa.Column("headers", sa.Text(), nullable=False),
+        sa.Column("emit_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("applied", sa.Boolean(), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("event_id"),
+    )
+    op.create_index(op.f("ix_access_outbox_emit_at"), "access_outbox", ["emit_at"], unique=False)
+    op.create_index(op.f("ix_access_outbox_published_at"), "access_outbox", ["published_at"], unique=False)
+    op.create_table(
+        "access_staff",
+        sa.Column("staff_id", sa.String(length=36), nullable=False),
+        sa.Column("branch_id", sa.String(length=36), nullable=True),
+        sa.Column("role", sa.String(length=40), nullable=True),
+        sa.Column("joined_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("role_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("access_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("wijknetwerken", sa.String(length=2000), nullable=False),
+        sa.Column("departed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("departure_recorded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("subscribed", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("staff_id"),
+    )
+    op.create_index(op.f("ix_access_staff_branch_id"), "access_staff", ["branch_id"], unique=False)
+    op.create_table(
         "access_staff_departures",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(100), nullable=False),
-        sa.Column("staff_id", sa.String(36), nullable=False, index=True),
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.String(length=100), nullable=False),
+        sa.Column("staff_id", sa.String(length=36), nullable=False),
         sa.Column("effective_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(op.f("ix_access_staff_departures_staff_id"), "access_staff_departures", ["staff_id"], unique=False)
+    op.create_table(
+        "consumer_positions",
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("topic", sa.String(length=250), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=False),
+        sa.Column("high_water", sa.BigInteger(), nullable=True),
+        sa.Column("dead_lettered", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "topic", "partition"),
     )
     op.create_table(
         "processed_events",
-        sa.Column("consumer", sa.String(100), primary_key=True),
-        sa.Column("event_id", sa.String(100), primary_key=True),
-        sa.Column("topic", sa.String(250), nullable=False),
-        sa.Column("partition", sa.Integer, nullable=False),
-        sa.Column("offset", sa.BigInteger, nullable=False),
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("event_id", sa.String(length=100), nullable=False),
+        sa.Column("topic", sa.String(length=250), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-    )
-    op.create_table(
-        "consumer_positions",
-        sa.Column("consumer", sa.String(100), primary_key=True),
-        sa.Column("topic", sa.String(250), primary_key=True),
-        sa.Column("partition", sa.Integer, primary_key=True),
-        sa.Column("next_offset", sa.BigInteger, nullable=False),
-        sa.Column("high_water", sa.BigInteger, nullable=True),
-        sa.Column("dead_lettered", sa.BigInteger, nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id"),
     )
 
 
 def downgrade() -> None:
-    for table in ("consumer_positions", "processed_events", "access_staff_departures", "access_staff"):
+    for table in [
+        "processed_events",
+        "consumer_positions",
+        "access_staff_departures",
+        "access_staff",
+        "access_outbox",
+        "access_missing_contacts",
+        "access_mail_outbox",
+        "access_grants",
+        "access_dossiers",
+        "access_branches",
+    ]:
         op.drop_table(table)

@@ -1,0 +1,20 @@
+"""The access relay: publishes the access outbox (grants, revocations, views) and sends the
+notification mail, checking the policy again at the moment of sending. `python -m services.access.relay`."""
+
+from __future__ import annotations
+
+
+def main() -> None:
+    from services.access.bootstrap import build, build_relay
+    from services.access.settings import AccessSettings
+    from shared.logging import configure_logging
+
+    settings = AccessSettings()
+    configure_logging("access-relay", settings.log_level)
+    relay = build_relay(build(settings))
+    relay.stop_on_signals()
+    relay.run()
+
+
+if __name__ == "__main__":
+    main()

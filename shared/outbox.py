@@ -1,0 +1,204 @@
+"""Outboxes: events and e-mail decided in a service's database transaction, sent afterwards.
+
+The database is the one place a decision is recorded: a crash after the commit and before the
+broker or the mail server acknowledged only delays the send, it never loses it. A send whose
+acknowledgement was lost is repeated with the same event id / Message-ID, so consumers
+(processed-events table) and mail clients (Message-ID) recognise the repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import smtplib
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+from kafka import KafkaProducer
+from sqlalchemy import Boolean, Column, Integer, LargeBinary, MetaData, Row, String, Table, Text, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from shared.clock import Clock
+from shared.contracts.envelope import EncodedEvent
+from shared.db import UtcDateTime
+
+log = logging.getLogger(__name__)
+
+
+def define_outbox_tables(metadata: MetaData, prefix: str) -> tuple[Table, Table]:
+    events = Table(
+        f"{prefix}_outbox", metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(100), nullable=False, unique=True),
+        Column("topic", String(250), nullable=False),
+        Column("key", LargeBinary, nullable=False),
+        Column("value", LargeBinary, nullable=False),  # the encoded envelope: personal data sealed
+        Column("headers", Text, nullable=False),
+        # Published (and, if scheduled, applied to the service's state) once the clock reaches it.
+        Column("emit_at", UtcDateTime(), nullable=False, index=True),
+        Column("applied", Boolean, nullable=False),
+        Column("published_at", UtcDateTime(), nullable=True, index=True),
+    )
+    mail = Table(
+        f"{prefix}_mail_outbox", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("message_id", String(200), nullable=False, unique=True),
+        Column("recipient", String(320), nullable=False),
+        Column("subject", String(300), nullable=False),
+        Column("body", Text, nullable=False),
+        # For mail about a dossier: who it is for and what about, so that the policy can be
+        # checked again at the moment of sending (a departed IB'er gets nothing more).
+        Column("staff_id", String(36), nullable=True),
+        Column("dossier_id", String(36), nullable=True),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("sent_at", UtcDateTime(), nullable=True, index=True),
+        Column("suppressed_at", UtcDateTime(), nullable=True),
+        Column("suppressed_reason", String(100), nullable=True),
+        Column("attempts", Integer, nullable=False),
+    )
+    return events, mail
+
+
+def enqueue_event(connection: Connection, outbox: Table, encoded: EncodedEvent, emit_at: datetime,
+                  applied: bool = True) -> None:
+    connection.execute(insert(outbox).values(
+        event_id=encoded.id, topic=encoded.topic, key=encoded.key, value=encoded.value,
+        headers=json.dumps([[k, v.decode()] for k, v in encoded.headers]), emit_at=emit_at, applied=applied))
+
+
+def enqueue_mail(connection: Connection, outbox: Table, *, message_id: str, recipient: str, subject: str, body: str,
+                 created_at: datetime, staff_id: str | None = None, dossier_id: str | None = None) -> bool:
+    """False when a mail with this Message-ID is already queued (a repeated decision)."""
+    exists = connection.execute(select(outbox.c.id).where(outbox.c.message_id == message_id)).first()
+    if exists:
+        return False
+    connection.execute(insert(outbox).values(
+        message_id=message_id, recipient=recipient, subject=subject, body=body, staff_id=staff_id,
+        dossier_id=dossier_id, created_at=created_at, attempts=0))
+    return True
+
+
+def publish_due(engine: Engine, outbox: Table, producer: KafkaProducer, clock: Clock, limit: int = 500) -> int:
+    """Publish due, applied, unpublished events in order; mark them published once acknowledged."""
+    now = clock.now()
+    with engine.connect() as connection:
+        rows = connection.execute(select(outbox).where(
+            outbox.c.published_at.is_(None), outbox.c.applied.is_(True), outbox.c.emit_at <= now)
+            .order_by(outbox.c.seq).limit(limit)).all()
+    if not rows:
+        return 0
+    futures = [producer.send(row.topic, key=row.key, value=row.value,
+                             headers=[(k, v.encode()) for k, v in json.loads(row.headers)]) for row in rows]
+    producer.flush(timeout=30)
+    for future in futures:
+        future.get(timeout=30)  # raises if the broker did not take it: those rows stay unpublished
+    with engine.begin() as connection:
+        connection.execute(update(outbox).where(outbox.c.seq.in_([row.seq for row in rows]))
+                           .values(published_at=clock.now()))
+    return len(rows)
+
+
+# Decides, at the moment of sending, whether a dossier mail may still go: (staff_id, dossier_id)
+# -> None to send, or the reason not to.
+SendCheck = Callable[[Connection, str, str], str | None]
+
+
+class MailSender:
+    def __init__(self, engine: Engine, outbox: Table, clock: Clock, smtp_host: str, smtp_port: int,
+                 mail_from: str, check: SendCheck | None = None) -> None:
+        self._engine = engine
+        self._outbox = outbox
+        self._clock = clock
+        self._smtp_host = smtp_host
+        self._smtp_port = smtp_port
+        self._mail_from = mail_from
+        self._check = check
+        self.failures = 0
+        self.suppressed = 0
+
+    def send_pending(self, limit: int = 50) -> int:
+        outbox = self._outbox
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(outbox).where(outbox.c.sent_at.is_(None),
+                                                           outbox.c.suppressed_at.is_(None))
+                                      .order_by(outbox.c.id).limit(limit)).all()
+        sent = 0
+        for row in rows:
+            if self._suppressed(row):
+                continue
+            try:
+                with smtplib.SMTP(self._smtp_host, self._smtp_port, timeout=10) as smtp:
+                    smtp.send_message(self._message(row))
+            except (OSError, smtplib.SMTPException) as error:
+                self.failures += 1
+                self._mark(row.id, attempts=row.attempts + 1)
+                log.warning("mail not sent, will retry", extra={"reason": type(error).__name__,
+                                                               "attempt": row.attempts + 1})
+                break  # the server is down: try again next round
+            self._mark(row.id, sent_at=self._clock.now(), attempts=row.attempts + 1)
+            sent += 1
+        return sent
+
+    def _suppressed(self, row: Row[Any]) -> bool:
+        if self._check is None or row.staff_id is None or row.dossier_id is None:
+            return False
+        with self._engine.connect() as connection:
+            reason = self._check(connection, row.staff_id, row.dossier_id)
+        if reason is None:
+            return False
+        self._mark(row.id, suppressed_at=self._clock.now(), suppressed_reason=reason[:100])
+        self.suppressed += 1
+        log.info("mail suppressed at send time", extra={"reason": reason})
+        return True
+
+    def _message(self, row: Row[Any]) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self._mail_from
+        message["To"] = row.recipient
+        message["Subject"] = row.subject
+        message["Message-ID"] = row.message_id
+        message["Date"] = format_datetime(row.created_at)
+        message.set_content(row.body)
+        return message
+
+    def _mark(self, row_id: int, **values: Any) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(update(self._outbox).where(self._outbox.c.id == row_id).values(**values))
+
+
+class OutboxRelay:
+    """Runs a service's outbox work in rounds until stopped: each task returns how much it did."""
+
+    def __init__(self, name: str, tasks: list[Callable[[], int]], interval_s: float = 0.05) -> None:
+        self.name = name
+        self._tasks = tasks
+        self._interval_s = interval_s
+        self.stop_event = threading.Event()
+        self.rounds = 0
+
+    def run(self) -> None:
+        log.info("relay started", extra={"service": self.name})
+        while not self.stop_event.is_set():
+            busy = False
+            for task in self._tasks:
+                try:
+                    busy = bool(task()) or busy
+                except Exception as error:  # the next round retries; the outbox keeps the work
+                    log.warning("relay task failed, retrying", extra={"reason": type(error).__name__})
+            self.rounds += 1
+            if not busy:
+                self.stop_event.wait(self._interval_s)
+        log.info("relay stopped", extra={"service": self.name})
+
+    def stop_on_signals(self) -> None:
+        import signal
+
+        def _stop(_signum: int, _frame: object) -> None:
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
