@@ -1,0 +1,285 @@
+"""The access service over the real broker, a real database and a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from services.access import store
+from services.access.api import create_app
+from services.access.bootstrap import AccessDeps, build, build_relay, build_runner
+from services.access.settings import AccessSettings
+from shared.contracts import events as e
+from shared.contracts.topics import Topic
+from shared.kafka.producer import EventPublisher, make_producer
+from tests.support import SmtpCatcher, read_all, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
+ADDRESS = e.Address(street="Schiekade", house_number="12", postcode="3032 AJ", city="Rotterdam")
+
+
+@dataclass
+class Access:
+    deps: AccessDeps
+    settings: AccessSettings
+    api: TestClient
+    publisher: EventPublisher
+    smtp: SmtpCatcher
+    bootstrap: str
+    workers: list
+
+    def publish(self, *events: e.Event, effective_at: datetime | None = None) -> list[str]:
+        now = datetime.now(UTC)
+        encoded = [self.deps.codec.encode(event, event_id=str(uuid.uuid4()), recorded_at=now,
+                                          effective_at=effective_at or now) for event in events]
+        self.publisher.publish_all(encoded)
+        return [x.id for x in encoded]
+
+    def check(self, staff_id, dossier_id, after_event: str | None = None) -> dict:
+        params = {"staff_id": str(staff_id), "dossier_id": str(dossier_id)}
+        if after_event:
+            params["after_event"] = after_event
+        response = self.api.get("/v1/check", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def start(self, worker) -> None:
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        self.workers.append((worker, thread))
+
+    def mails_to(self, address: str) -> list:
+        return [m for m in self.smtp.messages if m["X-Envelope-To"] == address]
+
+    def access_events(self) -> list:
+        records = read_all(self.bootstrap, self.deps.topics(Topic.ACCESS_EVENTS))
+        return [self.deps.codec.decode(r.value) for r in records]
+
+
+def settings_for(broker, topic_prefix, database_url, master_key, tmp_path, smtp) -> AccessSettings:
+    return AccessSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix,
+                          database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
+                          master_key=master_key, consumer_group=f"{topic_prefix}access", smtp_port=smtp.port,
+                          relay_interval_s=0.02)
+
+
+@pytest.fixture
+def access(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server) -> Iterator[Access]:
+    settings = settings_for(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server)
+    deps = build(settings)
+    publisher = EventPublisher(make_producer(broker.bootstrap, "registry-under-test"))
+    harness = Access(deps, settings, TestClient(create_app(deps)), publisher, smtp_server, broker.bootstrap, [])
+    yield harness
+    for worker, _ in harness.workers:
+        worker.stop_event.set()
+    for _, thread in harness.workers:
+        thread.join(timeout=15)
+    publisher.close()
+
+
+def person(role: str, email: str, staff_id: uuid.UUID | None = None, **extra) -> e.StaffJoined:
+    return e.StaffJoined(branch_id=BRANCH, staff_id=staff_id or uuid.uuid4(), role=e.StaffRole(role), name="N",
+                         email=email, **extra)
+
+
+def dossier(contact: uuid.UUID, dossier_id: uuid.UUID | None = None) -> e.DossierOpened:
+    return e.DossierOpened(branch_id=BRANCH, dossier_id=dossier_id or uuid.uuid4(), pupil_id=uuid.uuid4(),
+                           contact_staff_id=contact, summary="Leesproblemen")
+
+
+BRANCH_FOUNDED = e.BranchFounded(branch_id=BRANCH, vestigingscode="12AB00", name="OBS De Regenboog",
+                                 address=ADDRESS, phone="+31101234567", wijknetwerk="Noord")
+
+
+def test_a_departed_ib_er_is_denied_at_once_and_gets_no_more_mail_while_the_successor_does(access):
+    access.start(build_runner(access.deps))
+    access.start(build_relay(access.deps))
+    old_ib_er, teacher = person("ib_er", "oud.ib@school.example"), person("leerkracht", "juf@school.example")
+    first = dossier(teacher.staff_id)
+    access.publish(BRANCH_FOUNDED, old_ib_er, teacher, first)
+    wait_until(lambda: len(access.smtp.messages) == 2, message="mail about the first dossier")
+    assert access.check(old_ib_er.staff_id, first.dossier_id)["rule"] == "ib_er-sees-branch"
+
+    new_ib_er = person("ib_er", "nieuw.ib@school.example")
+    (departure,) = access.publish(e.StaffDeparted(branch_id=BRANCH, staff_id=old_ib_er.staff_id))
+    decision = access.check(old_ib_er.staff_id, first.dossier_id, after_event=departure)
+    assert not decision["allowed"] and decision["rule"] == "departed"
+    second = dossier(teacher.staff_id)
+    access.publish(new_ib_er, second, e.DossierClosed(branch_id=BRANCH, dossier_id=first.dossier_id))
+    wait_until(lambda: len(access.mails_to("nieuw.ib@school.example")) == 2, message="the successor's mail")
+    wait_until(lambda: len(access.mails_to("juf@school.example")) == 3, message="the teacher's mail")
+
+    old = access.mails_to("oud.ib@school.example")
+    assert len(old) == 1 and "Nieuwe hulpvraag" in old[0]["Subject"]
+    body = old[0].get_content()
+    assert str(first.dossier_id) in body and "Leesproblemen" not in body, "no pupil details in mail"
+    revoked = wait_until(lambda: [x for x in access.access_events() if x.event.staff_id == old_ib_er.staff_id
+                                  and x.type in ("AccessRevoked", "NotificationsStopped")], message="revocations")
+    assert {x.type for x in revoked} == {"AccessRevoked", "NotificationsStopped"}
+    who = access.api.get(f"/v1/dossiers/{second.dossier_id}/staff").json()
+    assert {w["staff_id"] for w in who} == {str(new_ib_er.staff_id), str(teacher.staff_id)}
+
+
+def test_mail_queued_before_a_departure_is_not_sent_after_it(access):
+    access.start(build_runner(access.deps))
+    ib_er, teacher = person("ib_er", "ib@school.example"), person("leerkracht", "meester@school.example")
+    opened = dossier(teacher.staff_id)
+    access.publish(BRANCH_FOUNDED, ib_er, teacher, opened)
+    (departure,) = access.publish(e.StaffDeparted(branch_id=BRANCH, staff_id=ib_er.staff_id))
+    wait_until(lambda: access.check(ib_er.staff_id, opened.dossier_id, after_event=departure), message="processed")
+    access.start(build_relay(access.deps))  # only now does mail go out
+    wait_until(lambda: len(access.mails_to("meester@school.example")) == 1, message="the teacher's mail")
+    with access.deps.engine.connect() as connection:
+        suppressed = connection.execute(select(store.mail_outbox.c.recipient, store.mail_outbox.c.suppressed_reason)
+                                        .where(store.mail_outbox.c.suppressed_at.is_not(None))).all()
+    assert [(r.recipient, r.suppressed_reason) for r in suppressed] == [("ib@school.example", "departed")]
+    assert not access.mails_to("ib@school.example")
+
+
+def test_checks_fail_closed_when_nothing_is_processed_or_the_store_is_gone(access):
+    response = access.api.get("/v1/check", params={"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())})
+    assert response.status_code == 503 and response.json()["type"] == "/problems/not-caught-up"
+    assert "not processed anything" in response.json()["detail"]
+
+    access.start(build_runner(access.deps))
+    ib_er = person("ib_er", "ib@school.example")
+    opened = dossier(ib_er.staff_id)
+    ids = access.publish(BRANCH_FOUNDED, ib_er, opened)
+    assert access.check(ib_er.staff_id, opened.dossier_id, after_event=ids[-1])["allowed"]
+
+    from sqlalchemy import create_engine
+
+    access.deps.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none",
+                                       connect_args={"connect_timeout": 1})
+    gone = access.api.get("/v1/check", params={"staff_id": str(ib_er.staff_id),
+                                               "dossier_id": str(opened.dossier_id)})
+    assert gone.status_code == 503 and gone.json()["type"] == "/problems/unavailable"
+    assert "allowed" not in gone.json()
+
+
+def test_listings_are_complete_and_paged(access):
+    access.start(build_runner(access.deps))
+    ib_er, teacher = person("ib_er", "ib@school.example"), person("leerkracht", "juf@school.example")
+    dossiers = [dossier(teacher.staff_id if n % 5 == 0 else ib_er.staff_id) for n in range(250)]
+    ids = access.publish(BRANCH_FOUNDED, ib_er, teacher, *dossiers)
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 100, "after_event": ids[-1], **({"cursor": cursor} if cursor else {})}
+        page = access.api.get(f"/v1/staff/{ib_er.staff_id}/dossiers", params=params).json()
+        assert page["total"] == 250
+        seen += [item["dossier_id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3 and sorted(seen) == sorted(str(d.dossier_id) for d in dossiers) and len(set(seen)) == 250
+    mine = access.api.get(f"/v1/staff/{teacher.staff_id}/dossiers", params={"limit": 1000}).json()
+    assert mine["total"] == 50 and {i["rule"] for i in mine["items"]} == {"contact-person"}
+
+
+def test_views_are_logged_allowed_or_not_and_explicit_grants_work(access):
+    access.start(build_runner(access.deps))
+    access.start(build_relay(access.deps))
+    ib_er, teacher = person("ib_er", "ib@school.example"), person("leerkracht", "juf@school.example")
+    opened = dossier(ib_er.staff_id)
+    ids = access.publish(BRANCH_FOUNDED, ib_er, teacher, opened)
+    wait_until(lambda: access.api.get("/v1/check", params={"staff_id": str(teacher.staff_id),
+                                                           "dossier_id": str(opened.dossier_id),
+                                                           "after_event": ids[-1]}).status_code == 200)
+    denied = access.api.post(f"/v1/dossiers/{opened.dossier_id}/views", json={"staff_id": str(teacher.staff_id)})
+    assert denied.status_code == 200 and denied.json()["allowed"] is False
+
+    refused = access.api.post(f"/v1/dossiers/{opened.dossier_id}/grants",
+                              json={"staff_id": str(ib_er.staff_id), "granted_by": str(teacher.staff_id)})
+    assert refused.status_code == 403 and refused.json()["reason"] == "not-allowed-to-grant"
+    granted = access.api.post(f"/v1/dossiers/{opened.dossier_id}/grants",
+                              json={"staff_id": str(teacher.staff_id), "granted_by": str(ib_er.staff_id),
+                                    "until": (datetime.now(UTC) + timedelta(days=30)).isoformat()})
+    assert granted.status_code == 201, granted.text
+    allowed = access.api.post(f"/v1/dossiers/{opened.dossier_id}/views", json={"staff_id": str(teacher.staff_id)})
+    assert allowed.json()["allowed"] is True and allowed.json()["rule"] == "explicit-grant"
+    revoked = access.api.delete(f"/v1/dossiers/{opened.dossier_id}/grants/{teacher.staff_id}",
+                                params={"revoked_by": str(ib_er.staff_id)})
+    assert revoked.status_code == 204
+    assert access.check(teacher.staff_id, opened.dossier_id)["allowed"] is False
+
+    log = wait_until(lambda: len([x for x in access.access_events() if x.type == "DossierViewed"]) == 2 and
+                     [x for x in access.access_events() if x.type == "DossierViewed"], message="the view log")
+    assert sorted(x.event.allowed for x in log) == [False, True]
+    assert {x.event.staff_id for x in log} == {teacher.staff_id}
+    grants = [x.type for x in access.access_events() if x.event.staff_id == teacher.staff_id
+              and x.type in ("AccessGranted", "AccessRevoked")]
+    assert grants == ["AccessGranted", "AccessRevoked"]
+
+
+def test_a_dossier_without_contact_is_listed_for_the_swv_and_mailed_to_the_director(access):
+    access.start(build_runner(access.deps))
+    access.start(build_relay(access.deps))
+    director, teacher = person("directeur", "directeur@school.example"), person("leerkracht", "juf@school.example")
+    opened = dossier(teacher.staff_id)
+    access.publish(BRANCH_FOUNDED, director, teacher, opened)
+    ids = access.publish(e.StaffDeparted(branch_id=BRANCH, staff_id=teacher.staff_id),
+                         e.ContactPersonMissing(branch_id=BRANCH, dossier_id=opened.dossier_id,
+                                                previous_contact_staff_id=teacher.staff_id))
+    wait_until(lambda: access.api.get("/v1/missing-contacts", params={"after_event": ids[-1]}).status_code == 200)
+    listed = access.api.get("/v1/missing-contacts").json()
+    assert listed["total"] == 1 and listed["items"][0]["dossier_id"] == str(opened.dossier_id)
+    mail = wait_until(lambda: [m for m in access.mails_to("directeur@school.example")
+                               if "zonder contactpersoon" in m["Subject"]], message="the director's alert")
+    assert "Wijs in Kindkans een nieuwe contactpersoon toe" in mail[0].get_content()
+    access.publish(e.DossierContactAssigned(branch_id=BRANCH, dossier_id=opened.dossier_id,
+                                            contact_staff_id=director.staff_id, reason="reported"))
+    wait_until(lambda: access.api.get("/v1/missing-contacts").json()["total"] == 0, message="resolved")
+
+
+def test_a_processor_killed_mid_batch_loses_no_grant_and_sends_no_mail_twice(access, broker, tmp_path):
+    ib_er = person("ib_er", "ib@school.example")
+    dossiers = [dossier(ib_er.staff_id) for _ in range(1500)]
+    access.publish(BRANCH_FOUNDED, ib_er)
+    for start in range(0, len(dossiers), 100):
+        access.publish(*dossiers[start:start + 100])
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+           "SAMENVEILIG_TOPIC_PREFIX": access.settings.topic_prefix,
+           "SAMENVEILIG_DATABASE_URL": access.settings.database_url,
+           "SAMENVEILIG_KEYSTORE_URL": access.settings.keystore_url,
+           "SAMENVEILIG_MASTER_KEY": access.settings.master_key.get_secret_value(),
+           "SAMENVEILIG_CONSUMER_GROUP": access.settings.consumer_group}
+
+    def mails_queued() -> int:
+        with access.deps.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(store.mail_outbox)).scalar_one()
+
+    log = (tmp_path / "processor.log").open("wb")
+    command = [sys.executable, "-m", "services.access.processor"]
+    first = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=log)
+    wait_until(lambda: mails_queued() >= 100, timeout_s=60, interval_s=0.005, message="some progress")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    assert mails_queued() < len(dossiers), "the kill must land mid-stream"
+    second = subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=log)
+    try:
+        wait_until(lambda: mails_queued() >= len(dossiers), timeout_s=120, message="all dossiers processed")
+        access.start(build_relay(access.deps))
+        wait_until(lambda: len(access.smtp.messages) >= len(dossiers), timeout_s=120, message="all mail sent")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=20)
+    message_ids = [m["Message-ID"] for m in access.smtp.messages]
+    assert len(message_ids) == len(set(message_ids)) == len(dossiers), "a mail was lost or sent twice"
+    granted = [x for x in access.access_events() if x.type == "AccessGranted"]
+    assert len(granted) == 1 and granted[0].event.rule == "ib_er-sees-branch"
+    with access.deps.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(store.dossiers)).scalar_one() == len(dossiers)
