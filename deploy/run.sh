@@ -27,7 +27,7 @@ export SAMENVEILIG_SMTP_PORT=$SMTP_PORT
 # With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
 processes=()
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-    processes=(mail registry-api registry-intake registry-relay access-processor access-api)
+    processes=(mail registry-api registry-intake registry-relay access-processor access-relay access-api)
     broker_line="external broker at $KAFKA_BOOTSTRAP_SERVERS"
 else
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$BROKER_PORT
@@ -46,7 +46,8 @@ samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):
   registry intake        consumes registry.mutations.v1 (signed mutations)
   registry relay         publishes registry.events.v1, sends office mail
   access API             http://127.0.0.1:$ACCESS_API_PORT/docs
-  access processor       consumes registry.events.v1
+  access processor       consumes registry.events.v1 and access.events.v1
+  access relay           publishes access.events.v1, sends notifications (policy checked at send time)
   mail (SMTP catcher)    smtp://127.0.0.1:$SMTP_PORT, mail kept in $data/mail/
 Credentials for school systems: .venv/bin/python -m services.registry.credentials create --name NAME --brin 12AB
   (with SAMENVEILIG_DATABASE_URL=$REGISTRY_DATABASE_URL and SAMENVEILIG_MASTER_KEY from $data/master.key)
