@@ -7,12 +7,14 @@ import base64
 import os
 import sys
 import threading
+import time
 from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, LargeBinary, MetaData, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from shared.clock import Clock, SystemClock
 from shared.db import UtcDateTime
@@ -103,7 +105,16 @@ class SqlKeyStore:
         self._clock = clock or SystemClock()
         self._engine = engine
         self._master = master_key
-        _metadata.create_all(engine)
+        # Several services open the same key store at start; when two create the table at once,
+        # one fails and its retry finds the table there.
+        for attempt in range(5):
+            try:
+                _metadata.create_all(engine)
+                break
+            except (OperationalError, ProgrammingError, IntegrityError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
     def _wrap(self, key_id: str, key: bytes) -> bytes:
         return seal(self._master, key, key_id.encode())

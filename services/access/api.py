@@ -8,6 +8,7 @@ reporting, or the database is unavailable, the answer is a 503 problem, never an
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -188,7 +189,7 @@ def view(dossier_id: UUID, body: ViewRequest, deps: Fresh, after_event: AfterEve
         viewed = DossierViewed(staff_id=body.staff_id, branch_id=dossier.branch_id if dossier else
                                (member.branch_id if member else None), dossier_id=dossier_id,
                                allowed=decision.allowed, rule=decision.rule)
-        _emit(deps, connection, viewed, derived_id("view", str(body.staff_id), str(dossier_id), now.isoformat()), now)
+        _emit(deps, connection, viewed, str(uuid.uuid4()), now)
     return _public(body.staff_id, dossier_id, decision, now)
 
 
@@ -262,6 +263,9 @@ def _emit(deps: AccessDeps, connection: Connection, event: Event, event_id: str,
     encoded = deps.codec.encode(event, event_id=event_id, recorded_at=now)
     if isinstance(event, AccessGranted | AccessRevoked):
         deps.service.apply(deps.codec.decode(encoded.value), connection)
+        # Applied here, so the processor must not apply it again when it comes back from the
+        # log: a grant re-applied after its revocation would briefly revive it.
+        progress(deps).mark_processed(connection, event_id, encoded.topic, -1, -1, now)
     enqueue_event(connection, store.outbox, encoded, emit_at=now)
 
 

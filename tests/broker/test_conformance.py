@@ -7,11 +7,12 @@ the shared session broker. Known Tansu 0.6 defects live in test_tansu_defects.py
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -154,27 +155,42 @@ def test_two_members_split_partitions(broker, topic_prefix):
     group = f"{topic_prefix}group"
     create_topics(broker.bootstrap, {topic: 4})
     everything = {TopicPartition(topic, p) for p in range(4)}
-    members: list[KafkaConsumer] = []
+    assignments: list[set[TopicPartition]] = [set(), set()]
+    stop = threading.Event()
+
+    def member(index: int) -> None:
+        # Each member polls without pause in its own thread, as a real processor does, so
+        # that neither holds up the other's rebalance.
+        consumer = group_consumer(broker.bootstrap, group, topic)
+        try:
+            while not stop.is_set():
+                consumer.poll(timeout_ms=100)
+                assignments[index] = set(consumer.assignment())
+        finally:
+            consumer.close()
+
+    threads = [threading.Thread(target=member, args=(i,), daemon=True) for i in range(2)]
+    for thread in threads:
+        thread.start()
     try:
-        members = [group_consumer(broker.bootstrap, group, topic) for _ in range(2)]
         settled_since: float | None = None
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 60
         while True:
-            for member in members:
-                member.poll(timeout_ms=100)
-            a, b = (m.assignment() for m in members)
+            a, b = assignments
             split = bool(a) and bool(b) and not (a & b) and (a | b) == everything
             if split:
                 settled_since = settled_since or time.monotonic()
-                if time.monotonic() - settled_since >= 2.0:  # stable for 2 s of polling both
+                if time.monotonic() - settled_since >= 2.0:  # stable for 2 s
                     break
             else:
                 settled_since = None
             if time.monotonic() > deadline:
                 raise AssertionError(f"assignments did not settle: {sorted(a)} / {sorted(b)}")
+            time.sleep(0.05)
     finally:
-        for member in members:
-            member.close()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
     assert a and b
     assert not (a & b)
     assert a | b == everything

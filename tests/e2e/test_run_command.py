@@ -3,6 +3,7 @@ a departure flows through, Ctrl-C stops everything, and a second start has the d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -105,6 +106,23 @@ def run(tmp_path):
     yield command
     if command.process and command.process.poll() is None:
         os.killpg(command.process.pid, signal.SIGKILL)
+    # Whatever the outcome, nothing this run started may outlive the test: honcho puts its
+    # children in process groups of their own, so find them by the data directory they were given.
+    _kill_processes_of(command.data_dir)
+
+
+def _kill_processes_of(data_dir: Path) -> None:
+    marker = f"SAMENVEILIG_DATA_DIR={data_dir}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environment:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _port_closed(port: int) -> bool:
