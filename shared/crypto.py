@@ -136,8 +136,10 @@ class SqlKeyStore:
             dialect = connection.dialect.name
             insert_stmt = (postgresql.insert(data_keys) if dialect == "postgresql"
                            else sqlite.insert(data_keys))
-            connection.execute(insert_stmt.values(**values).on_conflict_do_nothing())
-        # Another process may have won the race; whichever key is stored is the key.
+            inserted = connection.execute(insert_stmt.values(**values).on_conflict_do_nothing()).rowcount
+        if inserted == 1:
+            return key
+        # Another process won the race; whichever key is stored is the key.
         stored = self._load(key_id)
         if stored is None or stored[1] or stored[0] is None:
             raise KeyDestroyed(key_id)

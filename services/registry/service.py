@@ -113,7 +113,7 @@ class RegistryService:
         events = list(decision.events)
         if not scheduled:
             # Later mutations in this batch, and every later request, see the change at once.
-            store.save_state(connection, reduce(evolve, events, state))
+            store.save_state(connection, reduce(evolve, events, state), before=state)
             events += self._reactions(connection, events)
         event_ids = [derived_id("registry-event", sender, mutation.mutation_id, str(n)) for n in range(len(events))]
         correlation = derived_id("mutation", sender, mutation.mutation_id)
@@ -142,7 +142,7 @@ class RegistryService:
             recorded = self._codec.decode(row.value)
             refs, branch_ids = _event_references(recorded.event)
             state = store.load_state(connection, refs, branch_ids)
-            store.save_state(connection, evolve(state, recorded.event))
+            store.save_state(connection, evolve(state, recorded.event), before=state)
             connection.execute(update(store.outbox).where(store.outbox.c.seq == row.seq).values(applied=True))
             for n, reaction in enumerate(self._reactions(connection, [recorded.event])):
                 encoded = self._codec.encode(reaction, event_id=derived_id("registry-reaction", recorded.id, str(n)),
@@ -158,7 +158,7 @@ class RegistryService:
             if isinstance(event, StaffDeparted):
                 state = store.load_reaction_state(connection, event.staff_id, event.branch_id)
                 reactions = list(react(state, event))
-                store.save_state(connection, reduce(evolve, reactions, state))
+                store.save_state(connection, reduce(evolve, reactions, state), before=state)
                 out += reactions
         return out
 

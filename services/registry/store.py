@@ -153,8 +153,15 @@ def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str,
             connection.execute(insert(table).values(**row))
 
 
-def save_state(connection: Connection, state: RegistryState) -> None:
-    """Write every entity of a (partial) state back."""
+def save_state(connection: Connection, state: RegistryState, before: RegistryState | None = None) -> None:
+    """Write a (partial) state back: only what differs from `before`, when given."""
+    if before is not None:
+        state = RegistryState(
+            branches={k: v for k, v in state.branches.items() if before.branches.get(k) != v},
+            codes={k: v for k, v in state.codes.items() if before.codes.get(k) != v},
+            people={k: v for k, v in state.people.items() if before.people.get(k) != v},
+            pupils={k: v for k, v in state.pupils.items() if before.pupils.get(k) != v},
+            dossiers={k: v for k, v in state.dossiers.items() if before.dossiers.get(k) != v})
     _upsert(connection, branches, "branch_id", [
         {"branch_id": str(b.branch_id), "vestigingscode": b.vestigingscode, "name": b.name,
          "address": b.address.model_dump_json(), "phone": b.phone, "wijknetwerk": b.wijknetwerk, "closed": b.closed}
