@@ -22,12 +22,14 @@ export BROKER_PORT=${BROKER_PORT:-9092}
 export S3_PORT=${S3_PORT:-9000}
 export ACCESS_API_PORT=${ACCESS_API_PORT:-8003}
 export REGISTRY_API_PORT=${REGISTRY_API_PORT:-8001}
+export AUTH_API_PORT=${AUTH_API_PORT:-8002}
 export SMTP_PORT=${SMTP_PORT:-1025}
 export SAMENVEILIG_SMTP_PORT=$SMTP_PORT
 # With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
 processes=()
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-    processes=(mail registry-api registry-intake registry-relay access-processor access-relay access-api)
+    processes=(mail registry-api registry-intake registry-relay auth-api auth-processor auth-relay
+               access-processor access-relay access-api)
     broker_line="external broker at $KAFKA_BOOTSTRAP_SERVERS"
 else
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$BROKER_PORT
@@ -36,6 +38,7 @@ fi
 # One database per service; the key store is shared (it belongs to the retention service).
 export ACCESS_DATABASE_URL=${ACCESS_DATABASE_URL:-sqlite:///$data/access.sqlite}
 export REGISTRY_DATABASE_URL=${REGISTRY_DATABASE_URL:-sqlite:///$data/registry.sqlite}
+export AUTH_DATABASE_URL=${AUTH_DATABASE_URL:-sqlite:///$data/auth.sqlite}
 export SAMENVEILIG_KEYSTORE_URL=${SAMENVEILIG_KEYSTORE_URL:-sqlite:///$data/keystore.sqlite}
 export PYTHONUNBUFFERED=1
 
@@ -45,6 +48,8 @@ samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):
   registry API           http://127.0.0.1:$REGISTRY_API_PORT/docs   (school systems report mutations here)
   registry intake        consumes registry.mutations.v1 (signed mutations)
   registry relay         publishes registry.events.v1, sends office mail
+  auth (Kindkans login)  http://127.0.0.1:$AUTH_API_PORT/inloggen   (invitations arrive in the mail catcher)
+  auth processor/relay   accounts from registry.events.v1; publishes auth.events.v1, sends invitations
   access API             http://127.0.0.1:$ACCESS_API_PORT/docs
   access processor       consumes registry.events.v1 and access.events.v1
   access relay           publishes access.events.v1, sends notifications (policy checked at send time)

@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
 bash deploy/postgres.sh install
+# The browser tests drive Debian's chromium with Playwright (it cannot download browsers here).
+if [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing chromium (Debian package)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 # PostgreSQL runs as the postgres user, so its directory lives where that user may enter.
 pg_dir=$(mktemp -d /tmp/samenveilig-pg.XXXXXX)

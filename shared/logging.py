@@ -22,6 +22,7 @@ _SECRET_VALUES = [
     (re.compile(r"(?i)\b(bearer|token|password|secret|key)[=: ]+\S+"), r"\1=" + REDACTED),
     (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), REDACTED),  # e-mail addresses
     (re.compile(r"\botpauth://\S+"), REDACTED),
+    (re.compile(r"(/uitnodiging/)[A-Za-z0-9_-]+"), r"\1" + REDACTED),  # invitation links
     (re.compile(r"\b[A-Z2-7]{16,}\b"), REDACTED),  # base32 TOTP seeds
 ]
 

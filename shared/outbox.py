@@ -109,7 +109,7 @@ SendCheck = Callable[[Connection, str, str], str | None]
 
 class MailSender:
     def __init__(self, engine: Engine, outbox: Table, clock: Clock, smtp_host: str, smtp_port: int,
-                 mail_from: str, check: SendCheck | None = None) -> None:
+                 mail_from: str, check: SendCheck | None = None, redact_after_send: bool = False) -> None:
         self._engine = engine
         self._outbox = outbox
         self._clock = clock
@@ -117,6 +117,8 @@ class MailSender:
         self._smtp_port = smtp_port
         self._mail_from = mail_from
         self._check = check
+        # For mail that carries a secret (an invitation link): once sent, the body is not kept.
+        self._redact_after_send = redact_after_send
         self.failures = 0
         self.suppressed = 0
 
@@ -139,7 +141,10 @@ class MailSender:
                 log.warning("mail not sent, will retry", extra={"reason": type(error).__name__,
                                                                "attempt": row.attempts + 1})
                 break  # the server is down: try again next round
-            self._mark(row.id, sent_at=self._clock.now(), attempts=row.attempts + 1)
+            done: dict[str, Any] = {"sent_at": self._clock.now(), "attempts": row.attempts + 1}
+            if self._redact_after_send:
+                done["body"] = "[verzonden; inhoud niet bewaard]"
+            self._mark(row.id, **done)
             sent += 1
         return sent
 

@@ -343,6 +343,50 @@ class AuthEvent(Event):
         return f"staff/{self.staff_id}"
 
 
+class AccountInvited(AuthEvent):
+    """An account exists for the staff member; an invitation to set a password went out."""
+
+    event_type: ClassVar[str] = "AccountInvited"
+    expires_at: datetime
+
+
+class AccountDisabled(AuthEvent):
+    event_type: ClassVar[str] = "AccountDisabled"
+    reason: Literal["staff departed"]
+
+
+class LoginSucceeded(AuthEvent):
+    event_type: ClassVar[str] = "LoginSucceeded"
+    session_id: UUID
+    second_factor: Literal["totp", "recovery-code"]
+
+
+class LoginFailed(Event):
+    """A failed step of a login. Only a reason code: never what was typed."""
+
+    event_type: ClassVar[str] = "LoginFailed"
+    topic: ClassVar[Topic] = Topic.AUTH_EVENTS
+    # None when the name given matches no account (the answer to the user does not say so).
+    staff_id: UUID | None = None
+    reason: Literal["bad-password", "bad-code", "code-replayed", "bad-recovery-code", "locked", "unknown-account",
+                    "account-disabled", "not-enrolled"]
+    client: ShortText
+
+    def partition_key(self) -> str:
+        return str(self.staff_id) if self.staff_id else f"client/{self.client}"
+
+
+class AccountLocked(AuthEvent):
+    event_type: ClassVar[str] = "AccountLocked"
+    factor: Literal["password", "code"]
+    until: datetime
+
+
+class RecoveryCodeUsed(AuthEvent):
+    event_type: ClassVar[str] = "RecoveryCodeUsed"
+    remaining: int
+
+
 class SecondFactorEnrolled(AuthEvent):
     event_type: ClassVar[str] = "SecondFactorEnrolled"
     method: Literal["totp"] = "totp"

@@ -24,7 +24,7 @@ class RunCommand:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.ports = {name: free_port() for name in ("BROKER_PORT", "S3_PORT", "ACCESS_API_PORT",
-                                                     "REGISTRY_API_PORT", "SMTP_PORT")}
+                                                     "REGISTRY_API_PORT", "AUTH_API_PORT", "SMTP_PORT")}
         self.process: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / "run.out"
 
@@ -75,7 +75,7 @@ class RunCommand:
         if self.process.poll() is not None:
             raise AssertionError(f"run command exited early:\n{self.output.read_text()[-3000:]}")
         try:
-            for base in (self.api, self.registry):
+            for base in (self.api, self.registry, f"http://127.0.0.1:{self.ports['AUTH_API_PORT']}"):
                 with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
                     if response.status != 200:
                         return False
@@ -152,9 +152,14 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
                           message="the departure to reach the access service")
     assert departed
     # The branch change reached the office mailbox (the run command's SMTP catcher).
-    mails = wait_until(lambda: list((run.data_dir / "mail" / "new").glob("*")), timeout_s=30,
-                       message="the office mail")
-    assert b"Aard van de wijziging: oprichting" in mails[0].read_bytes()
+    def office_mail() -> list[Path]:
+        return [m for m in (run.data_dir / "mail" / "new").glob("*")
+                if b"Aard van de wijziging: oprichting" in m.read_bytes()]
+
+    assert wait_until(office_mail, timeout_s=30, message="the office mail")
+    # The new staff member's invitation to Kindkans (auth service) arrived too.
+    assert wait_until(lambda: [m for m in (run.data_dir / "mail" / "new").glob("*")
+                               if b"Welkom bij Kindkans" in m.read_bytes()], timeout_s=30, message="the invitation")
 
     assert run.ctrl_c() in (0, 130, -signal.SIGINT)
     for port in run.ports.values():

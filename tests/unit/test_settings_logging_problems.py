@@ -48,11 +48,13 @@ def captured_log():
 
 def test_logs_redact_secrets_and_personal_data_but_keep_ids(captured_log):
     logger, stream = captured_log
-    logger.info("login for ouder@example.nl with password=hunter2 token: abc.def seed JBSWY3DPEHPK3PXPJBSWY3DP",
+    logger.info("login for ouder@example.nl with password=hunter2 token: abc.def seed JBSWY3DPEHPK3PXPJBSWY3DP "
+                "via /uitnodiging/q0V1nv1tat10n-T0ken",
                 extra={"event_id": "evt-1", "partition": 2, "offset": 41, "totp_seed": "JBSWY3DPEHPK3PXP",
                        "pupil_name": "Daan Jansen", "recovery_codes": ["a1b2"]})
     line = stream.getvalue()
-    for secret in ("ouder@example.nl", "hunter2", "abc.def", "JBSWY3DPEHPK3PXP", "Daan Jansen", "a1b2"):
+    for secret in ("ouder@example.nl", "hunter2", "abc.def", "JBSWY3DPEHPK3PXP", "Daan Jansen", "a1b2",
+                   "q0V1nv1tat10n-T0ken"):
         assert secret not in line
     record = json.loads(line)
     assert (record["event_id"], record["partition"], record["offset"]) == ("evt-1", 2, 41)

@@ -1,0 +1,70 @@
+"""Wires the auth service's real adapters; tests build their own with other ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from sqlalchemy.engine import Engine
+
+from services.auth import store
+from services.auth.service import AuthService
+from services.auth.settings import AuthSettings
+from shared.clock import Clock, SystemClock
+from shared.contracts.envelope import EventCodec
+from shared.contracts.topics import Topic, TopicNames
+from shared.crypto import SqlKeyStore
+from shared.db import make_engine
+from shared.kafka.admin import ensure_topics
+from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.producer import make_producer
+from shared.kafka.progress import Progress
+from shared.outbox import MailSender, OutboxRelay, publish_due
+
+
+@dataclass
+class AuthDeps:
+    settings: AuthSettings
+    engine: Engine
+    codec: EventCodec
+    topics: TopicNames
+    clock: Clock
+    service: AuthService
+
+
+def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
+    store.migrate_to_newest(settings.database_url)
+    engine = make_engine(settings.database_url)
+    clock = clock or SystemClock()
+    keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
+    topics = TopicNames(settings.topic_prefix)
+    codec = EventCodec(keys, source="/samenveilig/auth", topics=topics)
+    hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
+    service = AuthService(codec, clock, settings.master_key_bytes(), hasher, settings.auth_url,
+                          str(settings.mail_from).split("@")[1])
+    return AuthDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service)
+
+
+def build_runner(deps: AuthDeps) -> ConsumerRunner:
+    settings = deps.settings
+    source = deps.topics(Topic.REGISTRY_EVENTS)
+    ensure_topics(settings.kafka_bootstrap_servers, [source, f"{source}.dlq", deps.topics(Topic.AUTH_EVENTS)],
+                  settings.topic_partitions, settings.topic_replication)
+    return ConsumerRunner(
+        consumer_name=settings.consumer_group, topics=[source], bootstrap=settings.kafka_bootstrap_servers,
+        engine=deps.engine, codec=deps.codec, handler=deps.service.apply,
+        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group),
+        dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
+        clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+
+
+def build_relay(deps: AuthDeps) -> OutboxRelay:
+    settings = deps.settings
+    ensure_topics(settings.kafka_bootstrap_servers, [deps.topics(Topic.AUTH_EVENTS)], settings.topic_partitions,
+                  settings.topic_replication)
+    producer = make_producer(settings.kafka_bootstrap_servers, "auth-relay")
+    mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
+                      str(settings.mail_from), redact_after_send=True)
+    return OutboxRelay("auth-relay", [lambda: publish_due(deps.engine, store.outbox, producer, deps.clock),
+                                      mail.send_pending], settings.relay_interval_s)

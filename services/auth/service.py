@@ -1,0 +1,411 @@
+"""The auth service: accounts from registry events, invitation, TOTP enrolment, login with two
+factors, sessions, and their end when staff depart. Each method runs in the caller's transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from services.auth import store
+from services.auth.domain import (
+    AFTER_SUCCESS,
+    CodeAccepted,
+    Failures,
+    Session,
+    after_failure,
+    session_state,
+    valid_password,
+    verify_code,
+)
+from shared.clock import Clock
+from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
+from shared.contracts.events import (
+    ERASED,
+    AccountDisabled,
+    AccountInvited,
+    AccountLocked,
+    ConsultantDeparted,
+    ConsultantJoined,
+    Event,
+    LoginFailed,
+    LoginSucceeded,
+    RecoveryCodeUsed,
+    SecondFactorEnrolled,
+    SessionEnded,
+    StaffDeparted,
+    StaffJoined,
+)
+from shared.crypto import seal, unseal
+from shared.outbox import enqueue_event, enqueue_mail
+
+INVITATION_LIFETIME = timedelta(days=14)
+ENROLMENT_LIFETIME = timedelta(minutes=15)
+CHALLENGE_LIFETIME = timedelta(minutes=5)
+RECOVERY_CODES = 10
+ISSUER = "Kindkans (PPO Rotterdam)"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_recovery_code() -> str:
+    # 16 base32 characters: 80 bits, so a fast hash is enough (no offline guessing).
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    raw = "".join(secrets.choice(alphabet) for _ in range(16))
+    return "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+
+
+def normalise_recovery_code(code: str) -> str:
+    return code.replace("-", "").replace(" ", "").upper()
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    provisioning_uri: str
+    username: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    ok: bool
+    token: str | None = None  # the challenge after a password, the session token after a code
+    message: str | None = None  # Dutch, for the user; never says whether the account exists
+
+
+GENERIC_FAILURE = "Onjuiste gebruikersnaam of wachtwoord, of het account is (tijdelijk) geblokkeerd."
+CODE_FAILURE = "De code klopt niet of is al gebruikt, of het account is (tijdelijk) geblokkeerd."
+
+
+class AuthService:
+    def __init__(self, codec: EventCodec, clock: Clock, master_key: bytes, hasher: PasswordHasher,
+                 auth_url: str, mail_domain: str) -> None:
+        self._codec = codec
+        self._clock = clock
+        self._master = master_key
+        self._hasher = hasher
+        self._auth_url = auth_url.rstrip("/")
+        self._mail_domain = mail_domain
+        # Verified against when the account does not exist, so both answers take as long.
+        self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+
+    # --- registry events -------------------------------------------------------------------
+
+    def apply(self, recorded: RecordedEvent, connection: Connection) -> None:
+        event = recorded.event
+        if isinstance(event, StaffJoined | ConsultantJoined):
+            self._invite(recorded, event.staff_id, str(event.email), connection)
+        elif isinstance(event, StaffDeparted | ConsultantDeparted):
+            self.disable(connection, str(event.staff_id), recorded.effective_at, cause=recorded)
+
+    def _invite(self, recorded: RecordedEvent, staff_id: uuid.UUID, email: str, connection: Connection) -> None:
+        if email == ERASED:
+            return
+        now = self._clock.now()
+        existing = connection.execute(select(store.accounts).where(store.accounts.c.staff_id == str(staff_id))).first()
+        if existing is None:
+            connection.execute(insert(store.accounts).values(staff_id=str(staff_id), username=email.lower(),
+                                                             invited_at=now))
+        else:  # a re-hire: a fresh start, nothing of the old credentials survives
+            connection.execute(update(store.accounts).where(store.accounts.c.staff_id == str(staff_id)).values(
+                username=email.lower(), password_hash=None, totp_secret=None, totp_pending=None, enrolled_at=None,
+                last_step=None, invited_at=now, disabled_at=None))
+            connection.execute(delete(store.recovery_codes).where(store.recovery_codes.c.staff_id == str(staff_id)))
+        token = self._issue_token(connection, "invitation", str(staff_id), now + INVITATION_LIFETIME)
+        enqueue_mail(connection, store.mail_outbox, message_id=f"<{recorded.id}.invite@{self._mail_domain}>",
+                     recipient=email, subject="Welkom bij Kindkans: stel uw wachtwoord in",
+                     body=_invitation_body(f"{self._auth_url}/uitnodiging/{token}", now + INVITATION_LIFETIME),
+                     created_at=now)
+        self._emit(connection, AccountInvited(staff_id=staff_id, expires_at=now + INVITATION_LIFETIME),
+                   derived_id("auth", recorded.id, "invited"), recorded)
+
+    def disable(self, connection: Connection, staff_id: str, effective_at: datetime,
+                cause: RecordedEvent | None = None) -> int:
+        """Departed: the account is disabled and every session ends, at once and for good."""
+        connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id)
+                           .values(disabled_at=effective_at))
+        connection.execute(delete(store.tokens).where(store.tokens.c.staff_id == staff_id))
+        ended = self._end_sessions(connection, staff_id, "staff departed", cause)
+        if cause is not None:
+            self._emit(connection, AccountDisabled(staff_id=uuid.UUID(staff_id), reason="staff departed"),
+                       derived_id("auth", cause.id, "disabled"), cause)
+        return ended
+
+    def _end_sessions(self, connection: Connection, staff_id: str, reason: str, cause: RecordedEvent | None) -> int:
+        now = self._clock.now()
+        live = connection.execute(select(store.sessions.c.session_id).where(
+            store.sessions.c.staff_id == staff_id, store.sessions.c.active.is_(True))).scalars().all()
+        for session_id in live:
+            connection.execute(update(store.sessions).where(store.sessions.c.session_id == session_id).values(
+                active=False, ended_at=now, ended_reason=reason))
+            self._emit(connection, SessionEnded(staff_id=uuid.UUID(staff_id), session_id=uuid.UUID(session_id),
+                                                reason=reason),
+                       derived_id("auth", session_id, "ended"), cause)
+        return len(live)
+
+    # --- invitation and enrolment ----------------------------------------------------------
+
+    def set_password(self, connection: Connection, invitation: str, password: str) -> tuple[str | None, str | None]:
+        """Returns (enrolment token, None) or (None, Dutch message)."""
+        problem = valid_password(password)
+        if problem:
+            return None, problem
+        staff_id = self._redeem(connection, "invitation", invitation)
+        if staff_id is None:
+            return None, "Deze uitnodiging is ongeldig, verlopen of al gebruikt."
+        connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id).values(
+            password_hash=self._hasher.hash(password)))
+        return self._issue_token(connection, "enrolment", staff_id, self._clock.now() + ENROLMENT_LIFETIME), None
+
+    def start_enrolment(self, connection: Connection, enrolment: str) -> Enrolment | None:
+        """A fresh secret, shown once; it only counts after the first valid code."""
+        staff_id = self._peek(connection, "enrolment", enrolment)
+        if staff_id is None:
+            return None
+        account = self._account(connection, staff_id)
+        secret = pyotp.random_base32()
+        connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id).values(
+            totp_pending=seal(self._master, secret.encode(), staff_id.encode())))
+        uri = pyotp.TOTP(secret).provisioning_uri(name=account.username, issuer_name=ISSUER)
+        return Enrolment(secret, uri, account.username)
+
+    def finish_enrolment(self, connection: Connection, enrolment: str, code: str) -> list[str] | None:
+        """The first valid code completes enrolment; returns the recovery codes, shown once."""
+        staff_id = self._peek(connection, "enrolment", enrolment)
+        if staff_id is None:
+            return None
+        account = self._account(connection, staff_id)
+        if account.totp_pending is None:
+            return None
+        secret = unseal(self._master, account.totp_pending, staff_id.encode()).decode()
+        outcome = verify_code(secret, code, self._clock.now(), None)
+        if not isinstance(outcome, CodeAccepted):
+            return None
+        self._redeem(connection, "enrolment", enrolment)
+        codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+        connection.execute(delete(store.recovery_codes).where(store.recovery_codes.c.staff_id == staff_id))
+        for recovery in codes:
+            connection.execute(insert(store.recovery_codes).values(
+                staff_id=staff_id, code_hash=token_hash(normalise_recovery_code(recovery))))
+        connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id).values(
+            totp_secret=account.totp_pending, totp_pending=None, enrolled_at=self._clock.now(),
+            last_step=outcome.step))
+        self._emit(connection, SecondFactorEnrolled(staff_id=uuid.UUID(staff_id)), str(uuid.uuid4()), None)
+        return codes
+
+    # --- login -------------------------------------------------------------------------------
+
+    def login_password(self, connection: Connection, username: str, password: str, client: str) -> LoginResult:
+        now = self._clock.now()
+        account = connection.execute(select(store.accounts).where(
+            store.accounts.c.username == username.strip().lower())).first()
+        staff_id = account.staff_id if account else None
+        keys = [f"password|client|{client}"] + ([f"password|account|{staff_id}"] if staff_id else [])
+        if any(self._failures(connection, key).locked(now) for key in keys):
+            self._fail(connection, staff_id, "locked", client, [], "password")
+            return LoginResult(False, message=GENERIC_FAILURE)
+        if account is None or account.password_hash is None:
+            self._verify(self._dummy_hash, password)  # the same work, so timing tells nothing
+            self._fail(connection, staff_id, "unknown-account" if account is None else "not-enrolled", client, keys,
+                       "password")
+            return LoginResult(False, message=GENERIC_FAILURE)
+        if not self._verify(account.password_hash, password):
+            self._fail(connection, staff_id, "bad-password", client, keys, "password")
+            return LoginResult(False, message=GENERIC_FAILURE)
+        if account.disabled_at is not None and account.disabled_at <= now:
+            self._fail(connection, staff_id, "account-disabled", client, [], "password")
+            return LoginResult(False, message=GENERIC_FAILURE)
+        if account.enrolled_at is None:
+            self._fail(connection, staff_id, "not-enrolled", client, [], "password")
+            return LoginResult(False, message="Rond eerst de tweestapsverificatie af via uw uitnodiging.")
+        for key in keys:
+            self._set_failures(connection, key, AFTER_SUCCESS)
+        return LoginResult(True, token=self._issue_token(connection, "challenge", str(account.staff_id),
+                                                         now + CHALLENGE_LIFETIME))
+
+    def login_code(self, connection: Connection, challenge: str, code: str, client: str) -> LoginResult:
+        """The second factor: a TOTP code, or a recovery code (single use)."""
+        now = self._clock.now()
+        staff_id = self._peek(connection, "challenge", challenge)
+        if staff_id is None:
+            return LoginResult(False, message="Uw inlogpoging is verlopen. Log opnieuw in.")
+        account = self._account(connection, staff_id)
+        keys = [f"code|account|{staff_id}", f"code|client|{client}"]
+        if any(self._failures(connection, key).locked(now) for key in keys):
+            self._fail(connection, staff_id, "locked", client, [], "code")
+            return LoginResult(False, message=CODE_FAILURE)
+        if account.disabled_at is not None and account.disabled_at <= now:
+            self._fail(connection, staff_id, "account-disabled", client, [], "code")
+            return LoginResult(False, message=CODE_FAILURE)
+        factor: Literal["totp", "recovery-code"]
+        cleaned = code.strip().replace(" ", "")
+        if len(cleaned) == 6 and cleaned.isdigit():
+            secret = unseal(self._master, account.totp_secret, staff_id.encode()).decode()
+            outcome = verify_code(secret, cleaned, now, account.last_step)
+            if not isinstance(outcome, CodeAccepted):
+                self._fail(connection, staff_id, outcome.reason, client, keys, "code")
+                return LoginResult(False, message=CODE_FAILURE)
+            connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id)
+                               .values(last_step=outcome.step))
+            factor = "totp"
+        else:
+            remaining = self._use_recovery_code(connection, staff_id, cleaned)
+            if remaining is None:
+                self._fail(connection, staff_id, "bad-recovery-code", client, keys, "code")
+                return LoginResult(False, message=CODE_FAILURE)
+            self._emit(connection, RecoveryCodeUsed(staff_id=uuid.UUID(staff_id), remaining=remaining),
+                       str(uuid.uuid4()), None)
+            factor = "recovery-code"
+        self._redeem(connection, "challenge", challenge)
+        for key in keys:
+            self._set_failures(connection, key, AFTER_SUCCESS)
+        token = secrets.token_urlsafe(32)
+        session_id = str(uuid.uuid4())
+        connection.execute(insert(store.sessions).values(
+            session_id=session_id, token_hash=token_hash(token), staff_id=staff_id, created_at=now,
+            last_seen_at=now, second_factor=factor, active=True))
+        self._emit(connection, LoginSucceeded(staff_id=uuid.UUID(staff_id), session_id=uuid.UUID(session_id),
+                                              second_factor=factor), str(uuid.uuid4()), None)
+        return LoginResult(True, token=token)
+
+    def _use_recovery_code(self, connection: Connection, staff_id: str, code: str) -> int | None:
+        digest = token_hash(normalise_recovery_code(code))
+        used = connection.execute(update(store.recovery_codes).where(
+            store.recovery_codes.c.staff_id == staff_id, store.recovery_codes.c.code_hash == digest,
+            store.recovery_codes.c.used_at.is_(None)).values(used_at=self._clock.now())).rowcount
+        if not used:
+            return None
+        return len(connection.execute(select(store.recovery_codes.c.code_hash).where(
+            store.recovery_codes.c.staff_id == staff_id, store.recovery_codes.c.used_at.is_(None))).all())
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def introspect(self, connection: Connection, token: str) -> dict[str, Any]:
+        now = self._clock.now()
+        row = connection.execute(select(store.sessions).where(store.sessions.c.token_hash == token_hash(token))).first()
+        if row is None:
+            return {"active": False}
+        account = self._account(connection, row.staff_id)
+        session = Session(row.session_id, row.staff_id, row.created_at, row.last_seen_at,
+                          row.ended_at if not row.active else None)
+        state = session_state(session, now, account.disabled_at)
+        if state != "active":
+            if row.active:
+                reason = {"idle": "idle", "expired": "expired", "account-disabled": "account disabled"}.get(state)
+                if reason:
+                    connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id)
+                                       .values(active=False, ended_at=now, ended_reason=reason))
+                    self._emit(connection, SessionEnded(staff_id=uuid.UUID(row.staff_id),
+                                                        session_id=uuid.UUID(row.session_id), reason=reason),
+                               derived_id("auth", row.session_id, "ended"), None)
+            return {"active": False}
+        connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id)
+                           .values(last_seen_at=now))
+        return {"active": True, "staff_id": row.staff_id, "session_id": row.session_id,
+                "username": account.username, "expires_at": min(row.created_at + timedelta(hours=12),
+                                                                now + timedelta(minutes=30)).isoformat()}
+
+    def logout(self, connection: Connection, token: str) -> bool:
+        row = connection.execute(select(store.sessions).where(store.sessions.c.token_hash == token_hash(token),
+                                                              store.sessions.c.active.is_(True))).first()
+        if row is None:
+            return False
+        connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id).values(
+            active=False, ended_at=self._clock.now(), ended_reason="logout"))
+        self._emit(connection, SessionEnded(staff_id=uuid.UUID(row.staff_id), session_id=uuid.UUID(row.session_id),
+                                            reason="logout"), derived_id("auth", row.session_id, "ended"), None)
+        return True
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _account(self, connection: Connection, staff_id: str) -> Any:
+        return connection.execute(select(store.accounts).where(store.accounts.c.staff_id == staff_id)).one()
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return bool(self._hasher.verify(password_hash, password))
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def _issue_token(self, connection: Connection, kind: str, staff_id: str, expires_at: datetime) -> str:
+        token = secrets.token_urlsafe(32)
+        connection.execute(insert(store.tokens).values(token_hash=token_hash(token), kind=kind, staff_id=staff_id,
+                                                       expires_at=expires_at))
+        return token
+
+    def _peek(self, connection: Connection, kind: str, token: str) -> str | None:
+        row = connection.execute(select(store.tokens).where(store.tokens.c.token_hash == token_hash(token),
+                                                            store.tokens.c.kind == kind)).first()
+        if row is None or row.used_at is not None or row.expires_at <= self._clock.now():
+            return None
+        return str(row.staff_id)
+
+    def _redeem(self, connection: Connection, kind: str, token: str) -> str | None:
+        staff_id = self._peek(connection, kind, token)
+        if staff_id is not None:
+            connection.execute(update(store.tokens).where(store.tokens.c.token_hash == token_hash(token))
+                               .values(used_at=self._clock.now()))
+        return staff_id
+
+    def _failures(self, connection: Connection, key: str) -> Failures:
+        row = connection.execute(select(store.failures).where(store.failures.c.key == key)).first()
+        return Failures(row._mapping["count"], row.locked_until) if row else Failures()
+
+    def _set_failures(self, connection: Connection, key: str, value: Failures) -> None:
+        if not connection.execute(update(store.failures).where(store.failures.c.key == key)
+                                  .values(count=value.count, locked_until=value.locked_until)).rowcount:
+            connection.execute(insert(store.failures).values(key=key, count=value.count,
+                                                             locked_until=value.locked_until))
+
+    def _fail(self, connection: Connection, staff_id: str | None, reason: str, client: str, keys: list[str],
+              factor: Literal["password", "code"]) -> None:
+        now = self._clock.now()
+        for key in keys:
+            before = self._failures(connection, key)
+            after = after_failure(before, now)
+            self._set_failures(connection, key, after)
+            if after.locked(now) and not before.locked(now) and staff_id and "|account|" in key:
+                self._emit(connection, AccountLocked(staff_id=uuid.UUID(staff_id), factor=factor,
+                                                     until=after.locked_until), str(uuid.uuid4()), None)
+        self._emit(connection, LoginFailed(staff_id=uuid.UUID(staff_id) if staff_id else None, reason=reason,
+                                           client=client[:200] or "unknown"), str(uuid.uuid4()), None)
+
+    def _emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
+        now = self._clock.now()
+        encoded = self._codec.encode(event, event_id=event_id, recorded_at=now,
+                                     effective_at=cause.effective_at if cause else now,
+                                     correlation_id=cause.correlation_id if cause else None,
+                                     causation_id=cause.id if cause else None)
+        exists = connection.execute(select(store.outbox.c.seq).where(store.outbox.c.event_id == event_id)).first()
+        if not exists:
+            enqueue_event(connection, store.outbox, encoded, emit_at=now)
+
+
+def _invitation_body(link: str, expires_at: datetime) -> str:
+    from services.registry.mail import dutch_date
+
+    return "\n".join([
+        "Beste collega,",
+        "",
+        "Er is een Kindkans-account voor u aangemaakt. Kindkans gebruikt tweestapsverificatie: u logt",
+        "in met uw wachtwoord en een steeds veranderende code uit een app op uw eigen smartphone",
+        "(bijvoorbeeld een authenticator-app).",
+        "",
+        "Stel uw wachtwoord in en koppel uw app via deze persoonlijke link:",
+        link,
+        "",
+        f"De link is geldig tot {dutch_date(expires_at)} en werkt één keer. Deel hem met niemand.",
+    ]) + "\n"
+
+

@@ -1,0 +1,212 @@
+"""The auth service over the real broker, a real database and a real SMTP server: invitation,
+enrolment, login with two factors, lockout, sessions ended by a departure, and no secret leaks."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+
+from services.auth.api import create_app
+from services.auth.bootstrap import AuthDeps, build, build_relay, build_runner
+from services.auth.settings import AuthSettings
+from shared.contracts import events as e
+from shared.contracts.topics import Topic
+from shared.kafka.producer import EventPublisher, make_producer
+from shared.logging import JsonFormatter, RedactingFilter
+from tests.support import SmtpCatcher, read_all, wait_until
+
+BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000d1")
+PASSWORD = "paard-batterij-nietje-correct"
+
+
+@dataclass
+class Auth:
+    deps: AuthDeps
+    settings: AuthSettings
+    publisher: EventPublisher
+    smtp: SmtpCatcher
+    bootstrap: str
+    workers: list
+    log: io.StringIO
+
+    def publish(self, *events: e.Event) -> list[str]:
+        now = datetime.now(UTC)
+        encoded = [self.deps.codec.encode(ev, event_id=str(uuid.uuid4()), recorded_at=now) for ev in events]
+        self.publisher.publish_all(encoded)
+        return [x.id for x in encoded]
+
+    def client(self) -> TestClient:
+        return TestClient(create_app(self.deps), base_url="http://127.0.0.1")
+
+    def invitation_link(self, address: str) -> str:
+        mail = wait_until(lambda: [m for m in self.smtp.messages if m["X-Envelope-To"] == address],
+                          message="the invitation mail")[0]
+        return re.search(r"http://\S+/uitnodiging/\S+", mail.get_content()).group(0)
+
+
+@pytest.fixture
+def auth(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server) -> Iterator[Auth]:
+    settings = AuthSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix,
+                            database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
+                            master_key=master_key, consumer_group=f"{topic_prefix}auth", smtp_port=smtp_server.port,
+                            cookie_secure=False, relay_interval_s=0.02, argon2_time_cost=1,
+                            argon2_memory_kib=8192)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    # The service's own log at its production level; the test's SMTP server (mail.log) and HTTP
+    # client (httpx) are not the service.
+    handler.addFilter(lambda record: not record.name.startswith(("mail.", "httpx")))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    deps = build(settings)
+    harness = Auth(deps, settings, EventPublisher(make_producer(broker.bootstrap, "registry-under-test")),
+                   smtp_server, broker.bootstrap, [], stream)
+    for worker in (build_runner(deps), build_relay(deps)):
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        harness.workers.append((worker, thread))
+    yield harness
+    for worker, _ in harness.workers:
+        worker.stop_event.set()
+    for _, thread in harness.workers:
+        thread.join(timeout=15)
+    harness.publisher.close()
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+@dataclass
+class Enrolled:
+    staff_id: uuid.UUID
+    username: str
+    secret: str
+    recovery_codes: list[str]
+
+
+def enrol(auth: Auth, role: str = "ib_er") -> Enrolled:
+    staff_id = uuid.uuid4()
+    username = f"{staff_id.hex[:8]}@school.example"
+    auth.publish(e.StaffJoined(branch_id=BRANCH, staff_id=staff_id, role=e.StaffRole(role), name="N", email=username))
+    link = auth.invitation_link(username)
+    client = auth.client()
+    path = link.split("127.0.0.1:8002", 1)[1]
+    response = client.post(path, data={"wachtwoord": PASSWORD, "herhaling": PASSWORD})
+    assert response.status_code == 200 and "Authenticator-app koppelen" in response.text
+    secret = re.search(r'id="totp-secret" class="geheim">([A-Z2-7]+)<', response.text).group(1)
+    done = client.post("/tweestaps", data={"code": pyotp.TOTP(secret).now()})
+    assert done.status_code == 200, done.text
+    codes = re.findall(r"<li>([A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4})</li>", done.text)
+    assert len(codes) == 10
+    return Enrolled(staff_id, username, secret, codes)
+
+
+def login(auth: Auth, who: Enrolled, code: str | None = None, password: str = PASSWORD) -> tuple[TestClient, int]:
+    client = auth.client()
+    first = client.post("/inloggen", data={"gebruikersnaam": who.username, "wachtwoord": password},
+                        follow_redirects=False)
+    if first.status_code != 303:
+        return client, first.status_code
+    second = client.post("/inloggen/code", data={"code": code or pyotp.TOTP(who.secret).now()},
+                         follow_redirects=False)
+    return client, second.status_code
+
+
+def introspect(auth: Auth, token: str) -> dict:
+    return auth.client().post("/v1/sessions/introspect", json={"token": token}).json()
+
+
+def test_a_departure_ends_the_live_session_at_once_and_for_good(auth):
+    person = enrol(auth)
+    # The code used at enrolment cannot be used again in the same step: wait for a fresh one.
+    wait_until(lambda: pyotp.TOTP(person.secret).now() != pyotp.TOTP(person.secret).at(datetime.now(UTC).timestamp()
+                                                                                          - 30), timeout_s=1)
+    client, status = login(auth, person, code=person.recovery_codes[0])
+    assert status == 303
+    token = client.cookies.get("sv_session")
+    assert introspect(auth, token)["active"] is True
+
+    (departure,) = auth.publish(e.StaffDeparted(branch_id=BRANCH, staff_id=person.staff_id))
+    wait_until(lambda: introspect(auth, token)["active"] is False, timeout_s=20, message="the session to end")
+    ended = wait_until(lambda: [r for r in auth_events(auth) if r.type == "SessionEnded"], message="SessionEnded")
+    assert ended[0].event.reason == "staff departed" and ended[0].causation_id == departure
+
+    # A restart (new process: new engine, new service) does not revive it.
+    restarted = build(auth.settings)
+    with restarted.engine.begin() as connection:
+        assert restarted.service.introspect(connection, token) == {"active": False}
+    assert login(auth, person, code=person.recovery_codes[1])[1] == 401
+
+
+def auth_events(auth: Auth) -> list:
+    return [auth.deps.codec.decode(r.value) for r in read_all(auth.bootstrap, auth.deps.topics(Topic.AUTH_EVENTS))]
+
+
+def test_recovery_codes_work_once_and_password_failures_do_not_lock_the_code(auth):
+    person = enrol(auth)
+    client, status = login(auth, person, code=person.recovery_codes[0])
+    assert status == 303 and client.get("/account").status_code == 200
+    assert login(auth, person, code=person.recovery_codes[0])[1] == 401, "a recovery code works once"
+    used = wait_until(lambda: [r for r in auth_events(auth) if r.type == "RecoveryCodeUsed"], message="event")
+    assert used[0].event.remaining == 9
+
+    for _ in range(6):
+        assert login(auth, person, password="verkeerd-wachtwoord-123")[1] == 401
+    # The password factor is locked now, for this account: even the right password is refused...
+    assert login(auth, person, code=person.recovery_codes[2])[1] == 401
+    locked = wait_until(lambda: [r for r in auth_events(auth) if r.type == "AccountLocked"], message="lock event")
+    assert locked[0].event.factor == "password"
+    # ...but nobody could lock the code factor with passwords: the counters are separate.
+    with auth.deps.engine.connect() as connection:
+        from sqlalchemy import select
+
+        from services.auth import store
+
+        keys = {row.key for row in connection.execute(select(store.failures)) if row.locked_until}
+    assert f"password|account|{person.staff_id}" in keys
+    assert not any(key.startswith("code|") for key in keys)
+
+
+def test_answers_do_not_reveal_whether_an_account_exists(auth):
+    person = enrol(auth)
+    unknown = auth.client().post("/inloggen", data={"gebruikersnaam": "niemand@school.example",
+                                                    "wachtwoord": "verkeerd-wachtwoord-123"})
+    wrong = auth.client().post("/inloggen", data={"gebruikersnaam": person.username,
+                                                  "wachtwoord": "verkeerd-wachtwoord-123"})
+    assert unknown.status_code == wrong.status_code == 401
+    message = re.compile(r'role="alert">(.*?)<')
+    assert message.search(unknown.text).group(1) == message.search(wrong.text).group(1)
+
+
+def test_no_secret_appears_in_logs_events_or_answers(auth):
+    person = enrol(auth)
+    client, status = login(auth, person, code=person.recovery_codes[3])
+    token = client.cookies.get("sv_session")
+    assert status == 303 and token
+    client.post("/uitloggen")
+    wait_until(lambda: any(r.type == "SessionEnded" for r in auth_events(auth)), message="logout event")
+    invitation = auth.invitation_link(person.username).rsplit("/", 1)[1]
+    raw_topics = b"".join(r.value or b"" for topic in (Topic.AUTH_EVENTS, Topic.REGISTRY_EVENTS)
+                          for r in read_all(auth.bootstrap, auth.deps.topics(topic)))
+    log = auth.log.getvalue()
+    for secret in [PASSWORD, person.secret, token, invitation, *person.recovery_codes,
+                   *[c.replace("-", "") for c in person.recovery_codes]]:
+        assert secret.encode() not in raw_topics, "a secret reached a topic"
+        assert secret not in log, "a secret reached the log"
+    assert json.loads(log.splitlines()[-1])  # the log is structured JSON
+    problem = auth.client().post("/v1/sessions/introspect", json={"token": "x" * 500})
+    assert problem.status_code == 422 and "xxxx" not in problem.text
