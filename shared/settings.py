@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, EmailStr, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Keys that appear in examples and templates; a service must never run on one.
@@ -60,3 +60,13 @@ class CommonSettings(BaseSettings):
 
     def master_key_bytes(self) -> bytes:
         return base64.b64decode(self.master_key.get_secret_value())
+
+
+class MailSettings(CommonSettings):
+    """For services that send mail through an outbox and a relay."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    mail_from: EmailStr = "kindkans@pporotterdam.nl"
+    # How often the relay looks for due events and unsent mail.
+    relay_interval_s: float = 0.05

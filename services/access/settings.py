@@ -1,20 +1,14 @@
 """Settings of the access service."""
 
-from pydantic import EmailStr
-
-from shared.settings import CommonSettings
+from shared.settings import MailSettings
 
 
-class AccessSettings(CommonSettings):
+class AccessSettings(MailSettings):
     service_name: str = "access"
     consumer_group: str = "access-processor"
     api_port: int = 8003
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    mail_from: EmailStr = "kindkans@pporotterdam.nl"
     # Where the links in notifications point.
     kindkans_url: str = "https://kindkans.pporotterdam.nl"
-    relay_interval_s: float = 0.05
     # Fail closed: checks answer 503 when the processor is further behind than this many events,
     # or has not reported for this many seconds (it reports every second, also when idle).
     max_lag_events: int = 100

@@ -1,22 +1,16 @@
 """Settings of the auth service."""
 
-from pydantic import EmailStr
-
-from shared.settings import CommonSettings
+from shared.settings import MailSettings
 
 
-class AuthSettings(CommonSettings):
+class AuthSettings(MailSettings):
     service_name: str = "auth"
     consumer_group: str = "auth-processor"
     api_port: int = 8002
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    mail_from: EmailStr = "kindkans@pporotterdam.nl"
     # Where invitation links point: this service's own pages.
     auth_url: str = "http://127.0.0.1:8002"
     # Session cookies only over HTTPS; off only for local http://127.0.0.1 runs and tests.
     cookie_secure: bool = True
-    relay_interval_s: float = 0.05
     # argon2id cost; the defaults of argon2-cffi (RFC 9106 low-memory profile).
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
