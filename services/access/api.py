@@ -25,7 +25,7 @@ from services.access.bootstrap import AccessDeps, build, progress
 from services.access.domain import Decision, Refused, decide_grant, decide_revoke
 from services.access.settings import AccessSettings
 from shared.contracts.envelope import derived_id
-from shared.contracts.events import AccessGranted, AccessRevoked, DossierViewed, Event, StaffRole
+from shared.contracts.events import AccessGranted, AccessRevoked, DossierViewed, Event, StaffRole, view_entry_hash
 from shared.logging import configure_logging
 from shared.outbox import enqueue_event
 from shared.problems import Problem, install_problem_handlers
@@ -182,15 +182,24 @@ def check(staff_id: UUID, dossier_id: UUID, deps: Fresh, after_event: AfterEvent
 def view(dossier_id: UUID, body: ViewRequest, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
     """Kindkans asks before it shows a dossier; allowed or not, the view is logged (DossierViewed)."""
     now = deps.clock.now()
-    with deps.engine.begin() as connection:
-        decision = deps.service.decide(connection, body.staff_id, dossier_id, now)
-        member = store.load_member(connection, body.staff_id)
-        dossier = store.load_dossier(connection, dossier_id)
-        viewed = DossierViewed(staff_id=body.staff_id, branch_id=dossier.branch_id if dossier else
-                               (member.branch_id if member else None), dossier_id=dossier_id,
-                               allowed=decision.allowed, rule=decision.rule)
-        _emit(deps, connection, viewed, str(uuid.uuid4()), now)
-    return _public(body.staff_id, dossier_id, decision, now)
+    for _attempt in range(5):
+        with deps.engine.begin() as connection:
+            decision = deps.service.decide(connection, body.staff_id, dossier_id, now)
+            member = store.load_member(connection, body.staff_id)
+            dossier = store.load_dossier(connection, dossier_id)
+            event_id = str(uuid.uuid4())
+            previous, length = store.chain_head(connection, dossier_id)
+            entry_hash = view_entry_hash(previous, event_id, body.staff_id, dossier_id, decision.allowed,
+                                         decision.rule, now)
+            if not store.advance_chain(connection, dossier_id, previous, entry_hash, event_id, length):
+                continue  # another view of this dossier won the race: link to it instead
+            viewed = DossierViewed(staff_id=body.staff_id, branch_id=dossier.branch_id if dossier else
+                                   (member.branch_id if member else None), dossier_id=dossier_id,
+                                   allowed=decision.allowed, rule=decision.rule, viewed_at=now,
+                                   previous_hash=previous, entry_hash=entry_hash)
+            _emit(deps, connection, viewed, event_id, now)
+        return _public(body.staff_id, dossier_id, decision, now)
+    raise Problem(503, "unavailable", "The access log is busy; nothing was shown", detail="Try again.")
 
 
 @dossiers_router.get("/{dossier_id}/staff", response_model=list[StaffEntryPublic])

@@ -95,6 +95,15 @@ missing_contacts = Table(
     Column("previous_contact_staff_id", String(36), nullable=False),
     Column("flagged_at", UtcDateTime(), nullable=False),
 )
+# The head of each dossier's access-log hash chain: where the next DossierViewed links to, and
+# an anchor the audit compares the log's last entry with (a truncated log shows).
+view_chain = Table(
+    "access_view_chain", metadata,
+    Column("dossier_id", String(36), primary_key=True),
+    Column("last_hash", String(64), nullable=False),
+    Column("last_event_id", String(100), nullable=False),
+    Column("length", Integer, nullable=False),
+)
 outbox, mail_outbox = define_outbox_tables(metadata, "access")
 processed_events, consumer_positions = define_progress_tables(metadata)
 
@@ -284,3 +293,25 @@ def load_grants_for(connection: Connection, staff_ids: Sequence[UUID], dossier_i
     rows = connection.execute(select(grants).where(grants.c.dossier_id == str(dossier_id),
                                                    grants.c.staff_id.in_([str(s) for s in staff_ids])))
     return {UUID(row.staff_id): _grant(row) for row in rows}
+
+
+def chain_head(connection: Connection, dossier_id: UUID) -> tuple[str | None, int]:
+    row = connection.execute(select(view_chain.c.last_hash, view_chain.c.length).where(
+        view_chain.c.dossier_id == str(dossier_id))).first()
+    return (row.last_hash, row.length) if row is not None else (None, 0)
+
+
+def advance_chain(connection: Connection, dossier_id: UUID, previous: str | None, new_hash: str, event_id: str,
+                  length: int) -> bool:
+    """Compare-and-set: False when another writer moved the head meanwhile (the caller retries)."""
+    if previous is None:
+        exists = connection.execute(select(view_chain.c.dossier_id).where(
+            view_chain.c.dossier_id == str(dossier_id))).first()
+        if exists:
+            return False
+        connection.execute(insert(view_chain).values(dossier_id=str(dossier_id), last_hash=new_hash,
+                                                     last_event_id=event_id, length=1))
+        return True
+    return bool(connection.execute(update(view_chain).where(
+        view_chain.c.dossier_id == str(dossier_id), view_chain.c.last_hash == previous)
+        .values(last_hash=new_hash, last_event_id=event_id, length=length + 1)).rowcount)

@@ -317,10 +317,16 @@ class NotificationsStopped(AccessEvent):
 
 
 class DossierViewed(AccessEvent):
+    """One entry of the access log. Entries of one dossier form a hash chain: each carries the
+    hash of the one before, so an altered, removed or reordered entry shows (see view_entry_hash)."""
+
     event_type: ClassVar[str] = "DossierViewed"
     dossier_id: UUID
     allowed: bool
     rule: ShortText
+    viewed_at: datetime
+    previous_hash: str | None = None  # None for the dossier's first view
+    entry_hash: str
 
     def partition_key(self) -> str:
         # One dossier's views in order, on one partition.
@@ -328,6 +334,16 @@ class DossierViewed(AccessEvent):
 
     def subject_reference(self) -> str | None:
         return f"dossier/{self.dossier_id}"
+
+
+def view_entry_hash(previous_hash: str | None, event_id: str, staff_id: UUID, dossier_id: UUID, allowed: bool,
+                    rule: str, viewed_at: datetime) -> str:
+    """SHA-256 over the previous entry's hash and this entry's facts (and its event id)."""
+    import hashlib
+
+    material = "\x1f".join([previous_hash or "", event_id, str(staff_id), str(dossier_id), "1" if allowed else "0",
+                            rule, viewed_at.isoformat()])
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 # --- auth ---------------------------------------------------------------------------------

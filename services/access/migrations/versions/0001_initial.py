@@ -1,4 +1,4 @@
-"""Access state (staff, branches, dossiers, grants, missing contacts), outboxes, consumer progress.
+"""Access state (staff, branches, dossiers, grants, missing contacts, view chain), outboxes, consumer progress.
 
 Revision ID: 0001
 Revises:
@@ -112,6 +112,14 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_access_staff_departures_staff_id"), "access_staff_departures", ["staff_id"], unique=False)
     op.create_table(
+        "access_view_chain",
+        sa.Column("dossier_id", sa.String(length=36), nullable=False),
+        sa.Column("last_hash", sa.String(length=64), nullable=False),
+        sa.Column("last_event_id", sa.String(length=100), nullable=False),
+        sa.Column("length", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("dossier_id"),
+    )
+    op.create_table(
         "consumer_positions",
         sa.Column("consumer", sa.String(length=100), nullable=False),
         sa.Column("topic", sa.String(length=250), nullable=False),
@@ -138,6 +146,7 @@ def downgrade() -> None:
     for table in [
         "processed_events",
         "consumer_positions",
+        "access_view_chain",
         "access_staff_departures",
         "access_staff",
         "access_outbox",

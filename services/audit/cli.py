@@ -1,0 +1,355 @@
+"""samenveilig-audit: the audit team's questions answered from the event log alone.
+
+    samenveilig-audit replay [--access-db URL] [--registry-db URL]
+    samenveilig-audit who-could-see DOSSIER --at 2026-03-01T12:00+01:00 [--axis valid|record]
+    samenveilig-audit what-could-see STAFF --at ...
+    samenveilig-audit timeline DOSSIER
+    samenveilig-audit verify [--access-db URL] [--registry-db URL]
+    samenveilig-audit report DOSSIER --from ... --to ... --out rapport.html
+
+The broker comes from KAFKA_BOOTSTRAP_SERVERS (or --bootstrap). Personal data is not needed to
+answer these questions, so by default no key store is used and names read as "verwijderd".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import reduce
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+from sqlalchemy import select
+
+from services.access import store as access_store
+from services.access.domain import INITIAL_STATE as ACCESS_INITIAL
+from services.access.domain import AccessState
+from services.access.domain import evolve as access_evolve
+from services.audit import verify as checks
+from services.audit.history import Axis, state_at, timeline, what_could_see, who_could_see
+from services.audit.log import AUDITED_TOPICS, Entry, LogRecord, decode_all, read_topics
+from services.registry import store as registry_store
+from services.registry.domain import INITIAL_STATE as REGISTRY_INITIAL
+from services.registry.domain import RegistryState
+from services.registry.domain import evolve as registry_evolve
+from shared.contracts.envelope import EventCodec
+from shared.contracts.topics import Topic, TopicNames, dead_letter_topic
+from shared.crypto import InMemoryKeyStore
+from shared.db import make_engine
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+@dataclass
+class Options:
+    bootstrap: str
+    prefix: str
+    as_json: bool
+
+
+def _options(ctx: typer.Context) -> Options:
+    options: Options = ctx.obj
+    return options
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         bootstrap: Annotated[str, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers")
+                              ] = "127.0.0.1:9092",
+         topic_prefix: Annotated[str, typer.Option(envvar="SAMENVEILIG_TOPIC_PREFIX")] = "",
+         as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables")] = False) -> None:
+    ctx.obj = Options(bootstrap, topic_prefix, as_json)
+
+
+@dataclass
+class Log:
+    records: dict[str, list[LogRecord]]
+    entries: list[Entry]
+    undecodable: list[tuple[LogRecord, str]]
+    seconds: float
+
+
+def load_log(options: Options, extra: list[str] | None = None) -> Log:
+    started = time.monotonic()
+    names = [str(t) for t in AUDITED_TOPICS] + (extra or [])
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True,
+                  disable=options.as_json) as progress:
+        task = progress.add_task("reading the log", total=None)
+        records = read_topics(options.bootstrap, TopicNames(options.prefix), names,
+                              progress=lambda n: progress.update(task, description=f"reading the log: {n:,} events"))
+        progress.update(task, description="folding")
+        codec = EventCodec(InMemoryKeyStore(), source="/samenveilig/audit")
+        entries: list[Entry] = []
+        undecodable: list[tuple[LogRecord, str]] = []
+        for name in map(str, AUDITED_TOPICS):
+            decoded, bad = decode_all(codec, records.get(name, []))
+            entries += decoded
+            undecodable += bad
+    return Log(records, entries, undecodable, time.monotonic() - started)
+
+
+def _at(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give a time zone, e.g. 2026-03-01T12:00+01:00")
+    return moment.astimezone(UTC)
+
+
+def _emit(options: Options, payload: Any, table: Table | None = None) -> None:
+    if options.as_json:
+        sys.stdout.write(json.dumps(payload, default=str, indent=2) + "\n")
+    elif table is not None:
+        Console().print(table)
+
+
+@app.command("who-could-see")
+def who_could_see_cmd(ctx: typer.Context, dossier: UUID,
+                      at: Annotated[str | None, typer.Option(help="ISO time with zone; default now")] = None,
+                      axis: Annotated[str, typer.Option(help="valid: as we now know it; record: as known then")
+                                      ] = "valid") -> None:
+    """Who could see DOSSIER at a moment, and by which rule."""
+    options = _options(ctx)
+    moment = _at(at)
+    log = load_log(options)
+    allowed = who_could_see(state_at(log.entries, moment, _axis(axis)), dossier, moment)
+    rows = [{"staff_id": str(a.staff_id), "rule": a.decision.rule, "role": a.decision.role,
+             "since": a.decision.since, "reason": a.decision.reason} for a in allowed]
+    table = Table("staff", "rule", "role", "since",
+                  title=f"Wie kon dossier {dossier} inzien op {moment:%Y-%m-%d %H:%M} ({axis} time)")
+    for row in rows:
+        table.add_row(str(row["staff_id"]), str(row["rule"]), str(row["role"]), str(row["since"]))
+    _emit(options, {"dossier_id": str(dossier), "at": moment, "axis": axis, "could_see": rows}, table)
+
+
+@app.command("what-could-see")
+def what_could_see_cmd(ctx: typer.Context, staff: UUID, at: Annotated[str | None, typer.Option()] = None,
+                       axis: Annotated[str, typer.Option()] = "valid") -> None:
+    """Which dossiers STAFF could see at a moment, and by which rule."""
+    options = _options(ctx)
+    moment = _at(at)
+    log = load_log(options)
+    allowed = what_could_see(state_at(log.entries, moment, _axis(axis)), staff, moment)
+    rows = [{"dossier_id": str(a.dossier_id), "rule": a.decision.rule, "since": a.decision.since} for a in allowed]
+    table = Table("dossier", "rule", "since", title=f"Wat kon {staff} inzien op {moment:%Y-%m-%d %H:%M}")
+    for row in rows:
+        table.add_row(str(row["dossier_id"]), str(row["rule"]), str(row["since"]))
+    _emit(options, {"staff_id": str(staff), "at": moment, "axis": axis, "could_see": rows}, table)
+
+
+def _axis(value: str) -> Axis:
+    if value not in ("valid", "record"):
+        raise typer.BadParameter("axis is 'valid' or 'record'")
+    return value  # type: ignore[return-value]
+
+
+def _timeline_rows(entries: list[Entry]) -> list[dict[str, Any]]:
+    rows = []
+    for entry in entries:
+        event = entry.event.event
+        rows.append({"recorded_at": entry.event.recorded_at, "effective_at": entry.event.effective_at,
+                     "type": entry.event.type, "staff_id": str(getattr(event, "staff_id", "") or ""),
+                     "detail": _detail(event), "event_id": entry.event.id})
+    return rows
+
+
+def _detail(event: Any) -> str:
+    for name in ("rule", "reason", "allowed"):
+        if hasattr(event, name):
+            return f"{name}={getattr(event, name)}"
+    return ""
+
+
+@app.command("timeline")
+def timeline_cmd(ctx: typer.Context, dossier: UUID) -> None:
+    """Every grant, revocation, view and change of DOSSIER, in order."""
+    options = _options(ctx)
+    rows = _timeline_rows(timeline(load_log(options).entries, dossier))
+    table = Table("vastgelegd", "van kracht", "gebeurtenis", "medewerker", "detail", title=f"Tijdlijn {dossier}")
+    for row in rows:
+        table.add_row(f"{row['recorded_at']:%Y-%m-%d %H:%M}", f"{row['effective_at']:%Y-%m-%d %H:%M}", row["type"],
+                      row["staff_id"], row["detail"])
+    _emit(options, {"dossier_id": str(dossier), "timeline": rows}, table)
+
+
+def compare_access(state: AccessState, url: str) -> list[str]:
+    """Differences between the folded log and the access service's tables."""
+    differences = []
+    with make_engine(url).connect() as connection:
+        for row in connection.execute(select(access_store.staff)):
+            member = state.staff.get(UUID(row.staff_id))
+            live = (row.role, row.branch_id, row.departed_at)
+            folded = (member.role.value if member and member.role else None,
+                      str(member.branch_id) if member and member.branch_id else None,
+                      member.departed_at if member else None)
+            if live != folded:
+                differences.append(f"staff {row.staff_id}: live {live} != replay {folded}")
+        live_dossiers = {row.dossier_id: (row.contact_staff_id, row.open)
+                         for row in connection.execute(select(access_store.dossiers))}
+    folded_dossiers = {str(d.dossier_id): (str(d.contact_staff_id), d.open) for d in state.dossiers.values()}
+    for dossier_id in set(live_dossiers) | set(folded_dossiers):
+        if live_dossiers.get(dossier_id) != folded_dossiers.get(dossier_id):
+            differences.append(f"dossier {dossier_id}: live {live_dossiers.get(dossier_id)} != replay "
+                               f"{folded_dossiers.get(dossier_id)}")
+    return differences
+
+
+def compare_registry(state: RegistryState, url: str) -> list[str]:
+    differences = []
+    with make_engine(url).connect() as connection:
+        live_branches = {row.branch_id: (row.vestigingscode, row.name, row.closed)
+                         for row in connection.execute(select(registry_store.branches))}
+        live_people = {row.staff_id: row.active for row in connection.execute(select(registry_store.people))}
+    folded_branches = {str(b.branch_id): (b.vestigingscode, b.name, b.closed) for b in state.branches.values()}
+    folded_people = {str(p.staff_id): p.active for p in state.people.values()}
+    for name, live, folded in (("branch", live_branches, folded_branches), ("person", live_people, folded_people)):
+        for key in set(live) | set(folded):
+            if live.get(key) != folded.get(key):
+                differences.append(f"{name} {key}: live {live.get(key)} != replay {folded.get(key)}")
+    return differences
+
+
+@app.command("replay")
+def replay_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option(help="compare with this")] = None,
+               registry_db: Annotated[str | None, typer.Option(help="compare with this")] = None) -> None:
+    """Fold the whole log with the services' own evolve functions; compare with their live state."""
+    options = _options(ctx)
+    log = load_log(options)
+    started = time.monotonic()
+    access_state = reduce(access_evolve, (e.event for e in log.entries), ACCESS_INITIAL)
+    registry_state = reduce(registry_evolve, (e.event.event for e in log.entries
+                                              if e.record.topic == Topic.REGISTRY_EVENTS.value), REGISTRY_INITIAL)
+    fold_seconds = time.monotonic() - started
+    differences = {"access": compare_access(access_state, access_db) if access_db else None,
+                   "registry": compare_registry(registry_state, registry_db) if registry_db else None}
+    counts = Counter(e.event.type for e in log.entries)
+    payload = {"events": len(log.entries), "by_type": dict(sorted(counts.items())), "undecodable": len(log.undecodable),
+               "read_seconds": round(log.seconds, 3), "fold_seconds": round(fold_seconds, 3),
+               "events_per_second": round(len(log.entries) / max(log.seconds + fold_seconds, 1e-9)),
+               "differences": differences,
+               "replay_equals_live": all(not d for d in differences.values() if d is not None)}
+    table = Table("gebeurtenis", "aantal", title=f"Replay: {len(log.entries):,} events in "
+                  f"{log.seconds + fold_seconds:.2f} s")
+    for name, count in sorted(counts.items()):
+        table.add_row(name, f"{count:,}")
+    _emit(options, payload, table)
+    if not options.as_json:
+        for service, found in differences.items():
+            if found is not None:
+                console.print(f"{service}: " + ("replay equals live" if not found else f"{len(found)} differences"))
+                for line in found[:20]:
+                    console.print(f"  {line}")
+    if not payload["replay_equals_live"]:
+        raise typer.Exit(1)
+
+
+@app.command("verify")
+def verify_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option()] = None,
+               registry_db: Annotated[str | None, typer.Option()] = None) -> None:
+    """Prove nothing was lost or altered; exits 1 when a check fails."""
+    options = _options(ctx)
+    intake = Topic.REGISTRY_MUTATIONS.value
+    log = load_log(options, extra=[intake, dead_letter_topic(intake)])
+    heads = None
+    if access_db:
+        with make_engine(access_db).connect() as connection:
+            heads = {row.dossier_id: (row.last_hash, row.length)
+                     for row in connection.execute(select(access_store.view_chain))}
+    accepted = None
+    if registry_db:
+        now = datetime.now(UTC)
+        with make_engine(registry_db).connect() as connection:
+            accepted = [(f"{row.sender}/{row.mutation_id}", json.loads(row.event_ids),
+                         row.status == "scheduled" and row.effective_at > now)
+                        for row in connection.execute(select(registry_store.mutations))]
+    canonical = [e for e in log.entries if e.record.topic == Topic.REGISTRY_EVENTS.value]
+    auth_deployed = bool(log.records.get(Topic.AUTH_EVENTS.value))
+    findings = [
+        checks.unique_event_ids(log.entries),
+        checks.continuous_offsets({k: v for k, v in log.records.items()}),
+        checks.departures_followed(log.entries, auth_deployed),
+        checks.access_log_chain(log.entries, heads),
+        checks.mutations_accounted(log.records.get(intake, []), log.records.get(dead_letter_topic(intake), []),
+                                   canonical, accepted),
+    ]
+    if log.undecodable:
+        bad = checks.Finding("every canonical event decodes", False, len(log.entries) + len(log.undecodable))
+        for record, reason in log.undecodable[:50]:
+            bad.problems.append(f"{record.topic}[{record.partition}]@{record.offset}: {reason}")
+        findings.append(bad)
+    table = Table("controle", "resultaat", "aantal", title="Verificatie van het eventlog")
+    for finding in findings:
+        table.add_row(finding.check, "[green]in orde[/]" if finding.ok else "[red]FOUT[/]", f"{finding.checked:,}")
+    _emit(options, {"ok": all(f.ok for f in findings),
+                    "findings": [vars(f) for f in findings]}, table)
+    if not options.as_json:
+        for finding in findings:
+            for problem in finding.problems[:10]:
+                console.print(f"[red]{finding.check}[/]: {problem}")
+    if not all(f.ok for f in findings):
+        raise typer.Exit(1)
+
+
+REPORT = """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Auditrapport {dossier}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto}}
+table{{border-collapse:collapse;width:100%}}
+td,th{{border:1px solid #ccc;padding:.3rem .5rem;text-align:left}} th{{background:#eef}}</style></head><body>
+<h1>Auditrapport hulpvraag {dossier}</h1>
+<p>Periode: {start} tot {end}. Gemaakt op {made} uit het eventlog ({events} gebeurtenissen).</p>
+<h2>Wie kon de hulpvraag inzien aan het begin van de periode</h2>{at_start}
+<h2>Wie kon de hulpvraag inzien aan het eind van de periode</h2>{at_end}
+<h2>Tijdlijn: toegang, intrekkingen, inzage en wijzigingen</h2>{timeline}
+<p>Namen van medewerkers en leerlingen staan niet in dit rapport: alleen kenmerken (dataminimalisatie).</p>
+</body></html>"""
+
+
+def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
+    from html import escape
+
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>Niemand.</p>"
+
+
+@app.command("report")
+def report_cmd(ctx: typer.Context, dossier: UUID, start: Annotated[str, typer.Option("--from")],
+               end: Annotated[str, typer.Option("--to")], out: Annotated[Path, typer.Option()]) -> None:
+    """An HTML report for a privacy officer (Dutch): who could see the dossier, and what happened."""
+    options = _options(ctx)
+    begin, finish = _at(start), _at(end)
+    log = load_log(options)
+
+    def could_see(at: datetime) -> str:
+        rows = [[str(a.staff_id), a.decision.rule, a.decision.role, a.decision.since]
+                for a in who_could_see(state_at(log.entries, at), dossier, at)]
+        return _html_table(["medewerker", "regel", "rol", "sinds"], rows)
+
+    events = [e for e in timeline(log.entries, dossier) if begin <= e.event.recorded_at <= finish
+              or begin <= e.event.effective_at <= finish]
+    rows = [[f"{r['recorded_at']:%Y-%m-%d %H:%M}", f"{r['effective_at']:%Y-%m-%d %H:%M}", r["type"], r["staff_id"],
+             r["detail"]] for r in _timeline_rows(events)]
+    out.write_text(REPORT.format(dossier=dossier, start=f"{begin:%Y-%m-%d %H:%M}", end=f"{finish:%Y-%m-%d %H:%M}",
+                                 made=f"{datetime.now(UTC):%Y-%m-%d %H:%M}", events=len(log.entries),
+                                 at_start=could_see(begin), at_end=could_see(finish),
+                                 timeline=_html_table(["vastgelegd", "van kracht", "gebeurtenis", "medewerker",
+                                                       "detail"], rows)), encoding="utf-8")
+    _emit(options, {"report": str(out), "events": len(events)})
+    if not options.as_json:
+        console.print(f"rapport geschreven: {out}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("COLUMNS", "160")
+    app()

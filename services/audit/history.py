@@ -1,0 +1,80 @@
+"""Point-in-time answers from the log: who could see what, when, and why. Pure: folds the same
+`evolve` the access service runs live; no copy of the rules lives here.
+
+Two time axes, because late reports happen:
+- valid time: the world as we now know it was at T (every event that took effect by T, even if
+  it was reported later);
+- record time: the world as the system knew it at T (only events recorded by T that had taken
+  effect by T) — what access decisions were actually based on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import reduce
+from typing import Literal
+from uuid import UUID
+
+from services.access.domain import INITIAL_STATE, AccessState, Decision, evolve
+from services.audit.log import Entry
+from shared.contracts.events import (
+    AccessGranted,
+    AccessRevoked,
+    DossierClosed,
+    DossierContactAssigned,
+    DossierOpened,
+    DossierViewed,
+    NotificationsStopped,
+    StaffDeparted,
+)
+
+Axis = Literal["valid", "record"]
+
+
+def events_known(entries: Iterable[Entry], at: datetime, axis: Axis) -> list[Entry]:
+    """The events that shape the state at `at` on the given axis, in the order they took effect."""
+    chosen = [e for e in entries if e.event.effective_at <= at and (axis == "valid" or e.event.recorded_at <= at)]
+    return sorted(chosen, key=lambda e: (e.event.effective_at, e.event.recorded_at, e.record.topic,
+                                         e.record.partition, e.record.offset))
+
+
+def state_at(entries: Iterable[Entry], at: datetime, axis: Axis = "valid") -> AccessState:
+    return reduce(evolve, (e.event for e in events_known(entries, at, axis)), INITIAL_STATE)
+
+
+@dataclass(frozen=True)
+class Access:
+    staff_id: UUID
+    dossier_id: UUID
+    decision: Decision
+
+
+def who_could_see(state: AccessState, dossier_id: UUID, at: datetime) -> list[Access]:
+    out = [Access(staff_id, dossier_id, state.decide(staff_id, dossier_id, at)) for staff_id in sorted(state.staff)]
+    return [a for a in out if a.decision.allowed]
+
+
+def what_could_see(state: AccessState, staff_id: UUID, at: datetime) -> list[Access]:
+    out = [Access(staff_id, dossier_id, state.decide(staff_id, dossier_id, at))
+           for dossier_id in sorted(state.dossiers)]
+    return [a for a in out if a.decision.allowed]
+
+
+def timeline(entries: Iterable[Entry], dossier_id: UUID) -> list[Entry]:
+    """Everything that happened to one dossier and its access, in the order it was recorded."""
+    branch_id = None
+    for entry in entries:
+        if isinstance(entry.event.event, DossierOpened) and entry.event.event.dossier_id == dossier_id:
+            branch_id = entry.event.event.branch_id
+    relevant = []
+    for entry in entries:
+        event = entry.event.event
+        if (getattr(event, "dossier_id", None) == dossier_id and isinstance(
+                event, DossierOpened | DossierContactAssigned | DossierClosed | DossierViewed | AccessGranted
+                | AccessRevoked)) or (branch_id is not None and getattr(event, "branch_id", None) == branch_id
+              and isinstance(event, AccessGranted | AccessRevoked | NotificationsStopped | StaffDeparted)
+              and getattr(event, "dossier_id", None) is None):
+            relevant.append(entry)
+    return sorted(relevant, key=lambda e: (e.event.recorded_at, e.record.topic, e.record.offset))

@@ -1,0 +1,162 @@
+"""The audit over the real broker: a scripted school year, point-in-time questions checked
+against hand-derived answers, replay equal to live, and a tampered access log caught."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from services.access.api import create_app
+from services.access.bootstrap import build, build_relay, build_runner
+from services.access.settings import AccessSettings
+from services.audit.cli import app
+from shared.contracts import events as e
+from shared.contracts.topics import Topic
+from shared.kafka.admin import ensure_topics
+from shared.kafka.producer import EventPublisher, make_producer
+from tests.support import read_all, wait_until
+
+BRANCH, DOSSIER = uuid.uuid4(), uuid.uuid4()
+IB_ER, TEACHER, CONSULTANT, NEW_IB_ER = (uuid.uuid4() for _ in range(4))
+ADDRESS = e.Address(street="Schiekade", house_number="12", postcode="3032 AJ", city="Rotterdam")
+
+
+def day(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# (event, effective, recorded): the departure of the IB'er is reported three weeks late.
+SCHOOL_YEAR = [
+    (e.BranchFounded(branch_id=BRANCH, vestigingscode="12AB00", name="OBS De Regenboog", address=ADDRESS,
+                     phone="+31101234567", wijknetwerk="Noord"), "2025-08-01", "2025-08-01"),
+    (e.StaffJoined(branch_id=BRANCH, staff_id=IB_ER, role=e.StaffRole.IB_ER, name="A", email="a@school.example"),
+     "2025-08-15", "2025-08-15"),
+    (e.StaffJoined(branch_id=BRANCH, staff_id=TEACHER, role=e.StaffRole.LEERKRACHT, name="T",
+                   email="t@school.example"), "2025-08-15", "2025-08-15"),
+    (e.DossierOpened(branch_id=BRANCH, dossier_id=DOSSIER, pupil_id=uuid.uuid4(), contact_staff_id=TEACHER,
+                     summary="Leesproblemen"), "2025-09-10", "2025-09-10"),
+    (e.ConsultantJoined(staff_id=CONSULTANT, name="C", email="c@swv.example", wijknetwerken=["Noord"]),
+     "2025-11-01", "2025-11-01"),
+    (e.StaffJoined(branch_id=BRANCH, staff_id=NEW_IB_ER, role=e.StaffRole.IB_ER, name="N", email="n@school.example"),
+     "2026-02-01", "2026-02-01"),
+    (e.StaffDeparted(branch_id=BRANCH, staff_id=IB_ER), "2026-01-31", "2026-02-20"),
+    (e.DossierContactAssigned(branch_id=BRANCH, dossier_id=DOSSIER, contact_staff_id=NEW_IB_ER, reason="reported"),
+     "2026-03-01", "2026-03-01"),
+]
+
+
+@pytest.fixture
+def year(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server):
+    settings = AccessSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix,
+                              database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
+                              master_key=master_key, consumer_group=f"{topic_prefix}access",
+                              smtp_port=smtp_server.port, relay_interval_s=0.02)
+    deps = build(settings)
+    ensure_topics(broker.bootstrap, [deps.topics(t) for t in Topic], 3, 1)
+    workers = [build_runner(deps), build_relay(deps)]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    publisher = EventPublisher(make_producer(broker.bootstrap, "school-year"))
+    ids = []
+    for event, effective, recorded in SCHOOL_YEAR:
+        encoded = deps.codec.encode(event, event_id=str(uuid.uuid4()), recorded_at=day(recorded),
+                                    effective_at=day(effective))
+        publisher.publish(encoded)
+        ids.append(encoded.id)
+    publisher.close()
+    api = TestClient(create_app(deps))
+    wait_until(lambda: api.get("/v1/check", params={"staff_id": str(NEW_IB_ER), "dossier_id": str(DOSSIER),
+                                                   "after_event": ids[-1]}).status_code == 200, message="processed")
+    for who in (NEW_IB_ER, IB_ER, TEACHER):  # views, allowed and not, into the hash-chained log
+        api.post(f"/v1/dossiers/{DOSSIER}/views", json={"staff_id": str(who)})
+    wait_until(lambda: len([r for r in read_all(broker.bootstrap, deps.topics(Topic.ACCESS_EVENTS))]) >= 7,
+               message="the access events published")
+    yield deps, settings
+    for worker in workers:
+        worker.stop_event.set()
+    for thread in threads:
+        thread.join(timeout=15)
+
+
+def audit(broker, prefix: str, *args: str) -> tuple[int, dict]:
+    result = CliRunner().invoke(app, ["--json", *args],
+                                env={"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "SAMENVEILIG_TOPIC_PREFIX": prefix})
+    return result.exit_code, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+@pytest.mark.parametrize(("at", "axis", "expected"), [
+    ("2025-09-05T12:00:00+00:00", "valid", {}),
+    ("2025-10-01T12:00:00+00:00", "valid", {IB_ER: "ib_er-sees-branch", TEACHER: "contact-person"}),
+    ("2025-12-01T12:00:00+00:00", "valid", {IB_ER: "ib_er-sees-branch", TEACHER: "contact-person",
+                                            CONSULTANT: "swv-consultant-sees-wijknetwerk"}),
+    # The departure took effect on 31 January: as we now know it, the IB'er could not see it on 10 February...
+    ("2026-02-10T12:00:00+00:00", "valid", {TEACHER: "contact-person", CONSULTANT: "swv-consultant-sees-wijknetwerk",
+                                            NEW_IB_ER: "ib_er-sees-branch"}),
+    # ...but it was reported on 20 February, so on 10 February the system still let them.
+    ("2026-02-10T12:00:00+00:00", "record", {IB_ER: "ib_er-sees-branch", TEACHER: "contact-person",
+                                             CONSULTANT: "swv-consultant-sees-wijknetwerk",
+                                             NEW_IB_ER: "ib_er-sees-branch"}),
+    ("2026-03-15T12:00:00+00:00", "valid", {CONSULTANT: "swv-consultant-sees-wijknetwerk",
+                                            NEW_IB_ER: "ib_er-sees-branch"}),
+])
+def test_who_could_see_the_dossier_at_moments_of_the_school_year(year, broker, topic_prefix, at, axis, expected):
+    code, answer = audit(broker, topic_prefix, "who-could-see", str(DOSSIER), "--at", at, "--axis", axis)
+    assert code == 0
+    assert {uuid.UUID(row["staff_id"]): row["rule"] for row in answer["could_see"]} == expected
+
+
+def test_what_could_see_timeline_replay_and_verify(year, broker, topic_prefix, tmp_path):
+    _, settings = year
+    code, answer = audit(broker, topic_prefix, "what-could-see", str(IB_ER), "--at", "2025-10-01T12:00:00+00:00")
+    assert code == 0 and [row["dossier_id"] for row in answer["could_see"]] == [str(DOSSIER)]
+
+    code, answer = audit(broker, topic_prefix, "timeline", str(DOSSIER))
+    kinds = [row["type"] for row in answer["timeline"]]
+    assert kinds[0] == "DossierOpened" and kinds.count("DossierViewed") == 3
+    assert "DossierContactAssigned" in kinds and "NotificationsStopped" in kinds
+
+    code, answer = audit(broker, topic_prefix, "replay", "--access-db", settings.database_url)
+    assert code == 0 and answer["replay_equals_live"] and answer["events"] >= len(SCHOOL_YEAR)
+
+    code, answer = audit(broker, topic_prefix, "verify", "--access-db", settings.database_url)
+    assert code == 0 and answer["ok"], answer
+    out = tmp_path / "rapport.html"
+    code, _ = audit(broker, topic_prefix, "report", str(DOSSIER), "--from", "2025-08-01T00:00:00+00:00",
+                    "--to", "2026-12-31T00:00:00+00:00", "--out", str(out))
+    assert code == 0 and "Wie kon de hulpvraag inzien" in out.read_text()
+
+
+@pytest.mark.parametrize("tampering", ["altered", "removed", "reordered"])
+def test_a_tampered_access_log_is_caught(year, broker, topic_prefix, tampering):
+    deps, _ = year
+    copy = f"{topic_prefix}copy{tampering}."
+    ensure_topics(broker.bootstrap, [f"{copy}{t}" for t in Topic], 3, 1)
+    producer = make_producer(broker.bootstrap, "tamperer", enable_idempotence=False)
+    for topic in (Topic.REGISTRY_EVENTS, Topic.AUTH_EVENTS):
+        for record in read_all(broker.bootstrap, deps.topics(topic)):
+            producer.send(f"{copy}{topic}", key=record.key, value=record.value, headers=record.headers,
+                          partition=record.partition)
+    access = read_all(broker.bootstrap, deps.topics(Topic.ACCESS_EVENTS))
+    views = [r for r in access if b'"DossierViewed"' in r.value]
+    others = [r for r in access if r not in views]
+    if tampering == "altered":
+        views[1] = views[1]._replace(value=views[1].value.replace(b'"allowed":false', b'"allowed":true'))
+    elif tampering == "removed":
+        views.pop(1)
+    else:
+        views[0], views[1] = views[1], views[0]
+    for record in others + views:
+        producer.send(f"{copy}{Topic.ACCESS_EVENTS}", key=record.key, value=record.value, headers=record.headers,
+                      partition=record.partition)
+    producer.flush()
+    producer.close()
+    code, answer = audit(broker, copy, "verify")
+    chain = next(f for f in answer["findings"] if f["check"] == "the access log hash chain is intact")
+    assert code == 1 and not chain["ok"], chain
