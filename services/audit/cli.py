@@ -35,6 +35,7 @@ from services.access import store as access_store
 from services.access.domain import INITIAL_STATE as ACCESS_INITIAL
 from services.access.domain import AccessState
 from services.access.domain import evolve as access_evolve
+from services.audit import snapshot
 from services.audit import verify as checks
 from services.audit.history import Axis, state_at, timeline, what_could_see, who_could_see
 from services.audit.log import AUDITED_TOPICS, Entry, LogRecord, decode_all, read_topics
@@ -80,14 +81,16 @@ class Log:
     seconds: float
 
 
-def load_log(options: Options, extra: list[str] | None = None) -> Log:
+def load_log(options: Options, extra: list[str] | None = None,
+             start: dict[tuple[str, int], int] | None = None) -> Log:
     started = time.monotonic()
     names = [str(t) for t in AUDITED_TOPICS] + (extra or [])
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True,
                   disable=options.as_json) as progress:
         task = progress.add_task("reading the log", total=None)
         records = read_topics(options.bootstrap, TopicNames(options.prefix), names,
-                              progress=lambda n: progress.update(task, description=f"reading the log: {n:,} events"))
+                              progress=lambda n: progress.update(task, description=f"reading the log: {n:,} events"),
+                              start=start)
         progress.update(task, description="folding")
         codec = EventCodec(InMemoryKeyStore(), source="/samenveilig/audit")
         entries: list[Entry] = []
@@ -223,12 +226,24 @@ def compare_registry(state: RegistryState, url: str) -> list[str]:
 
 @app.command("replay")
 def replay_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option(help="compare with this")] = None,
-               registry_db: Annotated[str | None, typer.Option(help="compare with this")] = None) -> None:
+               registry_db: Annotated[str | None, typer.Option(help="compare with this")] = None,
+               snapshot_dir: Annotated[Path | None, typer.Option(help="resume from, and save, a snapshot")] = None
+               ) -> None:
     """Fold the whole log with the services' own evolve functions; compare with their live state."""
     options = _options(ctx)
-    log = load_log(options)
+    if snapshot_dir is not None and registry_db is not None:
+        raise typer.BadParameter("snapshots hold the access state only; compare the registry without --snapshot-dir")
+    resumed = snapshot.load(snapshot_dir, options.prefix) if snapshot_dir else None
+    base_state, start = resumed if resumed else (ACCESS_INITIAL, None)
+    log = load_log(options, start=start)
     started = time.monotonic()
-    access_state = reduce(access_evolve, (e.event for e in log.entries), ACCESS_INITIAL)
+    access_state = reduce(access_evolve, (e.event for e in log.entries), base_state)
+    if snapshot_dir is not None:
+        positions = dict(start or {})
+        for records in log.records.values():
+            for record in records:
+                positions[(record.topic, record.partition)] = record.offset + 1
+        snapshot.save(snapshot_dir, options.prefix, access_state, positions)
     registry_state = reduce(registry_evolve, (e.event.event for e in log.entries
                                               if e.record.topic == Topic.REGISTRY_EVENTS.value), REGISTRY_INITIAL)
     fold_seconds = time.monotonic() - started
@@ -238,7 +253,7 @@ def replay_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option
     payload = {"events": len(log.entries), "by_type": dict(sorted(counts.items())), "undecodable": len(log.undecodable),
                "read_seconds": round(log.seconds, 3), "fold_seconds": round(fold_seconds, 3),
                "events_per_second": round(len(log.entries) / max(log.seconds + fold_seconds, 1e-9)),
-               "differences": differences,
+               "differences": differences, "resumed_from_snapshot": resumed is not None,
                "replay_equals_live": all(not d for d in differences.values() if d is not None)}
     table = Table("gebeurtenis", "aantal", title=f"Replay: {len(log.entries):,} events in "
                   f"{log.seconds + fold_seconds:.2f} s")

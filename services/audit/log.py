@@ -34,9 +34,10 @@ AUDITED_TOPICS = (Topic.REGISTRY_EVENTS, Topic.ACCESS_EVENTS, Topic.AUTH_EVENTS)
 
 
 def read_topics(bootstrap: str, topics: TopicNames, names: list[str], timeout_s: float = 600.0,
-                progress: Callable[[int], None] | None = None) -> dict[str, list[LogRecord]]:
-    """Every record of each topic, read to the high-water mark reported in fetch responses
-    (never ListOffsets, which Tansu 0.6 answers wrongly after multi-record batches)."""
+                progress: Callable[[int], None] | None = None,
+                start: dict[tuple[str, int], int] | None = None) -> dict[str, list[LogRecord]]:
+    """Every record of each topic (from `start` offsets where given, else the beginning), read to
+    the high-water mark in fetch responses (never ListOffsets: Tansu 0.6 answers it wrongly)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
                              max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
                              max_poll_records=5000)
@@ -50,6 +51,10 @@ def read_topics(bootstrap: str, topics: TopicNames, names: list[str], timeout_s:
             return out
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
+        for tp in assigned:
+            offset = (start or {}).get((topics.logical(tp.topic), tp.partition))
+            if offset is not None:
+                consumer.seek(tp, offset)
         done: set[TopicPartition] = set()
         deadline = time.monotonic() + timeout_s
         count = 0

@@ -160,3 +160,36 @@ def test_a_tampered_access_log_is_caught(year, broker, topic_prefix, tampering):
     code, answer = audit(broker, copy, "verify")
     chain = next(f for f in answer["findings"] if f["check"] == "the access log hash chain is intact")
     assert code == 1 and not chain["ok"], chain
+
+
+def test_a_replay_resumes_from_a_snapshot_and_a_changed_rulebook_starts_over(year, broker, topic_prefix, tmp_path,
+                                                                               monkeypatch):
+    deps, settings = year
+    snapshots = tmp_path / "snapshots"
+    code, first = audit(broker, topic_prefix, "replay", "--access-db", settings.database_url,
+                        "--snapshot-dir", str(snapshots))
+    assert code == 0 and not first["resumed_from_snapshot"] and list(snapshots.glob("access-*.json"))
+
+    late = uuid.uuid4()
+    publisher = EventPublisher(make_producer(broker.bootstrap, "more"))
+    encoded = deps.codec.encode(e.StaffJoined(branch_id=BRANCH, staff_id=late, role=e.StaffRole.DIRECTEUR, name="D",
+                                              email="d@school.example"), event_id=str(uuid.uuid4()),
+                                recorded_at=day("2026-04-01"))
+    publisher.publish(encoded)
+    publisher.close()
+    api = TestClient(create_app(deps))
+    wait_until(lambda: api.get("/v1/check", params={"staff_id": str(late), "dossier_id": str(DOSSIER),
+                                                   "after_event": encoded.id}).status_code == 200)
+    wait_until(lambda: len(read_all(broker.bootstrap, deps.topics(Topic.ACCESS_EVENTS))) >= 8, message="grant")
+
+    code, resumed = audit(broker, topic_prefix, "replay", "--access-db", settings.database_url,
+                          "--snapshot-dir", str(snapshots))
+    assert code == 0 and resumed["resumed_from_snapshot"] and resumed["replay_equals_live"]
+    assert resumed["events"] < first["events"], "only what came after the snapshot was read"
+
+    import services.audit.snapshot as snapshot_module
+
+    monkeypatch.setattr(snapshot_module, "snapshot_version", lambda: "changed-rules")
+    code, fresh = audit(broker, topic_prefix, "replay", "--access-db", settings.database_url,
+                        "--snapshot-dir", str(snapshots))
+    assert code == 0 and not fresh["resumed_from_snapshot"] and fresh["events"] > first["events"]
