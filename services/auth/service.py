@@ -301,14 +301,15 @@ class AuthService:
                           row.ended_at if not row.active else None)
         state = session_state(session, now, account.disabled_at)
         if state != "active":
-            if row.active:
-                reason = {"idle": "idle", "expired": "expired", "account-disabled": "account disabled"}.get(state)
-                if reason:
-                    connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id)
-                                       .values(active=False, ended_at=now, ended_reason=reason))
-                    self._emit(connection, SessionEnded(staff_id=uuid.UUID(row.staff_id),
-                                                        session_id=uuid.UUID(row.session_id), reason=reason),
-                               derived_id("auth", row.session_id, "ended"), None)
+            reason = {"idle": "idle", "expired": "expired", "account-disabled": "account disabled"}.get(state)
+            # Only a session still marked active is ended here: a departure processed meanwhile
+            # already ended it, with its own reason and time, which must not be overwritten.
+            if reason and connection.execute(update(store.sessions).where(
+                    store.sessions.c.session_id == row.session_id, store.sessions.c.active.is_(True))
+                    .values(active=False, ended_at=now, ended_reason=reason)).rowcount:
+                self._emit(connection, SessionEnded(staff_id=uuid.UUID(row.staff_id),
+                                                    session_id=uuid.UUID(row.session_id), reason=reason),
+                           derived_id("auth", row.session_id, "ended"), None)
             return {"active": False}
         connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id)
                            .values(last_seen_at=now))
