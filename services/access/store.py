@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -122,8 +123,17 @@ def _member(row: Any) -> StaffMember:
         departed_at=row.departed_at, departure_recorded_at=row.departure_recorded_at)
 
 
+# The lookups every access check makes, built once: building a statement per call cost more
+# than running it (bench/access_latency.py).
+_MEMBER = select(staff).where(staff.c.staff_id == bindparam("staff_id"))
+_DOSSIER = select(dossiers).where(dossiers.c.dossier_id == bindparam("dossier_id"))
+_WIJKNETWERK = select(branches.c.wijknetwerk).where(branches.c.branch_id == bindparam("branch_id"))
+_GRANT = select(grants).where(grants.c.staff_id == bindparam("staff_id"),
+                              grants.c.dossier_id == bindparam("dossier_id"))
+
+
 def load_member(connection: Connection, staff_id: UUID) -> StaffMember | None:
-    row = connection.execute(select(staff).where(staff.c.staff_id == str(staff_id))).first()
+    row = connection.execute(_MEMBER, {"staff_id": str(staff_id)}).first()
     return _member(row) if row is not None else None
 
 
@@ -166,7 +176,7 @@ def departures_of(connection: Connection, staff_id: UUID) -> list[dict[str, obje
 # --- branches, dossiers, grants -------------------------------------------------------------
 
 def wijknetwerk_of(connection: Connection, branch_id: UUID) -> str | None:
-    value = connection.execute(select(branches.c.wijknetwerk).where(branches.c.branch_id == str(branch_id))).scalar()
+    value = connection.execute(_WIJKNETWERK, {"branch_id": str(branch_id)}).scalar()
     return str(value) if value is not None else None
 
 
@@ -182,7 +192,7 @@ def _dossier(row: Any) -> Dossier:
 
 
 def load_dossier(connection: Connection, dossier_id: UUID) -> Dossier | None:
-    row = connection.execute(select(dossiers).where(dossiers.c.dossier_id == str(dossier_id))).first()
+    row = connection.execute(_DOSSIER, {"dossier_id": str(dossier_id)}).first()
     return _dossier(row) if row is not None else None
 
 
@@ -199,8 +209,7 @@ def _grant(row: Any) -> Grant:
 
 
 def load_grant(connection: Connection, staff_id: UUID, dossier_id: UUID) -> Grant | None:
-    row = connection.execute(select(grants).where(grants.c.staff_id == str(staff_id),
-                                                  grants.c.dossier_id == str(dossier_id))).first()
+    row = connection.execute(_GRANT, {"staff_id": str(staff_id), "dossier_id": str(dossier_id)}).first()
     return _grant(row) if row is not None else None
 
 
