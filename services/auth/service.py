@@ -52,6 +52,7 @@ INVITATION_LIFETIME = timedelta(days=14)
 ENROLMENT_LIFETIME = timedelta(minutes=15)
 CHALLENGE_LIFETIME = timedelta(minutes=5)
 RECOVERY_CODES = 10
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 ISSUER = "Kindkans (PPO Rotterdam)"
 
 
@@ -311,8 +312,10 @@ class AuthService:
                                                     session_id=uuid.UUID(row.session_id), reason=reason),
                            derived_id("auth", row.session_id, "ended"), None)
             return {"active": False}
-        connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id)
-                           .values(last_seen_at=now))
+        if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
+            # The idle clock needs minutes, not every call: most introspections only read.
+            connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id)
+                               .values(last_seen_at=now))
         return {"active": True, "staff_id": row.staff_id, "session_id": row.session_id,
                 "username": account.username, "expires_at": min(row.created_at + timedelta(hours=12),
                                                                 now + timedelta(minutes=30)).isoformat()}
