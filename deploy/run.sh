@@ -23,13 +23,14 @@ export S3_PORT=${S3_PORT:-9000}
 export ACCESS_API_PORT=${ACCESS_API_PORT:-8003}
 export REGISTRY_API_PORT=${REGISTRY_API_PORT:-8001}
 export AUTH_API_PORT=${AUTH_API_PORT:-8002}
+export RETENTION_API_PORT=${RETENTION_API_PORT:-8004}
 export SMTP_PORT=${SMTP_PORT:-1025}
 export SAMENVEILIG_SMTP_PORT=$SMTP_PORT
 # With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
 processes=()
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-    processes=(mail registry-api registry-intake registry-relay auth-api auth-processor auth-relay
-               access-processor access-relay access-api)
+    processes=(mail registry-api registry-intake registry-relay registry-follower auth-api auth-processor
+               auth-relay retention-api retention-processor retention-relay access-processor access-relay access-api)
     broker_line="external broker at $KAFKA_BOOTSTRAP_SERVERS"
 else
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$BROKER_PORT
@@ -39,6 +40,7 @@ fi
 export ACCESS_DATABASE_URL=${ACCESS_DATABASE_URL:-sqlite:///$data/access.sqlite}
 export REGISTRY_DATABASE_URL=${REGISTRY_DATABASE_URL:-sqlite:///$data/registry.sqlite}
 export AUTH_DATABASE_URL=${AUTH_DATABASE_URL:-sqlite:///$data/auth.sqlite}
+export RETENTION_DATABASE_URL=${RETENTION_DATABASE_URL:-sqlite:///$data/retention.sqlite}
 export SAMENVEILIG_KEYSTORE_URL=${SAMENVEILIG_KEYSTORE_URL:-sqlite:///$data/keystore.sqlite}
 export PYTHONUNBUFFERED=1
 
@@ -50,6 +52,8 @@ samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):
   registry relay         publishes registry.events.v1, sends office mail
   auth (Kindkans login)  http://127.0.0.1:$AUTH_API_PORT/inloggen   (invitations arrive in the mail catcher)
   auth processor/relay   accounts from registry.events.v1; publishes auth.events.v1, sends invitations
+  retention API          http://127.0.0.1:$RETENTION_API_PORT/docs   (consent, legal holds, purge report)
+  retention relay        purges pupils when due (crypto-shredding); registry/access follow PupilDataPurged
   access API             http://127.0.0.1:$ACCESS_API_PORT/docs
   access processor       consumes registry.events.v1 and access.events.v1
   access relay           publishes access.events.v1, sends notifications (policy checked at send time)

@@ -49,8 +49,9 @@ def progress(deps: AccessDeps) -> Progress:
 
 
 def source_topics(deps: AccessDeps) -> list[str]:
-    # Registry facts, and our own explicit grants (so the tables rebuild from the log alone).
-    return [deps.topics(Topic.REGISTRY_EVENTS), deps.topics(Topic.ACCESS_EVENTS)]
+    # Registry facts, our own explicit grants (so the tables rebuild from the log alone), and
+    # purges (so a purged pupil's rows go).
+    return [deps.topics(Topic.REGISTRY_EVENTS), deps.topics(Topic.ACCESS_EVENTS), deps.topics(Topic.RETENTION_EVENTS)]
 
 
 def build_runner(deps: AccessDeps) -> ConsumerRunner:

@@ -36,6 +36,7 @@ from shared.contracts.events import (
     DossierOpened,
     Event,
     NotificationsStopped,
+    PupilDataPurged,
     StaffDeparted,
     StaffJoined,
     StaffRole,
@@ -83,6 +84,8 @@ class Dossier:
     contact_since: datetime
     open: bool
     opened_at: datetime
+    # Whose dossier: a purge of the pupil's data removes it.
+    pupil_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ def evolve_dossier(dossier: Dossier | None, recorded: RecordedEvent) -> Dossier 
     at = recorded.effective_at
     match event:
         case DossierOpened():
-            return Dossier(event.dossier_id, event.branch_id, event.contact_staff_id, at, True, at)
+            return Dossier(event.dossier_id, event.branch_id, event.contact_staff_id, at, True, at, event.pupil_id)
         case DossierContactAssigned() if dossier is not None:
             return replace(dossier, contact_staff_id=event.contact_staff_id, contact_since=at)
         case DossierClosed() if dossier is not None:
@@ -247,6 +250,10 @@ def evolve(state: AccessState, recorded: RecordedEvent) -> AccessState:
         if wijknetwerk is not None:
             merged = {**state.wijknetwerken, event.branch_id: wijknetwerk}
             state = replace(state, wijknetwerken=MappingProxyType(merged))
+    elif isinstance(event, PupilDataPurged):
+        gone = {d.dossier_id for d in state.dossiers.values() if d.pupil_id == event.pupil_id}
+        state = replace(state, dossiers=MappingProxyType({k: v for k, v in state.dossiers.items() if k not in gone}),
+                        grants=MappingProxyType({k: v for k, v in state.grants.items() if k[1] not in gone}))
     elif isinstance(event, AccessGranted | AccessRevoked) and staff_id is not None and event.dossier_id is not None:
         key = (staff_id, event.dossier_id)
         grant = evolve_grant(state.grants.get(key), recorded)

@@ -35,6 +35,7 @@ from shared.contracts.events import (
     DossierContactAssigned,
     DossierOpened,
     Event,
+    PupilDataPurged,
     StaffDeparted,
     StaffJoined,
     StaffRoleChanged,
@@ -64,6 +65,8 @@ class AccessService:
             self._flag_missing_contact(recorded, event, connection)
         elif isinstance(event, BranchFounded | BranchWijknetwerkChanged):
             store.save_wijknetwerk(connection, event.branch_id, event.wijknetwerk)
+        elif isinstance(event, PupilDataPurged):
+            store.drop_pupil(connection, event.pupil_id)
         elif isinstance(event, AccessGranted | AccessRevoked) and event.dossier_id is not None:
             # Explicit grants: written by our own API, applied again here so the log rebuilds them.
             grant = evolve_grant(store.load_grant(connection, event.staff_id, event.dossier_id), recorded)

@@ -79,6 +79,8 @@ dossiers = Table(
     Column("contact_since", UtcDateTime(), nullable=False),
     Column("open", Boolean, nullable=False),
     Column("opened_at", UtcDateTime(), nullable=False),
+    # Whose dossier: only so that a purge can find the pupil's rows (PupilDataPurged).
+    Column("pupil_id", String(36), nullable=True, index=True),
 )
 grants = Table(
     "access_grants", metadata,
@@ -188,7 +190,7 @@ def save_wijknetwerk(connection: Connection, branch_id: UUID, wijknetwerk: str) 
 
 def _dossier(row: Any) -> Dossier:
     return Dossier(UUID(row.dossier_id), UUID(row.branch_id), UUID(row.contact_staff_id), row.contact_since,
-                   row.open, row.opened_at)
+                   row.open, row.opened_at, UUID(row.pupil_id) if row.pupil_id else None)
 
 
 def load_dossier(connection: Connection, dossier_id: UUID) -> Dossier | None:
@@ -198,7 +200,8 @@ def load_dossier(connection: Connection, dossier_id: UUID) -> Dossier | None:
 
 def save_dossier(connection: Connection, dossier: Dossier) -> None:
     values = {"branch_id": str(dossier.branch_id), "contact_staff_id": str(dossier.contact_staff_id),
-              "contact_since": dossier.contact_since, "open": dossier.open, "opened_at": dossier.opened_at}
+              "contact_since": dossier.contact_since, "open": dossier.open, "opened_at": dossier.opened_at,
+              "pupil_id": str(dossier.pupil_id) if dossier.pupil_id else None}
     if not connection.execute(update(dossiers).where(dossiers.c.dossier_id == str(dossier.dossier_id))
                               .values(**values)).rowcount:
         connection.execute(insert(dossiers).values(dossier_id=str(dossier.dossier_id), **values))
@@ -324,3 +327,17 @@ def advance_chain(connection: Connection, dossier_id: UUID, previous: str | None
     return bool(connection.execute(update(view_chain).where(
         view_chain.c.dossier_id == str(dossier_id), view_chain.c.last_hash == previous)
         .values(last_hash=new_hash, last_event_id=event_id, length=length + 1)).rowcount)
+
+
+def drop_pupil(connection: Connection, pupil_id: UUID) -> int:
+    """Every row about the pupil's dossiers goes (the pupil's data was purged)."""
+    ids = [row.dossier_id for row in connection.execute(select(dossiers.c.dossier_id).where(
+        dossiers.c.pupil_id == str(pupil_id)))]
+    if not ids:
+        return 0
+    connection.execute(delete(grants).where(grants.c.dossier_id.in_(ids)))
+    connection.execute(delete(missing_contacts).where(missing_contacts.c.dossier_id.in_(ids)))
+    connection.execute(delete(view_chain).where(view_chain.c.dossier_id.in_(ids)))
+    connection.execute(delete(mail_outbox).where(mail_outbox.c.dossier_id.in_(ids), mail_outbox.c.sent_at.is_(None)))
+    connection.execute(delete(dossiers).where(dossiers.c.dossier_id.in_(ids)))
+    return len(ids)

@@ -30,7 +30,7 @@ class Entry:
     event: RecordedEvent
 
 
-AUDITED_TOPICS = (Topic.REGISTRY_EVENTS, Topic.ACCESS_EVENTS, Topic.AUTH_EVENTS)
+AUDITED_TOPICS = (Topic.REGISTRY_EVENTS, Topic.ACCESS_EVENTS, Topic.AUTH_EVENTS, Topic.RETENTION_EVENTS)
 
 
 def read_topics(bootstrap: str, topics: TopicNames, names: list[str], timeout_s: float = 600.0,

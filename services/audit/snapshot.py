@@ -77,7 +77,8 @@ def load(directory: Path, prefix: str) -> tuple[AccessState, Positions] | None:
         departure_recorded_at=_time(m["departure_recorded_at"])) for m in document["staff"]}
     dossiers = {UUID(d["dossier_id"]): Dossier(UUID(d["dossier_id"]), UUID(d["branch_id"]),
                                                UUID(d["contact_staff_id"]), _time(d["contact_since"]),  # type: ignore[arg-type]
-                                               d["open"], _time(d["opened_at"]))  # type: ignore[arg-type]
+                                               d["open"], _time(d["opened_at"]),  # type: ignore[arg-type]
+                                               UUID(d["pupil_id"]) if d.get("pupil_id") else None)
                 for d in document["dossiers"]}
     grants = {(UUID(g["staff_id"]), UUID(g["dossier_id"])): Grant(
         UUID(g["staff_id"]), UUID(g["dossier_id"]), _time(g["granted_at"]), _time(g["until"]),  # type: ignore[arg-type]

@@ -75,3 +75,20 @@ def build_intake_runner(deps: RegistryDeps) -> ConsumerRunner:
         dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
         clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+
+
+def build_follower(deps: RegistryDeps) -> ConsumerRunner:
+    """Follows the retention service: a purged pupil's registry rows go."""
+    from services.registry.follower import apply_retention_event
+
+    settings = deps.settings
+    source = deps.topics(Topic.RETENTION_EVENTS)
+    ensure_topics(settings.kafka_bootstrap_servers, [source, f"{source}.dlq"], settings.topic_partitions,
+                  settings.topic_replication)
+    group = f"{settings.consumer_group}-follower"
+    return ConsumerRunner(
+        consumer_name=group, topics=[source], bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine,
+        codec=deps.codec, handler=apply_retention_event,
+        progress=Progress(store.processed_events, store.consumer_positions, group),
+        dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{group}-dlq"), clock=deps.clock,
+        session_timeout_ms=settings.consumer_session_timeout_ms, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)

@@ -197,3 +197,9 @@ def record_mutation(connection: Connection, *, sender: str, mutation_id: str, ki
     connection.execute(insert(mutations).values(
         sender=sender, mutation_id=mutation_id, kind=kind, fingerprint=fingerprint, status=status,
         event_ids=json.dumps(event_ids), received_at=received_at, effective_at=effective_at))
+
+
+def drop_pupil(connection: Connection, pupil_id: UUID) -> None:
+    """The pupil's data was purged: their registry rows go too (their dossiers with them)."""
+    connection.execute(delete(dossiers).where(dossiers.c.pupil_id == str(pupil_id)))
+    connection.execute(delete(pupils).where(pupils.c.pupil_id == str(pupil_id)))

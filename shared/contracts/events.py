@@ -447,8 +447,22 @@ class PurgeScheduled(RetentionEvent):
 
 
 class PupilDataPurged(RetentionEvent):
+    """The pupil's key is destroyed: every copy of their personal data in every topic is now
+    unreadable. Every service drops its rows about the pupil on this event."""
+
     event_type: ClassVar[str] = "PupilDataPurged"
     key_id: ShortText
+
+
+class LegalHoldPlaced(RetentionEvent):
+    """A purge must wait (a legal obligation, a dispute, an investigation)."""
+
+    event_type: ClassVar[str] = "LegalHoldPlaced"
+    reason: ShortText
+
+
+class LegalHoldReleased(RetentionEvent):
+    event_type: ClassVar[str] = "LegalHoldReleased"
 
 
 class SubjectRequestReceived(RetentionEvent):

@@ -24,7 +24,8 @@ class RunCommand:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.ports = {name: free_port() for name in ("BROKER_PORT", "S3_PORT", "ACCESS_API_PORT",
-                                                     "REGISTRY_API_PORT", "AUTH_API_PORT", "SMTP_PORT")}
+                                                     "REGISTRY_API_PORT", "AUTH_API_PORT",
+                                                     "RETENTION_API_PORT", "SMTP_PORT")}
         self.process: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / "run.out"
 
@@ -75,7 +76,8 @@ class RunCommand:
         if self.process.poll() is not None:
             raise AssertionError(f"run command exited early:\n{self.output.read_text()[-3000:]}")
         try:
-            for base in (self.api, self.registry, f"http://127.0.0.1:{self.ports['AUTH_API_PORT']}"):
+            for base in (self.api, self.registry, f"http://127.0.0.1:{self.ports['AUTH_API_PORT']}",
+                         f"http://127.0.0.1:{self.ports['RETENTION_API_PORT']}"):
                 with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
                     if response.status != 200:
                         return False

@@ -60,6 +60,8 @@ SAMPLES: list[e.Event] = [
                        withdrawn_by=e.ConsentGiver.PUPIL),
     e.PurgeScheduled(pupil_id=PUPIL, category="leerlingdossier", due_on=date(2028, 7, 17)),
     e.PupilDataPurged(pupil_id=PUPIL, key_id=f"pupil/{PUPIL}"),
+    e.LegalHoldPlaced(pupil_id=PUPIL, reason="bezwaarprocedure"),
+    e.LegalHoldReleased(pupil_id=PUPIL),
     e.SubjectRequestReceived(pupil_id=PUPIL, request_id=REQUEST, kind=e.SubjectRequestKind.INSPECT,
                              requested_by=e.ConsentGiver.PARENT, due_on=date(2026, 10, 1)),
     e.SubjectRequestAnswered(pupil_id=PUPIL, request_id=REQUEST, outcome="export sent"),

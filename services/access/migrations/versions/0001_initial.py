@@ -29,10 +29,12 @@ def upgrade() -> None:
         sa.Column("contact_since", sa.DateTime(timezone=True), nullable=False),
         sa.Column("open", sa.Boolean(), nullable=False),
         sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("pupil_id", sa.String(length=36), nullable=True),
         sa.PrimaryKeyConstraint("dossier_id"),
     )
     op.create_index(op.f("ix_access_dossiers_branch_id"), "access_dossiers", ["branch_id"], unique=False)
     op.create_index(op.f("ix_access_dossiers_contact_staff_id"), "access_dossiers", ["contact_staff_id"], unique=False)
+    op.create_index(op.f("ix_access_dossiers_pupil_id"), "access_dossiers", ["pupil_id"], unique=False)
     op.create_table(
         "access_grants",
         sa.Column("staff_id", sa.String(length=36), nullable=False),

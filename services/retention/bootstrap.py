@@ -1,0 +1,67 @@
+"""Wires the retention service's real adapters; tests build their own with other ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from services.retention import store
+from services.retention.service import RetentionService
+from services.retention.settings import RetentionSettings
+from shared.clock import Clock, SystemClock
+from shared.contracts.envelope import EventCodec
+from shared.contracts.topics import Topic, TopicNames
+from shared.crypto import SqlKeyStore
+from shared.db import make_engine
+from shared.kafka.admin import ensure_topics
+from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.producer import make_producer
+from shared.kafka.progress import Progress
+from shared.outbox import OutboxRelay, publish_due
+
+
+@dataclass
+class RetentionDeps:
+    settings: RetentionSettings
+    engine: Engine
+    codec: EventCodec
+    topics: TopicNames
+    clock: Clock
+    service: RetentionService
+
+
+def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionDeps:
+    store.migrate_to_newest(settings.database_url)
+    engine = make_engine(settings.database_url)
+    clock = clock or SystemClock()
+    keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
+    topics = TopicNames(settings.topic_prefix)
+    codec = EventCodec(keys, source="/samenveilig/retention", topics=topics)
+    return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock,
+                         service=RetentionService(codec, keys, clock, settings.retention_years))
+
+
+def build_runner(deps: RetentionDeps) -> ConsumerRunner:
+    settings = deps.settings
+    source = deps.topics(Topic.REGISTRY_EVENTS)
+    ensure_topics(settings.kafka_bootstrap_servers, [source, f"{source}.dlq", deps.topics(Topic.RETENTION_EVENTS)],
+                  settings.topic_partitions, settings.topic_replication)
+    return ConsumerRunner(
+        consumer_name=settings.consumer_group, topics=[source], bootstrap=settings.kafka_bootstrap_servers,
+        engine=deps.engine, codec=deps.codec, handler=deps.service.apply,
+        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group),
+        dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
+        clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+
+
+def build_relay(deps: RetentionDeps) -> OutboxRelay:
+    """Purges when due (also catching up after downtime), then publishes the outbox."""
+    settings = deps.settings
+    ensure_topics(settings.kafka_bootstrap_servers, [deps.topics(Topic.RETENTION_EVENTS)], settings.topic_partitions,
+                  settings.topic_replication)
+    producer = make_producer(settings.kafka_bootstrap_servers, "retention-relay")
+    return OutboxRelay("retention-relay", [lambda: deps.service.purge_due(deps.engine),
+                                           lambda: publish_due(deps.engine, store.outbox, producer, deps.clock)],
+                       settings.relay_interval_s)

@@ -1,0 +1,14 @@
+"""Settings of the retention service."""
+
+from pydantic import Field
+
+from services.retention.domain import DEFAULT_PERIODS
+from shared.settings import MailSettings
+
+
+class RetentionSettings(MailSettings):
+    service_name: str = "retention"
+    consumer_group: str = "retention-processor"
+    api_port: int = 8004
+    # Years kept after leaving, per data category (JSON in SAMENVEILIG_RETENTION_YEARS).
+    retention_years: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PERIODS))
