@@ -7,13 +7,9 @@ from __future__ import annotations
 def main() -> None:
     from services.access.bootstrap import build, build_relay
     from services.access.settings import AccessSettings
-    from shared.logging import configure_logging
+    from shared.runtime import run_relay
 
-    settings = AccessSettings()
-    configure_logging("access-relay", settings.log_level)
-    relay = build_relay(build(settings))
-    relay.stop_on_signals()
-    relay.run()
+    run_relay("access-relay", AccessSettings(), build, build_relay)
 
 
 if __name__ == "__main__":

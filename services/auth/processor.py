@@ -7,14 +7,9 @@ from __future__ import annotations
 def main() -> None:
     from services.auth.bootstrap import build, build_runner
     from services.auth.settings import AuthSettings
-    from shared.kafka.consumer import stop_on_signals
-    from shared.logging import configure_logging
+    from shared.runtime import run_consumer
 
-    settings = AuthSettings()
-    configure_logging("auth-processor", settings.log_level)
-    runner = build_runner(build(settings))
-    stop_on_signals(runner)
-    runner.run()
+    run_consumer("auth-processor", AuthSettings(), build, build_runner)
 
 
 if __name__ == "__main__":

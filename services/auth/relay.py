@@ -6,13 +6,9 @@ from __future__ import annotations
 def main() -> None:
     from services.auth.bootstrap import build, build_relay
     from services.auth.settings import AuthSettings
-    from shared.logging import configure_logging
+    from shared.runtime import run_relay
 
-    settings = AuthSettings()
-    configure_logging("auth-relay", settings.log_level)
-    relay = build_relay(build(settings))
-    relay.stop_on_signals()
-    relay.run()
+    run_relay("auth-relay", AuthSettings(), build, build_relay)
 
 
 if __name__ == "__main__":

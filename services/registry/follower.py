@@ -18,14 +18,9 @@ def apply_retention_event(recorded: RecordedEvent, connection: Connection) -> No
 def main() -> None:
     from services.registry.bootstrap import build, build_follower
     from services.registry.settings import RegistrySettings
-    from shared.kafka.consumer import stop_on_signals
-    from shared.logging import configure_logging
+    from shared.runtime import run_consumer
 
-    settings = RegistrySettings()
-    configure_logging("registry-follower", settings.log_level)
-    runner = build_follower(build(settings))
-    stop_on_signals(runner)
-    runner.run()
+    run_consumer("registry-follower", RegistrySettings(), build, build_follower)
 
 
 if __name__ == "__main__":

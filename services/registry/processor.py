@@ -64,14 +64,9 @@ def handle_intake(service: RegistryService, message: IntakeMessage, connection: 
 def main() -> None:
     from services.registry.bootstrap import build, build_intake_runner
     from services.registry.settings import RegistrySettings
-    from shared.kafka.consumer import stop_on_signals
-    from shared.logging import configure_logging
+    from shared.runtime import run_consumer
 
-    settings = RegistrySettings()
-    configure_logging("registry-intake", settings.log_level)
-    runner = build_intake_runner(build(settings))
-    stop_on_signals(runner)
-    runner.run()
+    run_consumer("registry-intake", RegistrySettings(), build, build_intake_runner)
 
 
 if __name__ == "__main__":

@@ -29,13 +29,9 @@ def make_relay(*, engine: Engine, service: RegistryService, producer: KafkaProdu
 def main() -> None:
     from services.registry.bootstrap import build, build_relay
     from services.registry.settings import RegistrySettings
-    from shared.logging import configure_logging
+    from shared.runtime import run_relay
 
-    settings = RegistrySettings()
-    configure_logging("registry-relay", settings.log_level)
-    relay = build_relay(build(settings))
-    relay.stop_on_signals()
-    relay.run()
+    run_relay("registry-relay", RegistrySettings(), build, build_relay)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,9 @@ from __future__ import annotations
 def main() -> None:
     from services.retention.bootstrap import build, build_runner
     from services.retention.settings import RetentionSettings
-    from shared.kafka.consumer import stop_on_signals
-    from shared.logging import configure_logging
+    from shared.runtime import run_consumer
 
-    settings = RetentionSettings()
-    configure_logging("retention-processor", settings.log_level)
-    worker = build_runner(build(settings))
-    stop_on_signals(worker)
-    worker.run()
+    run_consumer("retention-processor", RetentionSettings(), build, build_runner)
 
 
 if __name__ == "__main__":

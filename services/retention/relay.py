@@ -6,13 +6,9 @@ from __future__ import annotations
 def main() -> None:
     from services.retention.bootstrap import build, build_relay
     from services.retention.settings import RetentionSettings
-    from shared.logging import configure_logging
+    from shared.runtime import run_relay
 
-    settings = RetentionSettings()
-    configure_logging("retention-relay", settings.log_level)
-    worker = build_relay(build(settings))
-    worker.stop_on_signals()
-    worker.run()
+    run_relay("retention-relay", RetentionSettings(), build, build_relay)
 
 
 if __name__ == "__main__":
