@@ -12,15 +12,19 @@
    and producing are timed apart and are not part of the replay.
 2. Raw consume: the same topics read to the high-water marks of the fetch responses with manual
    assignment, only counting records, with the consumer settings read_topics uses; and, for
-   context, bench.broker_baseline.raw_consume (kafka-python's default fetch sizes) per topic.
+   context, bench.broker_baseline.raw_consume (kafka-python's default fetch sizes) per topic, and
+   the baseline with check_crcs=False (what kafka-python's CRC check costs).
 3. Replay as the audit CLI does it: read_topics + decode_all (an empty InMemoryKeyStore, so
    personal fields read as "verwijderd") + reduce(evolve) into an AccessState. Split into read,
-   decode and fold; target 1M events < 30 s.
+   decode and fold, each with its time in the garbage collector; target 1M events < 30 s. Then,
+   on the same records: evolve copying its mappings with .copy(), a fold into mutable dicts, and
+   decoding only the events that can change the state (skipping views by their ce_type header).
 4. Point in time: state_at(entries, T, "valid") + who_could_see(state, dossier, T) for 20 random
    dossiers at a mid-year T; target < 100 ms. Also who_could_see alone on a folded state, and
    alternatives the CLI could adopt (implemented here only): a sorted index of the events that
    change the access state, folded up to T (bisect) with evolve or with mutable dicts, and
-   checkpoints of the folded state. Every alternative's answers are checked against state_at's.
+   checkpoints of the folded state, also after gc.freeze(). Every alternative's answers are
+   checked against state_at's.
 
 The broker: --bootstrap, else KAFKA_BOOTSTRAP_SERVERS, else a local in-memory Tansu started (and
 stopped) by this run. Progress goes to stderr; the table (or with --json, one JSON object) to
@@ -47,8 +51,8 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 from types import MappingProxyType
@@ -79,7 +83,7 @@ from services.access.domain import (
     evolve_grant,
     evolve_member,
 )
-from services.audit.history import state_at, who_could_see
+from services.audit.history import events_known, state_at, who_could_see
 from services.audit.log import AUDITED_TOPICS, Entry, LogRecord, decode_all, read_topics
 from shared.contracts.envelope import EventCodec, RecordedEvent
 from shared.contracts.events import (
@@ -97,6 +101,7 @@ from shared.contracts.events import (
     DossierViewed,
     Event,
     NotificationsStopped,
+    PupilDataPurged,
     StaffDeparted,
     StaffJoined,
     StaffRole,
@@ -112,10 +117,10 @@ REPLAY_TARGET_S = 30.0  # for 1,000,000 events
 REPLAY_TARGET_EVENTS = 1_000_000
 QUERY_TARGET_MS = 100.0
 QUERIES = 20
+SLOW_QUERIES = 5  # the sorted index folded with evolve: a few suffice to show its cost
 SEED = 20261125
 # The producer: batching, as a bulk import would do it.
-PRODUCER_CONFIG: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 512 * 1024,
-                                   "buffer_memory": 256 * 1024 * 1024}
+PRODUCER_CONFIG: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 512 * 1024}
 ENCODE_CHUNK = 50_000  # events generated and encoded, then sent and flushed (timed), at a time
 # The consumer settings read_topics uses, so the raw baseline reads as the replay does.
 READ_TOPICS_CONSUMER: dict[str, Any] = {"max_partition_fetch_bytes": 8 * 1024 * 1024,
@@ -173,6 +178,32 @@ def rss_mb() -> float:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return float("nan")
+
+
+class GcClock:
+    """Time spent inside the garbage collector (gc.callbacks), to split it out of each phase."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections: Counter[int] = Counter()
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections[info["generation"]] += 1
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self)
+
+
+GC = GcClock()
 
 
 # --- 1. the school year --------------------------------------------------------------------
@@ -671,11 +702,13 @@ def generate_and_produce(bootstrap: str, prefix: str, n: int) -> tuple[dict[str,
 
 # --- 2. raw consume ------------------------------------------------------------------------
 
-def raw_consume_to_high_water(bootstrap: str, physical: list[str], deadline: Deadline) -> dict[str, Any]:
+def raw_consume_to_high_water(bootstrap: str, physical: list[str], deadline: Deadline,
+                              check_crcs: bool = True) -> dict[str, Any]:
     """Every record of the topics, counted, with manual assignment and read_topics' fetch settings;
     done when each partition's position reaches the fetch responses' high-water mark."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-audit-raw", group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest", **READ_TOPICS_CONSUMER)
+                             enable_auto_commit=False, auto_offset_reset="earliest", check_crcs=check_crcs,
+                             **READ_TOPICS_CONSUMER)
     try:
         assigned: list[TopicPartition] = []
         for topic in physical:
@@ -719,31 +752,97 @@ def run_raw_consume(bootstrap: str, prefix: str, produced: dict[str, Any]) -> di
     result["broker_baseline_defaults"] = {"messages": n, "seconds": round(seconds, 3),
                                           "rate_per_s": round(n / seconds, 1)}
     progress(f"  {result['broker_baseline_defaults']['rate_per_s']:,.0f} msg/s")
+    progress("raw consume: read_topics' fetch settings, but check_crcs=False (what the CRC check costs)")
+    result["no_crc_check"] = raw_consume_to_high_water(bootstrap, physical, Deadline(consume_limit(n), "raw consume"),
+                                                       check_crcs=False)
+    progress(f"  {result['no_crc_check']['rate_per_s']:,.0f} msg/s")
     return result
 
 
+def crc32c_implementation() -> str:
+    """kafka-python checks (and the producer computes) CRC-32C per record batch: in C when the
+    optional `crc32c` package is installed, else in pure Python."""
+    from kafka.record import util
+
+    return "C (crc32c package)" if getattr(util, "crc32c_c", None) is not None else "pure Python (no crc32c package)"
+
+
 # --- 3. the replay -------------------------------------------------------------------------
+
+MEMBER_EVENTS = (StaffJoined, StaffRoleChanged, StaffDeparted, ConsultantJoined, ConsultantDeparted)
+DOSSIER_EVENTS = (DossierOpened, DossierContactAssigned, DossierClosed)
+BRANCH_EVENTS = (BranchFounded, BranchWijknetwerkChanged, BranchBrinChanged)
+
+
+def _copied(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
+    # MappingProxyType.copy() copies the dict behind it in C; {**proxy} and dict(proxy) go through
+    # the mapping protocol and hash every key again (UUID.__hash__ is Python code).
+    return mapping.copy() if isinstance(mapping, MappingProxyType) else dict(mapping)
+
+
+def evolve_copying(state: AccessState, recorded: RecordedEvent) -> AccessState:
+    """services.access.domain.evolve with one change: each mapping is copied with .copy()
+    instead of {**mapping, key: value}. Still a new mapping per change."""
+    event = recorded.event
+    staff_id = getattr(event, "staff_id", None)
+    if isinstance(event, MEMBER_EVENTS):
+        member = evolve_member(state.staff.get(event.staff_id), recorded)
+        if member is not None:
+            staff = _copied(state.staff)
+            staff[member.staff_id] = member
+            state = replace(state, staff=MappingProxyType(staff))
+    elif isinstance(event, DOSSIER_EVENTS):
+        dossier = evolve_dossier(state.dossiers.get(event.dossier_id), recorded)
+        if dossier is not None:
+            dossiers = _copied(state.dossiers)
+            dossiers[dossier.dossier_id] = dossier
+            state = replace(state, dossiers=MappingProxyType(dossiers))
+    elif isinstance(event, BRANCH_EVENTS):
+        wijknetwerk = branch_wijknetwerk(state.wijknetwerken.get(event.branch_id), event)
+        if wijknetwerk is not None:
+            merged = _copied(state.wijknetwerken)
+            merged[event.branch_id] = wijknetwerk
+            state = replace(state, wijknetwerken=MappingProxyType(merged))
+    elif isinstance(event, PupilDataPurged):
+        gone = {d.dossier_id for d in state.dossiers.values() if d.pupil_id == event.pupil_id}
+        state = replace(state, dossiers=MappingProxyType({k: v for k, v in state.dossiers.items() if k not in gone}),
+                        grants=MappingProxyType({k: v for k, v in state.grants.items() if k[1] not in gone}))
+    elif isinstance(event, AccessGranted | AccessRevoked) and staff_id is not None and event.dossier_id is not None:
+        key = (staff_id, event.dossier_id)
+        grant = evolve_grant(state.grants.get(key), recorded)
+        if grant is not None:
+            grants = _copied(state.grants)
+            grants[key] = grant
+            state = replace(state, grants=MappingProxyType(grants))
+    return state
+
 
 def fold_mutable(events: Iterable[RecordedEvent], base: AccessState = INITIAL_STATE) -> AccessState:
     """The same fold as reduce(evolve, events, base), through the same per-entity evolve
     functions, but into mutable dicts that are wrapped once at the end: evolve copies a whole
     mapping for every change (quadratic in the number of staff, dossiers and grants)."""
-    staff, dossiers = dict(base.staff), dict(base.dossiers)
-    wijknetwerken, grants = dict(base.wijknetwerken), dict(base.grants)
+    staff, dossiers = _copied(base.staff), _copied(base.dossiers)
+    wijknetwerken, grants = _copied(base.wijknetwerken), _copied(base.grants)
     for recorded in events:
         event = recorded.event
-        if isinstance(event, StaffJoined | StaffRoleChanged | StaffDeparted | ConsultantJoined | ConsultantDeparted):
+        if isinstance(event, MEMBER_EVENTS):
             member = evolve_member(staff.get(event.staff_id), recorded)
             if member is not None:
                 staff[member.staff_id] = member
-        elif isinstance(event, DossierOpened | DossierContactAssigned | DossierClosed):
+        elif isinstance(event, DOSSIER_EVENTS):
             dossier = evolve_dossier(dossiers.get(event.dossier_id), recorded)
             if dossier is not None:
                 dossiers[dossier.dossier_id] = dossier
-        elif isinstance(event, BranchFounded | BranchWijknetwerkChanged | BranchBrinChanged):
+        elif isinstance(event, BRANCH_EVENTS):
             wijknetwerk = branch_wijknetwerk(wijknetwerken.get(event.branch_id), event)
             if wijknetwerk is not None:
                 wijknetwerken[event.branch_id] = wijknetwerk
+        elif isinstance(event, PupilDataPurged):
+            gone = {d.dossier_id for d in dossiers.values() if d.pupil_id == event.pupil_id}
+            for dossier_id in gone:
+                del dossiers[dossier_id]
+            for key in [k for k in grants if k[1] in gone]:
+                del grants[key]
         elif (isinstance(event, AccessGranted | AccessRevoked) and getattr(event, "staff_id", None) is not None
               and event.dossier_id is not None):
             key = (event.staff_id, event.dossier_id)
@@ -760,9 +859,11 @@ def run_replay(bootstrap: str, prefix: str, year: SchoolYear, n: int) -> tuple[d
     names = [str(t) for t in AUDITED_TOPICS]
     rss_before = rss_mb()
     progress("replay: read_topics (as the audit CLI)")
+    gc_at = GC.seconds
     started = time.perf_counter()
     records = read_topics(bootstrap, TopicNames(prefix), names, timeout_s=deadline.remaining())
     read_s = time.perf_counter() - started
+    read_gc, gc_at = GC.seconds - gc_at, GC.seconds
     read_count = sum(len(r) for r in records.values())
     rss_read = rss_mb()
     progress(f"  {read_count:,} records in {read_s:.1f} s ({read_count / read_s:,.0f}/s), RSS {rss_read:,.0f} MB")
@@ -778,6 +879,7 @@ def run_replay(bootstrap: str, prefix: str, year: SchoolYear, n: int) -> tuple[d
         entries += decoded
         undecodable += bad
     decode_s = time.perf_counter() - started
+    decode_gc, gc_at = GC.seconds - gc_at, GC.seconds
     rss_decoded = rss_mb()
     progress(f"  {len(entries):,} events in {decode_s:.1f} s ({len(entries) / decode_s:,.0f}/s), "
              f"RSS {rss_decoded:,.0f} MB")
@@ -791,6 +893,7 @@ def run_replay(bootstrap: str, prefix: str, year: SchoolYear, n: int) -> tuple[d
     started = time.perf_counter()
     state = reduce(evolve, (e.event for e in entries), INITIAL_STATE)
     fold_s = time.perf_counter() - started
+    fold_gc = GC.seconds - gc_at
     progress(f"  folded in {fold_s:.2f} s")
     expected_staff = len(year.people) + len(year.consultants)
     if (len(state.staff), len(state.dossiers), len(state.grants)) != (expected_staff, len(year.dossiers),
@@ -803,6 +906,7 @@ def run_replay(bootstrap: str, prefix: str, year: SchoolYear, n: int) -> tuple[d
         "fold_seconds": round(fold_s, 3), "total_seconds": round(total_s, 3),
         "rate_per_s": round(len(entries) / total_s, 1), "read_rate_per_s": round(read_count / read_s, 1),
         "decode_rate_per_s": round(len(entries) / decode_s, 1), "fold_rate_per_s": round(len(entries) / fold_s, 1),
+        "gc_seconds": {"read": round(read_gc, 3), "decode": round(decode_gc, 3), "fold": round(fold_gc, 3)},
         "rss_mb": {"before": round(rss_before), "after_read": round(rss_read), "after_decode": round(rss_decoded),
                    "after_fold": round(rss_mb())},
         "state": {"staff": len(state.staff), "dossiers": len(state.dossiers), "grants": len(state.grants),
@@ -810,7 +914,14 @@ def run_replay(bootstrap: str, prefix: str, year: SchoolYear, n: int) -> tuple[d
     }
 
     # Alternatives for the fold and for the decode, on the same records.
-    progress("replay alternatives: fold with mutable dicts; decode only what changes the state")
+    progress("replay alternatives: evolve copying with .copy(); fold with mutable dicts; decode only what "
+             "changes the state")
+    started = time.perf_counter()
+    state_copying = reduce(evolve_copying, (e.event for e in entries), INITIAL_STATE)
+    fold_copying_s = time.perf_counter() - started
+    if state_copying != state:
+        raise RuntimeError("evolve_copying gave another state than evolve")
+    del state_copying
     started = time.perf_counter()
     state_mutable = fold_mutable(e.event for e in entries)
     fold_mutable_s = time.perf_counter() - started
@@ -829,13 +940,15 @@ def run_replay(bootstrap: str, prefix: str, year: SchoolYear, n: int) -> tuple[d
     if state_relevant != state:
         raise RuntimeError("folding only the state-changing events gave another state")
     alternatives = {
+        "fold_copying_seconds": round(fold_copying_s, 3),
         "fold_mutable_seconds": round(fold_mutable_s, 3),
         "skip_views": {"decoded": len(relevant), "decode_seconds": round(decode_relevant_s, 3),
                        "fold_seconds": round(fold_relevant_s, 3),
                        "total_seconds": round(read_s + decode_relevant_s + fold_relevant_s, 3),
                        "rate_per_s": round(len(entries) / (read_s + decode_relevant_s + fold_relevant_s), 1)},
     }
-    progress(f"  mutable fold {fold_mutable_s:.2f} s; skipping views by header: decode {decode_relevant_s:.2f} s "
+    progress(f"  evolve with .copy() {fold_copying_s:.2f} s; mutable fold {fold_mutable_s:.2f} s; "
+             f"skipping views by header: decode {decode_relevant_s:.2f} s "
              f"+ fold {fold_relevant_s:.2f} s for {len(relevant):,} events")
     return replay, entries, state, alternatives
 
@@ -900,10 +1013,15 @@ class Checkpoints:
             states.append(state)
         return cls(index, every, states)
 
-    def state(self, at: datetime) -> AccessState:
+    def state_evolve(self, at: datetime) -> AccessState:
         upto = self.index.upto(at)
         base = upto // self.every
         return reduce(evolve, self.index.events[base * self.every:upto], self.states[base])
+
+    def state_mutable(self, at: datetime) -> AccessState:
+        upto = self.index.upto(at)
+        base = upto // self.every
+        return fold_mutable(self.index.events[base * self.every:upto], self.states[base])
 
 
 def timed_queries(name: str, dossiers: list[UUID], answer: Callable[[UUID], list[Any]],
@@ -911,6 +1029,7 @@ def timed_queries(name: str, dossiers: list[UUID], answer: Callable[[UUID], list
                   deadline: Deadline) -> tuple[dict[str, Any], dict[UUID, list[Any]]]:
     seconds: list[float] = []
     answers: dict[UUID, list[Any]] = {}
+    gc_at = GC.seconds
     for dossier_id in dossiers:
         deadline.check(f"{name}: {len(seconds)} of {len(dossiers)} queries")
         started = time.perf_counter()
@@ -918,8 +1037,10 @@ def timed_queries(name: str, dossiers: list[UUID], answer: Callable[[UUID], list
         seconds.append(time.perf_counter() - started)
         if expected is not None and answers[dossier_id] != expected[dossier_id]:
             raise RuntimeError(f"{name} answered differently from state_at for dossier {dossier_id}")
-    summary = latency_summary_ms(seconds)
-    progress(f"  {name}: p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms")
+    summary: dict[str, Any] = latency_summary_ms(seconds)
+    summary["gc_ms"] = round((GC.seconds - gc_at) * 1000, 1)
+    progress(f"  {name}: p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms "
+             f"(garbage collector {summary['gc_ms']:.0f} ms in all)")
     return summary, answers
 
 
@@ -931,6 +1052,8 @@ def run_point_in_time(entries: list[Entry], state: AccessState, n: int) -> dict[
     dossiers = rng.sample(candidates, min(QUERIES, len(candidates)))
     if not dossiers:
         raise RuntimeError("no dossier was open at the mid-year moment")
+    moments = [YEAR_START + timedelta(seconds=rng.random() * (YEAR_END - YEAR_START).total_seconds())
+               for _ in dossiers]
     result: dict[str, Any] = {"at": at.isoformat(), "dossiers": len(dossiers)}
 
     progress(f"point in time: state_at(entries, T, 'valid') + who_could_see for {len(dossiers)} dossiers at "
@@ -950,14 +1073,22 @@ def run_point_in_time(entries: list[Entry], state: AccessState, n: int) -> dict[
         None, deadline)
 
     progress("point in time: alternatives (answers checked against state_at's)")
+    result["events_known_mutable"], _ = timed_queries(
+        "events_known (filter + sort all) + mutable fold", dossiers[:SLOW_QUERIES],
+        lambda d: who_could_see(fold_mutable(e.event for e in events_known(entries, at, "valid")), d, at),
+        expected, deadline)
     started = time.perf_counter()
     index = SortedIndex.build(entries)
     index_s = time.perf_counter() - started
     result["index"] = {"build_seconds": round(index_s, 3), "events": len(index.events),
                        "events_up_to_t": index.upto(at)}
     result["index_evolve"], _ = timed_queries(
-        "sorted index + bisect, reduce(evolve)", dossiers,
+        "sorted index + bisect, reduce(evolve)", dossiers[:SLOW_QUERIES],
         lambda d: who_could_see(index.state_evolve(at), d, at), expected, deadline)
+    result["index_copying"], _ = timed_queries(
+        "sorted index + bisect, reduce(evolve with .copy())", dossiers,
+        lambda d: who_could_see(reduce(evolve_copying, index.events[:index.upto(at)], INITIAL_STATE), d, at),
+        expected, deadline)
     result["index_mutable"], _ = timed_queries(
         "sorted index + bisect, mutable fold", dossiers,
         lambda d: who_could_see(index.state_mutable(at), d, at), expected, deadline)
@@ -968,6 +1099,7 @@ def run_point_in_time(entries: list[Entry], state: AccessState, n: int) -> dict[
     if record_state != state_at(entries, at, "record"):
         raise RuntimeError("the sorted index gave another record-time state than state_at")
     result["index_record_axis_ms"] = round(record_s * 1000, 1)
+    del record_state
     started = time.perf_counter()
     checkpoints = Checkpoints.build(index, CHECKPOINT_EVERY)
     checkpoints_s = time.perf_counter() - started
@@ -975,20 +1107,48 @@ def run_point_in_time(entries: list[Entry], state: AccessState, n: int) -> dict[
                              "count": len(checkpoints.states)}
     result["checkpoint_evolve"], _ = timed_queries(
         f"checkpoint every {CHECKPOINT_EVERY} + reduce(evolve) to T", dossiers,
-        lambda d: who_could_see(checkpoints.state(at), d, at), expected, deadline)
-    # The same queries at random moments of the year (each its own T), to show the spread.
-    moments = [YEAR_START + timedelta(seconds=rng.random() * (YEAR_END - YEAR_START).total_seconds())
-               for _ in dossiers]
+        lambda d: who_could_see(checkpoints.state_evolve(at), d, at), expected, deadline)
+    result["checkpoint_mutable"], _ = timed_queries(
+        f"checkpoint every {CHECKPOINT_EVERY} + mutable fold to T", dossiers,
+        lambda d: who_could_see(checkpoints.state_mutable(at), d, at), expected, deadline)
+    result["checkpoint_random_moments"] = random_moment_queries(
+        "  same, each at its own random moment", index, checkpoints, dossiers, moments, deadline)
+
+    # The same after gc.freeze(): the loaded log moves to the permanent generation, so a
+    # collection no longer walks millions of objects that will never be garbage.
+    progress("point in time: after gc.freeze() (the log no longer scanned by the garbage collector)")
+    gc.freeze()
+    try:
+        result["frozen_index_mutable"], _ = timed_queries(
+            "frozen: sorted index + bisect, mutable fold", dossiers,
+            lambda d: who_could_see(index.state_mutable(at), d, at), expected, deadline)
+        result["frozen_checkpoint_mutable"], _ = timed_queries(
+            "frozen: checkpoint + mutable fold to T", dossiers,
+            lambda d: who_could_see(checkpoints.state_mutable(at), d, at), expected, deadline)
+        result["frozen_checkpoint_random_moments"] = random_moment_queries(
+            "  frozen: same, each at its own random moment", index, checkpoints, dossiers, moments, deadline)
+    finally:
+        gc.unfreeze()
+    return result
+
+
+def random_moment_queries(name: str, index: SortedIndex, checkpoints: Checkpoints, dossiers: list[UUID],
+                          moments: list[datetime], deadline: Deadline) -> dict[str, Any]:
+    """Checkpoint + mutable fold, each dossier at its own moment of the year; every answer is
+    checked against the sorted index's."""
     seconds: list[float] = []
+    gc_at = GC.seconds
     for dossier_id, moment in zip(dossiers, moments, strict=True):
-        deadline.check("checkpoint queries at random moments")
+        deadline.check(f"{name}: {len(seconds)} of {len(dossiers)} queries")
         started = time.perf_counter()
-        got = who_could_see(checkpoints.state(moment), dossier_id, moment)
+        got = who_could_see(checkpoints.state_mutable(moment), dossier_id, moment)
         seconds.append(time.perf_counter() - started)
         if got != who_could_see(index.state_mutable(moment), dossier_id, moment):
-            raise RuntimeError("checkpoint answer differs from the sorted index's at a random moment")
-    result["checkpoint_random_moments"] = latency_summary_ms(seconds)
-    return result
+            raise RuntimeError(f"{name}: the checkpoint's answer differs from the sorted index's")
+    summary: dict[str, Any] = latency_summary_ms(seconds)
+    summary["gc_ms"] = round((GC.seconds - gc_at) * 1000, 1)
+    progress(f"  {name.strip()}: p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms")
+    return summary
 
 
 # --- profile ---------------------------------------------------------------------------------
@@ -1032,86 +1192,101 @@ def fmt_rate(value: float | None, unit: str = "events/s") -> str:
 def render(report: dict[str, Any]) -> str:
     ctx, p, gen, raw = report["machine"], report["params"], report["produce"], report["raw_consume"]
     rep, alt, pit, ratios = report["replay"], report["replay_alternatives"], report["point_in_time"], report["ratios"]
-    width = 62
+    width = 60
     n = p["events"]
 
     def lat(s: dict[str, Any]) -> str:
-        return f"p50 {s['p50_ms']:8.1f} ms   p99 {s['p99_ms']:8.1f} ms   max {s['max_ms']:8.1f} ms  (n={s['count']})"
+        return (f"p50 {s['p50_ms']:8.1f} ms  p99 {s['p99_ms']:8.1f} ms  (n={s['count']}, "
+                f"in gc {s.get('gc_ms', 0):.0f} ms)")
 
     def line(label: str, value: str, note: str = "") -> str:
-        return f"  {label:<{width}}{value:>18}   {note}".rstrip()
+        return f"  {label:<{width}}{value:>16}   {note}".rstrip()
 
-    sk, rss = alt["skip_views"], rep["rss_mb"]
+    def query(label: str, s: dict[str, Any]) -> str:
+        return line(label, verdict(s["p99_ms"], QUERY_TARGET_MS), lat(s))
+
+    sk, rss, gcs = alt["skip_views"], rep["rss_mb"], rep["gc_seconds"]
+    total = rep["total_seconds"]
     target_s = REPLAY_TARGET_S * n / REPLAY_TARGET_EVENTS
+    gc_total = gcs["read"] + gcs["decode"] + gcs["fold"]
+    rt, bd, nc = raw["read_topics_settings"], raw["broker_baseline_defaults"], raw["no_crc_check"]
     lines = [
         f"samenveilig audit replay, {ctx['date']}",
         f"machine   {ctx['cpu_count']} CPUs, Python {ctx['python']}, kafka-python {ctx['kafka_python']}, "
         f"{ctx['platform']}",
         f"broker    {ctx['broker']} at {ctx['bootstrap']}",
-        f"history   N={n:,} events ({gen['per_topic'].get(str(Topic.REGISTRY_EVENTS), 0):,} registry, "
-        f"{gen['per_topic'].get(str(Topic.ACCESS_EVENTS), 0):,} access; {gen['by_type'].get('DossierViewed', 0):,} "
-        f"views), {gen['branches']} branches in {gen['wijknetwerken']} wijknetwerken, {gen['staff']:,} staff "
-        f"+ {gen['consultants']} consultants,",
-        f"          {gen['dossiers']:,} dossiers, {gen['explicit_grants']:,} explicit grants, {gen['departures']} "
-        f"departures ({gen['late_reports']} reported late); avg value {gen['avg_value_bytes']:.0f} bytes, "
-        f"{PARTITIONS} partitions",
+        f"history   N={n:,} events: {gen['per_topic'].get(str(Topic.REGISTRY_EVENTS), 0):,} registry + "
+        f"{gen['per_topic'].get(str(Topic.ACCESS_EVENTS), 0):,} access ({gen['by_type'].get('DossierViewed', 0):,} "
+        f"DossierViewed), {PARTITIONS} partitions, avg value {gen['avg_value_bytes']:.0f} bytes",
+        f"          {gen['branches']} branches in {gen['wijknetwerken']} wijknetwerken, {gen['staff']:,} staff + "
+        f"{gen['consultants']} consultants, {gen['dossiers']:,} dossiers, {gen['explicit_grants']:,} explicit grants, "
+        f"{gen['departures']} departures ({gen['late_reports']} reported late)",
         "",
         "SETUP (not part of the replay)",
-        line("generate + encode (EventCodec, InMemoryKeyStore)", fmt_rate(gen['generate_encode_rate_per_s']),
+        line("generate + encode (EventCodec, InMemoryKeyStore)", fmt_rate(gen["generate_encode_rate_per_s"]),
              f"({gen['generate_encode_seconds']:.1f} s)"),
-        line("produce (acks=all, linger 20 ms, 512 KiB batches)", fmt_rate(gen['produce_rate_per_s'], "msg/s"),
+        line("produce (acks=all, linger 20 ms, 512 KiB batches)", fmt_rate(gen["produce_rate_per_s"], "msg/s"),
              f"({gen['produce_seconds']:.1f} s)"),
         "",
-        "RAW BASELINE (manual assignment, to the fetch high-water mark, counting records)",
-        line("consume, read_topics' fetch settings", fmt_rate(raw['read_topics_settings']['rate_per_s'], "msg/s"),
-             f"({raw['read_topics_settings']['messages']:,} in {raw['read_topics_settings']['seconds']:.1f} s)"),
-        line("  broker_baseline.raw_consume (default fetch sizes)",
-             fmt_rate(raw['broker_baseline_defaults']['rate_per_s'], "msg/s"),
-             f"({raw['broker_baseline_defaults']['seconds']:.1f} s)"),
+        "RAW BASELINE (manual assignment, to the fetch high-water mark, only counting records)",
+        line("consume, read_topics' fetch settings", fmt_rate(rt["rate_per_s"], "msg/s"),
+             f"({rt['messages']:,} in {rt['seconds']:.1f} s)"),
+        line("  broker_baseline.raw_consume (default fetch sizes)", fmt_rate(bd["rate_per_s"], "msg/s"),
+             f"({bd['seconds']:.1f} s)"),
+        line("  read_topics' settings, check_crcs=False (for context)", fmt_rate(nc["rate_per_s"], "msg/s"),
+             f"({nc['seconds']:.1f} s; CRC-32C in {report['crc32c']})"),
         "",
-        "REPLAY (read_topics + decode_all, empty key store + reduce(evolve), as samenveilig-audit replay)",
-        line("replay", fmt_rate(rep['rate_per_s']), f"({rep['events']:,} in {rep['total_seconds']:.1f} s)"),
-        line("  read_topics", fmt_rate(rep['read_rate_per_s']),
-             f"({rep['read_seconds']:.1f} s, {rep['read_seconds'] / rep['total_seconds']:.0%})"),
-        line("  decode_all", fmt_rate(rep['decode_rate_per_s']),
-             f"({rep['decode_seconds']:.1f} s, {rep['decode_seconds'] / rep['total_seconds']:.0%})"),
-        line("  fold reduce(evolve)", fmt_rate(rep['fold_rate_per_s']),
-             f"({rep['fold_seconds']:.2f} s, {rep['fold_seconds'] / rep['total_seconds']:.0%})"),
-        line(f"  target {REPLAY_TARGET_EVENTS:,} events < {REPLAY_TARGET_S:.0f} s (scaled: {n:,} < {target_s:.1f} s)",
-             verdict(rep['total_seconds'], target_s),
-             f"(at this rate 1M would take {REPLAY_TARGET_EVENTS / rep['rate_per_s']:.1f} s)"),
+        "REPLAY (read_topics + decode_all with an empty key store + reduce(evolve), as samenveilig-audit replay)",
+        line("replay", fmt_rate(rep["rate_per_s"]), f"({rep['events']:,} in {total:.1f} s)"),
+        line("  read_topics", fmt_rate(rep["read_rate_per_s"]),
+             f"({rep['read_seconds']:.1f} s, {rep['read_seconds'] / total:.0%}; in gc {gcs['read']:.1f} s)"),
+        line("  decode_all", fmt_rate(rep["decode_rate_per_s"]),
+             f"({rep['decode_seconds']:.1f} s, {rep['decode_seconds'] / total:.0%}; in gc {gcs['decode']:.1f} s)"),
+        line("  fold reduce(evolve)", fmt_rate(rep["fold_rate_per_s"]),
+             f"({rep['fold_seconds']:.1f} s, {rep['fold_seconds'] / total:.0%}; in gc {gcs['fold']:.1f} s)"),
+        line(f"  target 1M events < {REPLAY_TARGET_S:.0f} s (scaled to N: < {target_s:.1f} s)",
+             verdict(total, target_s), f"(at this rate 1M takes {REPLAY_TARGET_EVENTS / rep['rate_per_s']:.1f} s)"),
         line("  replay rate / raw consume rate", f"{ratios['replay_to_raw']:.3f}"),
         line("  read_topics rate / raw consume rate", f"{ratios['read_to_raw']:.3f}"),
-        line("  memory: RSS after read / decode / fold",
-             f"{rss['after_read']:,} / {rss['after_decode']:,} / {rss['after_fold']:,} MB",
-             f"(before {rep['rss_mb']['before']:,} MB)"),
-        "  alternatives (same records; each checked to give the same AccessState):",
-        line("    fold with mutable dicts (same evolve_* functions)", f"{alt['fold_mutable_seconds']:.2f} s",
+        line("  garbage collector, all three phases", f"{gc_total:.1f} s", f"({gc_total / total:.0%} of the replay)"),
+        line("  RSS after read / decode / fold", f"{rss['after_read']:,} / {rss['after_decode']:,} / "
+             f"{rss['after_fold']:,} MB", f"(before: {rss['before']:,} MB)"),
+        "  alternatives on the same records (each gives the same AccessState, checked):",
+        line("    reduce(evolve), mappings copied with .copy()", f"{alt['fold_copying_seconds']:.2f} s",
+             "(evolve's {**proxy, k: v} re-hashes every UUID key)"),
+        line("    fold with mutable dicts, same evolve_* functions", f"{alt['fold_mutable_seconds']:.2f} s",
              f"(reduce(evolve): {rep['fold_seconds']:.2f} s)"),
-        line("    decode only state-changing (skip by ce_type header)", f"{sk['decode_seconds']:.2f} s",
-             f"({sk['decoded']:,} decoded; + mutable fold {sk['fold_seconds']:.2f} s)"),
-        line("    replay = read_topics + that", fmt_rate(sk['rate_per_s']),
-             f"({sk['total_seconds']:.1f} s, {verdict(sk['total_seconds'], target_s)})"),
+        line("    decode only what can change the state (ce_type)", f"{sk['decode_seconds']:.2f} s",
+             f"({sk['decoded']:,} decoded, then mutable fold {sk['fold_seconds']:.2f} s)"),
+        line("    replay = read_topics + those two", fmt_rate(sk["rate_per_s"]),
+             f"({sk['total_seconds']:.1f} s: {verdict(sk['total_seconds'], target_s)}, "
+             f"{ratios['skip_views_replay_to_raw']:.3f} of raw)"),
         "",
-        f"POINT IN TIME (T = {pit['at'][:16]}, valid time, {pit['dossiers']} random dossiers open by T, "
-        f"{pit['allowed_per_dossier']} allowed staff each on average)",
-        line("state_at(entries, T) + who_could_see", "", lat(pit['state_at'])),
-        line(f"  target p99 < {QUERY_TARGET_MS:.0f} ms", verdict(pit['state_at']['p99_ms'], QUERY_TARGET_MS)),
-        line("who_could_see alone, on the state at T", "", lat(pit['who_could_see_at_state'])),
-        line("who_could_see alone, on the state after the whole log", "", lat(pit['who_could_see_full_state'])),
-        f"  alternatives (sorted index of the {pit['index']['events']:,} state-changing events, built once in "
-        f"{pit['index']['build_seconds']:.2f} s; {pit['index']['events_up_to_t']:,} up to T):",
-        line("  index + bisect, reduce(evolve) + who_could_see", verdict(pit['index_evolve']['p99_ms'],
-                                                                           QUERY_TARGET_MS), lat(pit['index_evolve'])),
-        line("  index + bisect, mutable fold + who_could_see", verdict(pit['index_mutable']['p99_ms'],
-                                                                         QUERY_TARGET_MS), lat(pit['index_mutable'])),
-        line(f"  checkpoints every {pit['checkpoints']['every']} ({pit['checkpoints']['count']} states, built in "
-             f"{pit['checkpoints']['build_seconds']:.2f} s)", verdict(pit['checkpoint_evolve']['p99_ms'],
-                                                                       QUERY_TARGET_MS), lat(pit['checkpoint_evolve'])),
-        line("    same, each query at its own random moment of the year", "",
-             lat(pit['checkpoint_random_moments'])),
+        f"POINT IN TIME (T = {pit['at'][:16]} UTC, valid time; {pit['dossiers']} random dossiers opened by T, "
+        f"{pit['allowed_per_dossier']} staff allowed each on average)",
+        query(f"state_at(entries, T) + who_could_see, target {QUERY_TARGET_MS:.0f} ms", pit["state_at"]),
+        line("who_could_see alone, on the state at T", "", lat(pit["who_could_see_at_state"])),
+        line("who_could_see alone, on the state after the whole log", "", lat(pit["who_could_see_full_state"])),
+        "  alternatives (each answer checked against state_at's):",
+        query("  events_known (filter + sort all) + mutable fold", pit["events_known_mutable"]),
+        f"  a sorted index of the {pit['index']['events']:,} events that can change the state "
+        f"(built once in {pit['index']['build_seconds']:.2f} s; {pit['index']['events_up_to_t']:,} up to T):",
+        query("  index + bisect, reduce(evolve) + who_could_see", pit["index_evolve"]),
+        query("  index + bisect, reduce(evolve with .copy())", pit["index_copying"]),
+        query("  index + bisect, mutable fold + who_could_see", pit["index_mutable"]),
+        line("    same on record time (one query, checked vs state_at)", f"{pit['index_record_axis_ms']:.1f} ms"),
+        f"  checkpoints: the state after every {pit['checkpoints']['every']} indexed events "
+        f"({pit['checkpoints']['count']} states, built in {pit['checkpoints']['build_seconds']:.2f} s)",
+        query("  checkpoint + reduce(evolve) to T + who_could_see", pit["checkpoint_evolve"]),
+        query("  checkpoint + mutable fold to T + who_could_see", pit["checkpoint_mutable"]),
+        query("    same, each query at its own random moment", pit["checkpoint_random_moments"]),
+        "  after gc.freeze() (the loaded log no longer walked by the garbage collector):",
+        query("  index + bisect, mutable fold + who_could_see", pit["frozen_index_mutable"]),
+        query("  checkpoint + mutable fold to T + who_could_see", pit["frozen_checkpoint_mutable"]),
+        query("    same, each query at its own random moment", pit["frozen_checkpoint_random_moments"]),
         "",
-        f"memory    peak RSS {report['peak_rss_mb']:,.0f} MB (ru_maxrss, whole run)",
+        f"memory    peak RSS {report['peak_rss_mb']:,.0f} MB (ru_maxrss, whole run; "
+        f"{report['machine_memory_gib']:.0f} GiB in the machine)",
         f"run took {report['duration_s']:.1f} s",
     ]
     return "\n".join(lines)
@@ -1140,19 +1315,20 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     profile = ""
     try:
-        produced, year = generate_and_produce(broker.bootstrap, prefix, args.events)
-        del year.planned
-        gc.collect()
-        raw = run_raw_consume(broker.bootstrap, prefix, produced)
-        replay, entries, state, alternatives = run_replay(broker.bootstrap, prefix, year, args.events)
-        point_in_time = run_point_in_time(entries, state, args.events)
-        del entries, state
-        gc.collect()
-        if args.profile:
-            progress(f"profile: decode_all and reduce(evolve) on {PROFILE_SAMPLE:,} records under cProfile")
-            profile = profile_decode_and_fold(broker.bootstrap, prefix, args.events)
-    except (BenchTimeout, RuntimeError, TimeoutError) as error:
-        progress(f"benchmark failed: {error}")
+        with GC:
+            produced, year = generate_and_produce(broker.bootstrap, prefix, args.events)
+            del year.planned
+            gc.collect()
+            raw = run_raw_consume(broker.bootstrap, prefix, produced)
+            replay, entries, state, alternatives = run_replay(broker.bootstrap, prefix, year, args.events)
+            point_in_time = run_point_in_time(entries, state, args.events)
+            del entries, state
+            gc.collect()
+            if args.profile:
+                progress(f"profile: decode_all and reduce(evolve) on {PROFILE_SAMPLE:,} records under cProfile")
+                profile = profile_decode_and_fold(broker.bootstrap, prefix, args.events)
+    except (BenchTimeout, RuntimeError, TimeoutError, MemoryError) as error:
+        progress(f"benchmark failed: {type(error).__name__}: {error}")
         return 1
     finally:
         if broker.local is not None:
@@ -1160,6 +1336,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_rate = raw["read_topics_settings"]["rate_per_s"]
     report = {
         "machine": machine_context(broker),
+        "crc32c": crc32c_implementation(),
         "params": {"events": args.events, "partitions": PARTITIONS, "seed": SEED, "topic_prefix": prefix,
                    "queries": QUERIES, "checkpoint_every": CHECKPOINT_EVERY},
         "produce": produced,
@@ -1179,6 +1356,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "verdict": verdict(point_in_time["state_at"]["p99_ms"], QUERY_TARGET_MS)},
         },
         "peak_rss_mb": round(peak_rss_mb()),
+        "machine_memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "duration_s": round(time.perf_counter() - started, 1),
     }
     if profile:
