@@ -234,22 +234,29 @@ class AccessState:
 INITIAL_STATE = AccessState()
 
 
+def _with(mapping: Mapping[Any, Any], key: Any, value: Any) -> Mapping[Any, Any]:
+    # dict.copy() of the underlying mapping: {**proxy} goes through the mapping protocol and
+    # re-hashes every UUID key (bench/README.md, audit replay: 11.3 s -> 1.6 s for 1M events).
+    copy = mapping.copy() if isinstance(mapping, MappingProxyType) else dict(mapping)
+    copy[key] = value
+    return MappingProxyType(copy)
+
+
 def evolve(state: AccessState, recorded: RecordedEvent) -> AccessState:
     event = recorded.event
     staff_id = getattr(event, "staff_id", None)
     if isinstance(event, StaffJoined | StaffRoleChanged | StaffDeparted | ConsultantJoined | ConsultantDeparted):
         member = evolve_member(state.staff.get(event.staff_id), recorded)
         if member is not None:
-            state = replace(state, staff=MappingProxyType({**state.staff, member.staff_id: member}))
+            state = replace(state, staff=_with(state.staff, member.staff_id, member))
     elif isinstance(event, DossierOpened | DossierContactAssigned | DossierClosed):
         dossier = evolve_dossier(state.dossiers.get(event.dossier_id), recorded)
         if dossier is not None:
-            state = replace(state, dossiers=MappingProxyType({**state.dossiers, dossier.dossier_id: dossier}))
+            state = replace(state, dossiers=_with(state.dossiers, dossier.dossier_id, dossier))
     elif isinstance(event, BranchFounded | BranchWijknetwerkChanged | BranchBrinChanged):
         wijknetwerk = branch_wijknetwerk(state.wijknetwerken.get(event.branch_id), event)
         if wijknetwerk is not None:
-            merged = {**state.wijknetwerken, event.branch_id: wijknetwerk}
-            state = replace(state, wijknetwerken=MappingProxyType(merged))
+            state = replace(state, wijknetwerken=_with(state.wijknetwerken, event.branch_id, wijknetwerk))
     elif isinstance(event, PupilDataPurged):
         gone = {d.dossier_id for d in state.dossiers.values() if d.pupil_id == event.pupil_id}
         state = replace(state, dossiers=MappingProxyType({k: v for k, v in state.dossiers.items() if k not in gone}),
@@ -258,7 +265,7 @@ def evolve(state: AccessState, recorded: RecordedEvent) -> AccessState:
         key = (staff_id, event.dossier_id)
         grant = evolve_grant(state.grants.get(key), recorded)
         if grant is not None:
-            state = replace(state, grants=MappingProxyType({**state.grants, key: grant}))
+            state = replace(state, grants=_with(state.grants, key, grant))
     return state
 
 
