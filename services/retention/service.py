@@ -105,7 +105,7 @@ class RetentionService:
                 connection.execute(delete(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id))
                 self._emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
                            derived_id("retention", row.pupil_id, "purged"), None)
-            log.info("pupil data purged", extra={"key_id": "pupil/…", "count": 1})
+            log.info("pupil data purged", extra={"count": 1})
         return len(due)
 
     def purge_report(self, connection: Connection) -> list[dict[str, Any]]:
