@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from services.audit.log import Entry, decode_all, read_topics
 from services.retention import store
+from services.retention.leaks import HistoryReader, LeakDesk
+from services.retention.requests import RequestDesk
 from services.retention.service import RetentionService
 from services.retention.settings import RetentionSettings
 from shared.clock import Clock, SystemClock
@@ -18,7 +22,7 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import make_producer
 from shared.kafka.progress import Progress
-from shared.outbox import OutboxRelay, publish_due
+from shared.outbox import MailSender, OutboxRelay, publish_due
 
 
 @dataclass
@@ -29,6 +33,22 @@ class RetentionDeps:
     topics: TopicNames
     clock: Clock
     service: RetentionService
+    leaks: LeakDesk
+    requests: RequestDesk
+
+
+# What the leak and inspection work reads: the topics where pupils, their dossiers, who could see
+# them and what retention did are recorded (auth holds nothing about pupils).
+HISTORY_TOPICS = [Topic.REGISTRY_EVENTS, Topic.ACCESS_EVENTS, Topic.RETENTION_EVENTS]
+
+
+def log_reader(settings: RetentionSettings, topics: TopicNames, codec: EventCodec) -> HistoryReader:
+    def read() -> Sequence[Entry]:
+        records = read_topics(settings.kafka_bootstrap_servers, topics, [str(t) for t in HISTORY_TOPICS])
+        entries, _undecodable = decode_all(codec, [r for rs in records.values() for r in rs])
+        return entries  # undecodable records are the dead-letter topics' and the audit's concern
+
+    return read
 
 
 def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionDeps:
@@ -38,8 +58,11 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
     keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
     topics = TopicNames(settings.topic_prefix)
     codec = EventCodec(keys, source="/samenveilig/retention", topics=topics)
-    return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock,
-                         service=RetentionService(codec, keys, clock, settings.retention_years))
+    service = RetentionService(codec, keys, clock, settings.retention_years)
+    history = log_reader(settings, topics, codec)
+    return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
+                         leaks=LeakDesk(service, history, settings.privacy_contact),
+                         requests=RequestDesk(service, history))
 
 
 def build_runner(deps: RetentionDeps) -> ConsumerRunner:
@@ -57,11 +80,17 @@ def build_runner(deps: RetentionDeps) -> ConsumerRunner:
 
 
 def build_relay(deps: RetentionDeps) -> OutboxRelay:
-    """Purges when due (also catching up after downtime), then publishes the outbox."""
+    """Purges when due (also catching up after downtime), works out who new leaks affect, raises
+    the 72-hour alarms, builds inspection exports, publishes the outbox and sends the mail."""
     settings = deps.settings
     ensure_topics(settings.kafka_bootstrap_servers, [deps.topics(Topic.RETENTION_EVENTS)], settings.topic_partitions,
                   settings.topic_replication)
     producer = make_producer(settings.kafka_bootstrap_servers, "retention-relay")
+    mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
+                      str(settings.mail_from))
     return OutboxRelay("retention-relay", [lambda: deps.service.purge_due(deps.engine),
-                                           lambda: publish_due(deps.engine, store.outbox, producer, deps.clock)],
-                       settings.relay_interval_s)
+                                           lambda: deps.leaks.resolve_pending(deps.engine),
+                                           lambda: deps.leaks.raise_alarms(deps.engine),
+                                           lambda: deps.requests.prepare_exports(deps.engine),
+                                           lambda: publish_due(deps.engine, store.outbox, producer, deps.clock),
+                                           mail.send_pending], settings.relay_interval_s)

@@ -39,11 +39,23 @@ log = logging.getLogger(__name__)
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
+def forget_pupil(connection: Connection, pupil_id: str) -> None:
+    """Drop what the retention service holds about a purged pupil besides the purge report: the
+    consents, the sealed inspection exports (unreadable already), and the leak mails sent to the
+    parents (their addresses). The request register and the breach register keep ids only."""
+    connection.execute(delete(store.consents).where(store.consents.c.pupil_id == pupil_id))
+    connection.execute(update(store.requests).where(store.requests.c.pupil_id == pupil_id).values(export_sealed=None))
+    # Leak mails name the pupil in their Message-ID (see leaks.message_id); unsent ones may still go.
+    connection.execute(delete(store.mail_outbox).where(store.mail_outbox.c.message_id.contains(f".{pupil_id}."),
+                                                       store.mail_outbox.c.sent_at.is_not(None)))
+
+
 class RetentionService:
     def __init__(self, codec: EventCodec, keys: KeyStore, clock: Clock,
                  periods: dict[str, int] | None = None) -> None:
         self._codec = codec
-        self._keys = keys
+        self.keys = keys
+        self.clock = clock
         self._clock = clock
         self._periods = dict(periods or DEFAULT_PERIODS)
 
@@ -81,7 +93,7 @@ class RetentionService:
             return
         connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))
                            .values(category=category, due_on=due))
-        self._emit(connection, PurgeScheduled(pupil_id=pupil_id, category=category, due_on=due),
+        self.emit(connection, PurgeScheduled(pupil_id=pupil_id, category=category, due_on=due),
                    derived_id("retention", cause.id, "scheduled"), cause)
 
     # --- the purge: crypto-shredding -------------------------------------------------------
@@ -96,17 +108,31 @@ class RetentionService:
         for row in due:
             key_id = pupil_key_id(UUID(row.pupil_id))
             # The key goes first: if we stop after this, the next round finds it gone and finishes.
-            self._keys.destroy(key_id)
+            self.keys.destroy(key_id)
             with engine.begin() as connection:
                 connection.execute(insert(store.purges).values(
                     pupil_id=row.pupil_id, key_id=key_id, category=row.category, due_on=row.due_on,
                     purged_at=self._clock.now()))
-                connection.execute(delete(store.consents).where(store.consents.c.pupil_id == row.pupil_id))
+                forget_pupil(connection, row.pupil_id)
                 connection.execute(delete(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id))
-                self._emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
+                self.emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
                            derived_id("retention", row.pupil_id, "purged"), None)
             log.info("pupil data purged", extra={"count": 1})
         return len(due)
+
+    def purge_now(self, connection: Connection, pupil_id: UUID, cause: str) -> None:
+        """Early erasure on a granted deletion request: the same steps as a due purge. The key
+        goes first, so a failure after it leaves the data unreadable and the next step finishes."""
+        row = connection.execute(select(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))).one()
+        key_id = pupil_key_id(pupil_id)
+        self.keys.destroy(key_id)
+        connection.execute(insert(store.purges).values(
+            pupil_id=row.pupil_id, key_id=key_id, category=cause, due_on=self.today(), purged_at=self._clock.now()))
+        forget_pupil(connection, row.pupil_id)
+        connection.execute(delete(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id))
+        self.emit(connection, PupilDataPurged(pupil_id=pupil_id, key_id=key_id),
+                  derived_id("retention", row.pupil_id, "purged"), None)
+        log.info("pupil data erased on request", extra={"count": 1})
 
     def purge_report(self, connection: Connection) -> list[dict[str, Any]]:
         rows = connection.execute(select(store.purges).order_by(store.purges.c.purged_at))
@@ -123,7 +149,7 @@ class RetentionService:
             return False
         event: Event = LegalHoldPlaced(pupil_id=pupil_id, reason=reason) if reason else LegalHoldReleased(
             pupil_id=pupil_id)
-        self._emit(connection, event, str(uuid.uuid4()), None)
+        self.emit(connection, event, str(uuid.uuid4()), None)
         return True
 
     def record_consent(self, connection: Connection, pupil_id: UUID, purpose: ConsentPurpose, giver: ConsentGiver,
@@ -139,7 +165,7 @@ class RetentionService:
                                                              giver=giver.value, given=given, at=now))
         event: Event = (ConsentGiven(pupil_id=pupil_id, purpose=purpose, given_by=giver) if given
                         else ConsentWithdrawn(pupil_id=pupil_id, purpose=purpose, withdrawn_by=giver))
-        self._emit(connection, event, str(uuid.uuid4()), None)
+        self.emit(connection, event, str(uuid.uuid4()), None)
         return True
 
     def consent_answer(self, connection: Connection, pupil_id: UUID, purpose: ConsentPurpose) -> ConsentAnswer | None:
@@ -150,7 +176,7 @@ class RetentionService:
             store.consents.c.pupil_id == str(pupil_id), store.consents.c.purpose == purpose.value))}
         return consent(purpose, row.date_of_birth, given, self.today())
 
-    def _emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
+    def emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
         now = self._clock.now()
         if connection.execute(select(store.outbox.c.seq).where(store.outbox.c.event_id == event_id)).first():
             return

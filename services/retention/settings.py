@@ -12,3 +12,6 @@ class RetentionSettings(MailSettings):
     api_port: int = 8004
     # Years kept after leaving, per data category (JSON in SAMENVEILIG_RETENTION_YEARS).
     retention_years: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PERIODS))
+    # Who parents and pupils contact about their data (the FG / privacy officer), named in the
+    # leak mail and the answer letters.
+    privacy_contact: str = "privacy@pporotterdam.nl"

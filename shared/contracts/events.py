@@ -479,6 +479,20 @@ class SubjectRequestAnswered(RetentionEvent):
     outcome: ShortText
 
 
+class PupilDetailsCorrected(RetentionEvent):
+    """A correction request was granted: these fields replace what the school system reported
+    (absent fields are unchanged). Sealed under the pupil's key like the originals."""
+
+    event_type: ClassVar[str] = "PupilDetailsCorrected"
+    request_id: UUID
+    name: Annotated[str | None, Personal] = None
+    date_of_birth: Annotated[date | Erased | None, Personal] = None
+    parent_emails: Annotated[list[EmailStr] | Erased | None, Personal] = None
+
+    def data_subject(self) -> str | None:
+        return pupil_key_id(self.pupil_id)
+
+
 class LeakEvent(Event):
     topic: ClassVar[Topic] = Topic.RETENTION_EVENTS
     leak_id: UUID
@@ -497,6 +511,9 @@ class DataLeaked(LeakEvent):
     discovered_at: datetime
     pupil_ids: list[UUID] = []
     dossier_ids: list[UUID] = []
+    # Accounts whose access leaked (a stolen laptop, a phished password): everything they could
+    # see at the discovery counts as leaked.
+    staff_ids: list[UUID] = []
 
 
 class ParentsNotified(LeakEvent):
@@ -509,6 +526,16 @@ class RegulatorNotified(LeakEvent):
     event_type: ClassVar[str] = "RegulatorNotified"
     reported_at: datetime
     reference: ShortText
+    # AVG art. 33(1): a report after 72 hours must say why it is late.
+    delay_reason: ShortText | None = None
+
+
+class LeakReportOverdue(LeakEvent):
+    """The alarm: 72 hours have passed since discovery and the Autoriteit Persoonsgegevens has
+    not been notified."""
+
+    event_type: ClassVar[str] = "LeakReportOverdue"
+    deadline: datetime
 
 
 def _all_event_classes() -> dict[str, type[Event]]:

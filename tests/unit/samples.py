@@ -67,7 +67,10 @@ SAMPLES: list[e.Event] = [
     e.SubjectRequestAnswered(pupil_id=PUPIL, request_id=REQUEST, outcome="export sent"),
     e.DataLeaked(leak_id=LEAK, nature="dossier export mailed to wrong school", discovered_at=MOMENT,
                  pupil_ids=[PUPIL], dossier_ids=[DOSSIER]),
+    e.PupilDetailsCorrected(pupil_id=PUPIL, request_id=REQUEST, name="Sanne de Bakker",
+                            parent_emails=["ouder@example.nl"]),
     e.ParentsNotified(leak_id=LEAK, pupil_id=PUPIL, recipients=2),
+    e.LeakReportOverdue(leak_id=LEAK, deadline=MOMENT),
     e.RegulatorNotified(leak_id=LEAK, reported_at=MOMENT, reference="AP-2026-0001"),
 ]
 

@@ -1,0 +1,193 @@
+"""Data leaks: the breach register (AVG art. 33(5)), telling the affected parents (art. 34), and
+the 72-hour clock for the report to the Autoriteit Persoonsgegevens (art. 33(1)).
+
+A leak is registered at once (`DataLeaked`); working out who is affected needs the whole event
+history, so the relay does that in its next round: it reads the log, folds it (the access
+service's own rules tell who could see each dossier at the discovery), queues one Dutch mail per
+parent address and records `ParentsNotified` per pupil, in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection, Engine, Row
+
+from services.audit.log import Entry
+from services.retention import store
+from services.retention.domain import leak_clock, regulator_deadline, report_problem
+from services.retention.history import build_index, leak_scope, parents_to_tell
+from services.retention.letters import leak_notice
+from services.retention.service import RetentionService
+from shared.contracts.envelope import derived_id
+from shared.contracts.events import DataLeaked, LeakReportOverdue, ParentsNotified, RegulatorNotified
+from shared.outbox import enqueue_mail
+
+log = logging.getLogger(__name__)
+HistoryReader = Callable[[], Sequence[Entry]]
+
+
+class NotPossible(Exception):
+    """The request is understood but cannot be done in this state; the message says why."""
+
+
+@dataclass(frozen=True)
+class LeakReport:
+    nature: str
+    discovered_at: datetime
+    pupil_ids: list[UUID]
+    dossier_ids: list[UUID]
+    staff_ids: list[UUID]
+    consequences: str | None = None
+    measures: str | None = None
+
+
+def message_id(leak_id: str, pupil_id: str, number: int) -> str:
+    # The pupil id sits between dots so the purge can find (and drop) the mails about a pupil.
+    return f"<leak-{leak_id}.{pupil_id}.{number}@samenveilig>"
+
+
+class LeakDesk:
+    def __init__(self, service: RetentionService, history: HistoryReader, privacy_contact: str) -> None:
+        self._service = service
+        self._history = history
+        self._privacy_contact = privacy_contact
+
+    def register(self, connection: Connection, leak_id: UUID, report: LeakReport) -> None:
+        now = self._service.clock.now()
+        if report.discovered_at > now:
+            raise NotPossible("a leak cannot be discovered in the future")
+        connection.execute(insert(store.leaks).values(
+            leak_id=str(leak_id), nature=report.nature, consequences=report.consequences, measures=report.measures,
+            discovered_at=report.discovered_at, registered_at=now, deadline=regulator_deadline(report.discovered_at),
+            reported_pupil_ids=[str(p) for p in report.pupil_ids],
+            reported_dossier_ids=[str(d) for d in report.dossier_ids],
+            reported_staff_ids=[str(s) for s in report.staff_ids]))
+        self._service.emit(connection, self._event(leak_id, report), derived_id("retention", str(leak_id), "leaked"),
+                           None)
+        log.warning("data leak registered", extra={"leak_id": str(leak_id)})
+
+    @staticmethod
+    def _event(leak_id: UUID, report: LeakReport) -> DataLeaked:
+        return DataLeaked(leak_id=leak_id, nature=report.nature, discovered_at=report.discovered_at,
+                          pupil_ids=report.pupil_ids, dossier_ids=report.dossier_ids, staff_ids=report.staff_ids)
+
+    # --- the relay's rounds ----------------------------------------------------------------
+
+    def resolve_pending(self, engine: Engine) -> int:
+        """Work out who each new leak affects and queue the parents' mail."""
+        with engine.connect() as connection:
+            pending = connection.execute(select(store.leaks).where(store.leaks.c.resolved_at.is_(None))
+                                         .order_by(store.leaks.c.registered_at)).all()
+        if not pending:
+            return 0
+        entries = self._history()
+        index = build_index(entries)
+        for row in pending:
+            leak = DataLeaked(leak_id=UUID(row.leak_id), nature=row.nature, discovered_at=row.discovered_at,
+                              pupil_ids=[UUID(p) for p in row.reported_pupil_ids],
+                              dossier_ids=[UUID(d) for d in row.reported_dossier_ids],
+                              staff_ids=[UUID(s) for s in row.reported_staff_ids])
+            scope = leak_scope(entries, index, leak)
+            mailed = unreachable = 0
+            with engine.begin() as connection:
+                for pupil_id in scope.pupil_ids:
+                    addresses = parents_to_tell(index, pupil_id)
+                    if not addresses:
+                        unreachable += 1
+                        continue
+                    notice = leak_notice(leak.leak_id, row.discovered_at, row.nature, row.consequences, row.measures,
+                                         self._privacy_contact)
+                    for number, address in enumerate(addresses):
+                        enqueue_mail(connection, store.mail_outbox, message_id=message_id(row.leak_id, str(pupil_id),
+                                                                                          number),
+                                     recipient=address, subject=notice.subject, body=notice.body,
+                                     created_at=self._service.clock.now())
+                    mailed += len(addresses)
+                    self._service.emit(connection, ParentsNotified(leak_id=leak.leak_id, pupil_id=pupil_id,
+                                                                   recipients=len(addresses)),
+                                       derived_id("retention", row.leak_id, "parents", str(pupil_id)), None)
+                connection.execute(update(store.leaks).where(store.leaks.c.leak_id == row.leak_id).values(
+                    resolved_at=self._service.clock.now(),
+                    affected_pupil_ids=[str(p) for p in scope.pupil_ids],
+                    affected_dossier_ids=[str(d) for d in scope.dossier_ids],
+                    exposures=[{"dossier_id": str(e.dossier_id), "staff_id": str(e.staff_id), "rule": e.rule}
+                               for e in scope.exposures],
+                    unknown_ids=[str(u) for u in scope.unknown], parents_mailed=mailed,
+                    pupils_unreachable=unreachable))
+            log.warning("data leak resolved", extra={"leak_id": row.leak_id, "count": len(scope.pupil_ids),
+                                                     "mails": mailed, "unreachable": unreachable})
+        return len(pending)
+
+    def raise_alarms(self, engine: Engine) -> int:
+        """Once per leak: 72 hours passed and no report to the regulator recorded."""
+        now = self._service.clock.now()
+        with engine.begin() as connection:
+            overdue = connection.execute(select(store.leaks).where(
+                store.leaks.c.reported_at.is_(None), store.leaks.c.overdue_alarm_at.is_(None),
+                store.leaks.c.deadline < now)).all()
+            for row in overdue:
+                self._service.emit(connection, LeakReportOverdue(leak_id=UUID(row.leak_id), deadline=row.deadline),
+                                   derived_id("retention", row.leak_id, "overdue"), None)
+                connection.execute(update(store.leaks).where(store.leaks.c.leak_id == row.leak_id)
+                                   .values(overdue_alarm_at=now))
+                log.error("leak not reported to the Autoriteit Persoonsgegevens within 72 hours",
+                          extra={"leak_id": row.leak_id})
+        return len(overdue)
+
+    # --- the regulator report and the register -----------------------------------------------
+
+    def record_report(self, connection: Connection, leak_id: UUID, reported_at: datetime, reference: str,
+                      delay_reason: str | None) -> bool:
+        row = connection.execute(select(store.leaks).where(store.leaks.c.leak_id == str(leak_id))).first()
+        if row is None:
+            return False
+        if row.reported_at is not None:
+            raise NotPossible(f"already reported on {row.reported_at.isoformat()} (reference {row.report_reference})")
+        problem = report_problem(row.discovered_at, reported_at, delay_reason, self._service.clock.now())
+        if problem:
+            raise NotPossible(problem)
+        connection.execute(update(store.leaks).where(store.leaks.c.leak_id == str(leak_id)).values(
+            reported_at=reported_at, report_reference=reference, delay_reason=delay_reason))
+        self._service.emit(connection, RegulatorNotified(leak_id=leak_id, reported_at=reported_at, reference=reference,
+                                                         delay_reason=delay_reason),
+                           derived_id("retention", str(leak_id), "reported"), None)
+        return True
+
+    def entry(self, row: Row[Any]) -> dict[str, Any]:
+        clock = leak_clock(row.discovered_at, row.reported_at, self._service.clock.now())
+        return {
+            "leak_id": row.leak_id, "nature": row.nature, "consequences": row.consequences, "measures": row.measures,
+            "discovered_at": row.discovered_at, "registered_at": row.registered_at,
+            "reported": {"pupil_ids": row.reported_pupil_ids, "dossier_ids": row.reported_dossier_ids,
+                         "staff_ids": row.reported_staff_ids},
+            "resolved_at": row.resolved_at, "affected_pupil_ids": row.affected_pupil_ids,
+            "affected_dossier_ids": row.affected_dossier_ids, "could_see": row.exposures,
+            "unknown_ids": row.unknown_ids, "parents_mailed": row.parents_mailed,
+            "pupils_unreachable": row.pupils_unreachable,
+            "regulator": {"deadline": clock.deadline, "status": clock.status, "seconds_left": clock.seconds_left,
+                          "reported_at": row.reported_at, "reference": row.report_reference,
+                          "delay_reason": row.delay_reason, "overdue_alarm_at": row.overdue_alarm_at},
+        }
+
+    def register_entries(self, connection: Connection) -> list[dict[str, Any]]:
+        rows = connection.execute(select(store.leaks).order_by(store.leaks.c.discovered_at.desc()))
+        return [self.entry(row) for row in rows]
+
+    def one(self, connection: Connection, leak_id: UUID) -> dict[str, Any] | None:
+        row = connection.execute(select(store.leaks).where(store.leaks.c.leak_id == str(leak_id))).first()
+        return self.entry(row) if row else None
+
+    def overdue_count(self, connection: Connection) -> int:
+        return int(connection.execute(select(func.count()).select_from(store.leaks).where(
+            store.leaks.c.reported_at.is_(None), store.leaks.c.deadline < self._service.clock.now())).scalar_one())
+
+    def open_count(self, connection: Connection) -> int:
+        return int(connection.execute(select(func.count()).select_from(store.leaks).where(
+            store.leaks.c.reported_at.is_(None))).scalar_one())

@@ -1,0 +1,106 @@
+"""What parents and schools read from the retention service, in Dutch: the mail to parents about
+a data leak (AVG art. 34), the answer letters to data-subject requests, and the readable page of
+an inspection export. Rendering only; the decisions are made elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
+          "november", "december")
+
+_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                         autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
+                         trim_blocks=True, lstrip_blocks=True)
+
+
+def dutch_date(value: date | datetime | str | None) -> str:
+    if value is None:
+        return "onbekend"
+    if isinstance(value, str):
+        text = value
+        try:
+            value = datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
+        except ValueError:
+            return text  # "verwijderd"
+    if isinstance(value, datetime):
+        local = value.astimezone(AMSTERDAM)
+        return f"{local.day} {MONTHS[local.month - 1]} {local.year} om {local:%H:%M} uur"
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+
+
+_templates.filters["datum"] = dutch_date
+
+
+def reference(prefix: str, some_id: UUID | str) -> str:
+    """A short, non-identifying reference to quote in letters and on the phone."""
+    return f"{prefix}-{str(some_id)[:8].upper()}"
+
+
+@dataclass(frozen=True)
+class Mail:
+    subject: str
+    body: str
+
+
+def leak_notice(leak_id: UUID, discovered_at: datetime, nature: str, consequences: str | None,
+                measures: str | None, privacy_contact: str) -> Mail:
+    """To each parent of an affected pupil. No child's name and nothing about the child: the mail
+    must not become a leak of its own (a wrong address on file happens)."""
+    ref = reference("DL", leak_id)
+    lines = [
+        "Beste ouder/verzorger,",
+        "",
+        f"Op {dutch_date(discovered_at)} hebben wij ontdekt dat er een datalek is geweest waarbij",
+        "gegevens van uw kind betrokken zijn. Wij vinden het belangrijk u hierover te informeren.",
+        "",
+        "Wat is er gebeurd?",
+        nature,
+        "",
+        "Wat kunnen de gevolgen zijn?",
+        consequences or "Wij onderzoeken nog wat de gevolgen kunnen zijn. Wij informeren u als wij meer weten.",
+        "",
+        "Wat doen wij?",
+        measures or "Wij hebben maatregelen genomen om het lek te dichten en herhaling te voorkomen.",
+        "Wij melden het datalek, waar de wet dat vraagt, bij de Autoriteit Persoonsgegevens.",
+        "",
+        "Heeft u vragen, of wilt u weten welke gegevens van uw kind wij bewaren? Neem dan contact op",
+        f"met onze functionaris gegevensbescherming: {privacy_contact}. Noem daarbij het kenmerk {ref}.",
+        "",
+        "Met vriendelijke groet,",
+        "PPO Rotterdam en de school van uw kind",
+    ]
+    return Mail(subject=f"Datalek: gegevens van uw kind zijn betrokken (kenmerk {ref})", body="\n".join(lines) + "\n")
+
+
+def answer_letter(request: dict[str, Any], privacy_contact: str) -> str:
+    """The school's answer to a data-subject request, as an HTML letter (one template per kind)."""
+    return _templates.get_template(f"brief_{request['kind']}.html").render(
+        request=request, kenmerk=reference("AVG", request["request_id"]), contact=privacy_contact)
+
+
+def inspection_page(export: dict[str, Any], request_id: UUID | str) -> str:
+    return _templates.get_template("inzage.html").render(
+        export=export, kenmerk=reference("AVG", request_id), rule_names=RULE_NAMES, role_names=ROLE_NAMES)
+
+
+RULE_NAMES = {
+    "ib_er-sees-branch": "intern begeleider van de school",
+    "directeur-sees-branch": "directeur van de school",
+    "contact-person": "contactpersoon van de hulpvraag",
+    "explicit-grant": "persoonlijk toegang gekregen",
+    "swv-consultant-sees-wijknetwerk": "consulent van het samenwerkingsverband",
+}
+ROLE_NAMES = {
+    "ib_er": "intern begeleider", "directeur": "directeur", "leerkracht": "leerkracht", "extern": "externe",
+    "stagiair": "stagiair", "swv_consultant": "consulent samenwerkingsverband", "administrator": "beheerder",
+    None: "onbekend",
+}
