@@ -104,7 +104,7 @@ class RequestDesk:
             pending = connection.execute(select(store.requests).where(
                 store.requests.c.kind == SubjectRequestKind.INSPECT.value, store.requests.c.status == "open",
                 store.requests.c.export_sealed.is_(None))).all()
-        if not pending:
+        if not pending or self._own_events_unpublished(engine):
             return 0
         entries = self._history()
         index = build_index(entries)
@@ -121,6 +121,14 @@ class RequestDesk:
                                    .values(export_sealed=sealed, status="export-ready"))
             log.info("inspection export ready", extra={"request_id": row.request_id})
         return len(pending)
+
+    def _own_events_unpublished(self, engine: Engine) -> bool:
+        """The export is read from the log, so it waits until our own events (the request itself,
+        a consent just given) are in it."""
+        with engine.connect() as connection:
+            return connection.execute(select(store.outbox.c.seq).where(
+                store.outbox.c.published_at.is_(None), store.outbox.c.emit_at <= self._service.clock.now())
+                .limit(1)).first() is not None
 
     def _held_here(self, connection: Connection, pupil_id: str) -> dict[str, Any]:
         pupil = connection.execute(select(store.pupils).where(store.pupils.c.pupil_id == pupil_id)).first()

@@ -1,0 +1,291 @@
+"""Data leaks and data-subject requests over the real broker, database and SMTP server.
+
+A school reports pupils and dossiers through the registry; the retention service reads the whole
+event log to work out which parents a leak affects (including through an account whose access
+leaked: what it could see, by the access service's rules) and mails exactly them; the 72-hour
+clock raises its alarm event and metric. Requests: an inspection export from the log, a
+correction that the next leak mail follows, a refused and a granted deletion.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from uuid import UUID
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from services.registry.api import create_app as registry_app
+from services.registry.bootstrap import build as build_registry
+from services.registry.bootstrap import build_relay as registry_relay
+from services.registry.settings import RegistrySettings
+from services.retention import store as retention_store
+from services.retention.api import create_app as retention_app
+from services.retention.bootstrap import build as build_retention
+from services.retention.bootstrap import build_relay as retention_relay
+from services.retention.bootstrap import build_runner as retention_runner
+from services.retention.domain import answer_due
+from services.retention.settings import RetentionSettings
+from shared.clock import ManualClock
+from shared.contracts.envelope import EventCodec
+from shared.contracts.topics import Topic
+from shared.crypto import SqlKeyStore
+from shared.db import make_engine
+from tests.support import read_all, wait_until
+
+ADDRESS = {"street": "Schiekade", "house_number": "12", "postcode": "3032 AJ", "city": "Rotterdam"}
+OTHER = {"street": "Coolsingel", "house_number": "40", "postcode": "3011 AD", "city": "Rotterdam"}
+
+
+@pytest.fixture
+def school(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server):
+    common = {"kafka_bootstrap_servers": broker.bootstrap, "topic_prefix": topic_prefix, "master_key": master_key,
+              "keystore_url": f"sqlite:///{tmp_path / 'keys.sqlite'}", "smtp_port": smtp_server.port,
+              "relay_interval_s": 0.02}
+    registry = build_registry(RegistrySettings(database_url=f"sqlite:///{tmp_path / 'registry.sqlite'}",
+                                               consumer_group=f"{topic_prefix}registry", **common))
+    clock = ManualClock(datetime.now(UTC))
+    retention = build_retention(RetentionSettings(database_url=database_url, consumer_group=f"{topic_prefix}ret",
+                                                  privacy_contact="fg@pporotterdam.example", **common), clock=clock)
+    workers = [registry_relay(registry), retention_runner(retention), retention_relay(retention)]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+
+    credential = registry.credentials.create("ParnasSys", ["12AB", "34CD"], [])
+
+    def staff(ref: str, school_code: str, role: str) -> dict[str, str]:
+        return {"kind": "staff_joined", "mutation_id": f"m-{ref}", "vestigingscode": school_code, "staff_ref": ref,
+                "role": role, "name": f"Medewerker {ref}", "email": f"{ref}@school.example"}
+
+    def pupil(ref: str, school_code: str, name: str, parents: list[str], born: str = "2015-03-01"):
+        return {"kind": "pupil_enrolled", "mutation_id": f"m-{ref}", "vestigingscode": school_code, "pupil_ref": ref,
+                "name": name, "date_of_birth": born, "parent_emails": parents}
+
+    def dossier(ref: str, school_code: str, pupil_ref: str, contact: str) -> dict[str, str]:
+        return {"kind": "dossier_opened", "mutation_id": f"m-{ref}", "vestigingscode": school_code,
+                "dossier_ref": ref, "pupil_ref": pupil_ref, "contact_staff_ref": contact,
+                "summary": f"Hulpvraag {ref}: leest moeizaam."}
+
+    reported = TestClient(registry_app(registry)).post("/v1/mutations", headers={
+        "Authorization": f"Bearer {credential.api_key}"}, json={"mutations": [
+            {"kind": "branch", "change": "founded", "mutation_id": "b-1", "vestigingscode": "12AB00",
+             "name": "OBS De Regenboog", "address": ADDRESS, "phone": "010-1234567", "wijknetwerk": "Noord"},
+            {"kind": "branch", "change": "founded", "mutation_id": "b-2", "vestigingscode": "34CD00",
+             "name": "CBS Het Anker", "address": OTHER, "phone": "010-7654321", "wijknetwerk": "Zuid"},
+            staff("ib", "12AB00", "ib_er"), staff("juf", "12AB00", "leerkracht"),
+            staff("meester", "12AB00", "leerkracht"), staff("ib2", "34CD00", "ib_er"),
+            pupil("anna", "12AB00", "Anna Jansen", ["anna.ouder1@example.nl", "anna.ouder2@example.nl"]),
+            pupil("bram", "12AB00", "Bram de Vries", ["bram.ouder@example.nl"]),
+            pupil("daan", "12AB00", "Daan Visser", ["daan.ouder@example.nl"], born="2009-01-10"),
+            pupil("cas", "34CD00", "Cas Bakker", ["cas.ouder@example.nl"]),
+            dossier("hv-anna", "12AB00", "anna", "juf"), dossier("hv-daan", "12AB00", "daan", "meester"),
+            dossier("hv-cas", "34CD00", "cas", "ib2")]})
+    assert reported.status_code == 202, reported.text
+
+    keys = SqlKeyStore(make_engine(f"sqlite:///{tmp_path / 'keys.sqlite'}"), base64.b64decode(master_key))
+    codec = EventCodec(keys, source="/test")
+
+    def events(topic: Topic) -> list:
+        return [codec.decode(r.value) for r in read_all(broker.bootstrap, f"{topic_prefix}{topic}")]
+
+    ids: dict[str, UUID] = {}
+    for recorded in events(Topic.REGISTRY_EVENTS):
+        event = recorded.event
+        if recorded.type == "PupilEnrolled":
+            ids[event.name.split()[0].lower()] = event.pupil_id
+        elif recorded.type == "DossierOpened":
+            ids[event.summary.split()[1].rstrip(":")] = event.dossier_id
+        elif recorded.type == "StaffJoined":
+            ids[event.email.split("@")[0]] = event.staff_id
+
+    def known_pupils() -> int:
+        with retention.engine.connect() as connection:
+            return len(connection.execute(select(retention_store.pupils)).all())
+
+    wait_until(lambda: known_pupils() == 4, message="retention follows the pupils")
+    # The leak is discovered now, after all of the above took effect.
+    clock.set(datetime.now(UTC) + timedelta(seconds=1))
+
+    def report(*mutations: dict) -> None:
+        answer = TestClient(registry_app(registry)).post("/v1/mutations", json={"mutations": list(mutations)},
+                                                         headers={"Authorization": f"Bearer {credential.api_key}"})
+        assert answer.status_code == 202, answer.text
+
+    yield SimpleNamespace(api=TestClient(retention_app(retention)), clock=clock, ids=ids, events=events,
+                          smtp=smtp_server, retention=retention, report=report)
+    for worker in workers:
+        worker.stop_event.set()
+    for thread in threads:
+        thread.join(timeout=15)
+
+
+def mails_to(smtp_server, subject_part: str = "Datalek") -> list[str]:
+    return sorted(m["To"] for m in smtp_server.messages if subject_part in m["Subject"])
+
+
+def settled(smtp_server, api: TestClient, leak_id: str, expected_mails: int) -> dict:
+    leak = wait_until(lambda: (r := api.get(f"/v1/leaks/{leak_id}").json())["resolved_at"] and r,
+                      message="leak resolved")
+    wait_until(lambda: len(mails_to(smtp_server)) >= expected_mails, message="leak mail delivered")
+    time.sleep(0.5)  # anything extra would have arrived by now: "exactly" is what is asserted
+    return leak
+
+
+def test_a_leak_mails_exactly_the_affected_parents_and_runs_the_72_hour_clock(school):
+    api, clock, ids, events, smtp_server = school.api, school.clock, school.ids, school.events, school.smtp
+    discovered = clock.now()
+    # A list with Anna's hulpvraag and Bram's details went to the wrong school.
+    answer = api.post("/v1/leaks", json={
+        "nature": "Een overzicht van hulpvragen is naar een verkeerde school gemaild.",
+        "discovered_at": discovered.isoformat(), "dossier_ids": [str(ids["hv-anna"])],
+        "pupil_ids": [str(ids["bram"])], "measures": "De ontvanger heeft het overzicht verwijderd."})
+    assert answer.status_code == 202, answer.text
+    leak_id = answer.json()["leak_id"]
+    assert answer.headers["Location"] == f"/v1/leaks/{leak_id}"
+
+    leak = settled(smtp_server, api, leak_id, 3)
+    assert mails_to(smtp_server) == ["anna.ouder1@example.nl", "anna.ouder2@example.nl", "bram.ouder@example.nl"]
+    body = next(m for m in smtp_server.messages if m["To"] == "bram.ouder@example.nl").get_content()
+    assert "datalek" in body and "fg@pporotterdam.example" in body and "De ontvanger heeft" in body
+    assert not any(name in m.get_content() for m in smtp_server.messages for name in ("Anna", "Bram", "Jansen"))
+    assert set(leak["affected_pupil_ids"]) == {str(ids["anna"]), str(ids["bram"])}
+    assert {(c["staff_id"], c["rule"]) for c in leak["could_see"]} == {
+        (str(ids["ib"]), "ib_er-sees-branch"), (str(ids["juf"]), "contact-person")}
+    assert leak["parents_mailed"] == 3 and leak["pupils_unreachable"] == 0
+    assert leak["regulator"]["status"] == "open"
+    notified = [e.event for e in events(Topic.RETENTION_EVENTS) if e.type == "ParentsNotified"]
+    assert sorted((n.pupil_id, n.recipients) for n in notified) == sorted([(ids["anna"], 2), (ids["bram"], 1)])
+
+    # A teacher's password was phished: everything "meester" could see leaked (Daan's hulpvraag).
+    smtp_server.messages.clear()
+    answer = api.post("/v1/leaks", json={"nature": "Wachtwoord van een leerkracht is buitgemaakt (phishing).",
+                                         "discovered_at": discovered.isoformat(), "staff_ids": [str(ids["meester"])]})
+    second = answer.json()["leak_id"]
+    settled(smtp_server, api, second, 1)
+    assert mails_to(smtp_server) == ["daan.ouder@example.nl"]
+
+    # The 72-hour clock: one second past the deadline, the alarm event and the metric.
+    assert "samenveilig_leaks_report_overdue 0.0" in api.get("/metrics").text
+    clock.set(discovered + timedelta(hours=72, seconds=1))
+    wait_until(lambda: len([e for e in events(Topic.RETENTION_EVENTS) if e.type == "LeakReportOverdue"]) == 2,
+               message="the overdue alarms")
+    assert "samenveilig_leaks_report_overdue 2.0" in api.get("/metrics").text
+    assert api.get(f"/v1/leaks/{leak_id}").json()["regulator"]["status"] == "overdue"
+
+    late = api.post(f"/v1/leaks/{leak_id}/regulator-report",
+                    json={"reported_at": clock.now().isoformat(), "reference": "AP-2026-0042"})
+    assert late.status_code == 409 and late.headers["content-type"] == "application/problem+json"
+    assert "reasons for the delay" in late.json()["detail"]
+    reported = api.post(f"/v1/leaks/{leak_id}/regulator-report", json={
+        "reported_at": clock.now().isoformat(), "reference": "AP-2026-0042",
+        "delay_reason": "De omvang werd pas na forensisch onderzoek duidelijk."})
+    assert reported.status_code == 200 and reported.json()["regulator"]["status"] == "reported-late"
+    assert "samenveilig_leaks_report_overdue 1.0" in api.get("/metrics").text
+    wait_until(lambda: any(e.type == "RegulatorNotified" and e.event.reference == "AP-2026-0042"
+                           for e in events(Topic.RETENTION_EVENTS)), message="RegulatorNotified published")
+    register = api.get("/v1/leaks").json()
+    assert {entry["leak_id"] for entry in register} == {leak_id, second}
+    assert all("Anna" not in str(entry) for entry in register)
+
+
+def test_a_leak_without_scope_or_from_the_future_is_refused(school):
+    api, clock = school.api, school.clock
+    empty = api.post("/v1/leaks", json={"nature": "iets", "discovered_at": clock.now().isoformat()})
+    assert empty.status_code == 422 and empty.headers["content-type"] == "application/problem+json"
+    future = api.post("/v1/leaks", json={"nature": "iets", "pupil_ids": [str(UUID(int=1))],
+                                         "discovered_at": (clock.now() + timedelta(hours=1)).isoformat()})
+    assert future.status_code == 422 and "future" in future.json()["detail"]
+    assert api.get("/v1/leaks").json() == []
+
+
+def test_inspect_correct_and_delete_requests(school):
+    api, clock, ids, events, smtp_server = school.api, school.clock, school.ids, school.events, school.smtp
+    retention = school.retention
+    anna, bram, daan = ids["anna"], ids["bram"], ids["daan"]
+
+    # Inspection: a complete export, built from the log, kept sealed; a Dutch page and letter.
+    received = api.post(f"/v1/pupils/{anna}/requests", json={"kind": "inspect", "requested_by": "parent"})
+    assert received.status_code == 201, received.text
+    request = received.json()
+    assert request["due_on"] == answer_due(retention.service.today()).isoformat()
+    assert request["status"] == "open" and request["overdue"] is False and request["days_left"] >= 28
+    listed = api.get("/v1/requests", params={"branch_id": request["branch_id"]}).json()
+    assert [r["request_id"] for r in listed] == [request["request_id"]]
+    export = wait_until(lambda: (r := api.get(f"/v1/requests/{request['request_id']}/export.json")).status_code == 200
+                        and r.json(), message="export built")
+    assert export["details"]["name"] == "Anna Jansen"
+    assert export["details"]["parent_emails"] == ["anna.ouder1@example.nl", "anna.ouder2@example.nl"]
+    assert export["details"]["school"] == "OBS De Regenboog"
+    assert [d["summary"] for d in export["dossiers"]] == ["Hulpvraag hv-anna: leest moeizaam."]
+    assert {"PupilEnrolled", "DossierOpened", "SubjectRequestReceived"} <= {e["type"] for e in export["events"]}
+    assert "Bram" not in str(export) and "Daan" not in str(export)
+    page = api.get(f"/v1/requests/{request['request_id']}/export.html")
+    assert page.status_code == 200 and "Welke gegevens wij over uw kind bewaren" in page.text
+    assert "Anna Jansen" in page.text
+    with retention.engine.connect() as connection:
+        stored = connection.execute(select(retention_store.requests.c.export_sealed)).scalar_one()
+    assert b"Anna" not in stored, "the export is stored sealed under the pupil's key"
+    assert api.get(f"/v1/requests/{request['request_id']}/letter").status_code == 409
+    done = api.post(f"/v1/requests/{request['request_id']}/answer", json={"outcome": "provided"})
+    assert done.status_code == 200 and done.json()["status"] == "answered"
+    letter = api.get(f"/v1/requests/{request['request_id']}/letter").text
+    assert "Antwoord op uw verzoek om inzage" in letter and "fg@pporotterdam.example" in letter
+    assert api.get("/v1/requests", params={"branch_id": request["branch_id"]}).json() == []
+
+    # Bram (10) may not ask himself; Daan (17) may.
+    too_young = api.post(f"/v1/pupils/{bram}/requests", json={"kind": "delete", "requested_by": "pupil"})
+    assert too_young.status_code == 422 and "from 16" in too_young.json()["detail"]
+    assert api.post(f"/v1/pupils/{daan}/requests",
+                    json={"kind": "correct", "requested_by": "pupil"}).status_code == 201
+
+    # Correction: Anna's parents have a new address; the next leak mail goes there.
+    correct = api.post(f"/v1/pupils/{anna}/requests", json={"kind": "correct", "requested_by": "parent"}).json()
+    corrected = api.post(f"/v1/requests/{correct['request_id']}/answer", json={
+        "outcome": "corrected", "correction": {"parent_emails": ["anna.nieuw@example.nl"]}})
+    assert corrected.status_code == 200 and corrected.json()["corrected_fields"] == ["parent_emails"]
+    wait_until(lambda: any(e.type == "PupilDetailsCorrected" for e in events(Topic.RETENTION_EVENTS)),
+               message="correction published")
+    leak_id = api.post("/v1/leaks", json={"nature": "Laptop met hulpvragen gestolen.",
+                                          "discovered_at": clock.now().isoformat(),
+                                          "pupil_ids": [str(anna)]}).json()["leak_id"]
+    settled(smtp_server, api, leak_id, 1)
+    assert mails_to(smtp_server) == ["anna.nieuw@example.nl"]
+
+    # Deletion: refused while enrolled (with the reason in the letter).
+    delete = api.post(f"/v1/pupils/{anna}/requests", json={"kind": "delete", "requested_by": "parent"}).json()
+    unlawful = api.post(f"/v1/requests/{delete['request_id']}/answer", json={"outcome": "deleted"})
+    assert unlawful.status_code == 409 and "still enrolled" in unlawful.json()["detail"]
+    refused = api.post(f"/v1/requests/{delete['request_id']}/answer", json={
+        "outcome": "refused", "refusal_reason": "Anna staat nog ingeschreven; de school moet het dossier bewaren."})
+    assert refused.status_code == 200
+    assert "Wij kunnen de gegevens van uw kind nu niet verwijderen" in api.get(
+        f"/v1/requests/{delete['request_id']}/letter").text
+
+    # ...and granted once the pupil has left: the key goes at once, long before the schedule.
+    school.report({"kind": "pupil_left", "mutation_id": "m-bram-left", "vestigingscode": "12AB00",
+                   "pupil_ref": "bram", "left_on": retention.service.today().isoformat()})
+
+    def bram_left() -> bool:
+        with retention.engine.connect() as connection:
+            return connection.execute(select(retention_store.pupils.c.enrolled).where(
+                retention_store.pupils.c.pupil_id == str(bram))).scalar_one() is False
+
+    wait_until(bram_left, message="the leaving reaches retention")
+    delete = api.post(f"/v1/pupils/{bram}/requests", json={"kind": "delete", "requested_by": "parent"}).json()
+    erased = api.post(f"/v1/requests/{delete['request_id']}/answer", json={"outcome": "deleted"})
+    assert erased.status_code == 200 and erased.json()["outcome"] == "deleted"
+    wait_until(lambda: any(e.type == "PupilDataPurged" and e.event.pupil_id == bram
+                           for e in events(Topic.RETENTION_EVENTS)), message="purge published")
+    bram_enrolled = next(e for e in events(Topic.REGISTRY_EVENTS)
+                         if e.type == "PupilEnrolled" and e.event.pupil_id == bram)
+    assert bram_enrolled.erased and bram_enrolled.event.name == "verwijderd"
+    assert api.get("/v1/purges").json()[0]["category"] == "erasure-request"
+    assert api.post(f"/v1/pupils/{bram}/requests", json={"kind": "inspect", "requested_by": "parent"}).status_code \
+        == 404
+
