@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,17 @@ class RunCommand:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
 
+    def call(self, port: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        """GET (or POST with a JSON body) on one of the services' APIs."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.ports[port]}{path}",
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
     def ctrl_c(self) -> int:
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGINT)
@@ -147,7 +159,9 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
         {"kind": "staff_joined", "mutation_id": "e2e-2", "vestigingscode": "12AB00", "staff_ref": "emp-1",
          "role": "leerkracht", "name": "Jan de Boer", "email": "j.deboer@school.example"},
         {"kind": "staff_departed", "mutation_id": "e2e-3", "vestigingscode": "12AB00", "staff_ref": "emp-1",
-         "effective_at": "2026-07-31T17:00:00+02:00"}]})
+         "effective_at": "2026-07-31T17:00:00+02:00"},
+        {"kind": "pupil_enrolled", "mutation_id": "e2e-4", "vestigingscode": "12AB00", "pupil_ref": "lln-1",
+         "name": "Sanne Bakker", "date_of_birth": "2015-03-01", "parent_emails": ["ouder.bakker@example.nl"]}]})
     assert status == 202, body
     staff_id = _staff_id_from_access(run, body)
     departed = wait_until(lambda: run.get(f"/v1/staff/{staff_id}")[1].get("status") == "departed", timeout_s=60,
@@ -162,6 +176,17 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
     # The new staff member's invitation to Kindkans (auth service) arrived too.
     assert wait_until(lambda: [m for m in (run.data_dir / "mail" / "new").glob("*")
                                if b"Welkom bij Kindkans" in m.read_bytes()], timeout_s=30, message="the invitation")
+    # A data leak concerning the pupil: the retention service mails the parent.
+    pupil_id = _data_of(run, body["results"][3]["event_ids"][0])["pupil_id"]
+    wait_until(lambda: run.call("RETENTION_API_PORT", f"/v1/pupils/{pupil_id}/consent/photo_video")[0] == 200,
+               timeout_s=60, message="the pupil to reach the retention service")
+    status, leak = run.call("RETENTION_API_PORT", "/v1/leaks", {
+        "nature": "Een klassenlijst is naar een verkeerd adres gemaild.",
+        "discovered_at": datetime.now(UTC).isoformat(), "pupil_ids": [pupil_id]})
+    assert status == 202, leak
+    assert wait_until(lambda: [m for m in (run.data_dir / "mail" / "new").glob("*")
+                               if b"ouder.bakker@example.nl" in m.read_bytes() and b"Datalek" in m.read_bytes()],
+                      timeout_s=60, message="the leak mail to the parent")
 
     assert run.ctrl_c() in (0, 130, -signal.SIGINT)
     for port in run.ports.values():
@@ -172,10 +197,12 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
     status, body = run.get(f"/v1/staff/{staff_id}")
     assert status == 200 and body["status"] == "departed"
     assert body["departures_recorded"] == 1, "restart must not apply the departure again"
-    # The broker kept its log across the restart (S3 storage): all three events are still there.
+    # The broker kept its log across the restart (S3 storage): all four events are still there.
     records = read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value)
-    assert len(records) == 3
+    assert len(records) == 4
     assert b"Jan de Boer" not in b"".join(r.value for r in records), "names travel sealed"
+    assert b"Sanne" not in b"".join(r.value for r in records) and b"ouder.bakker" not in b"".join(
+        r.value for r in records)
     # The registry kept its state: the same report again is recognised, nothing new is emitted.
     again_status, again = run.report(school["api_key"], {
         "kind": "staff_departed", "mutation_id": "e2e-3", "vestigingscode": "12AB00", "staff_ref": "emp-1",
@@ -186,9 +213,13 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
 
 def _staff_id_from_access(run: RunCommand, body: dict) -> str:
     """The staff member's stable id, as the access service knows it (from the StaffJoined event)."""
-    records = wait_until(lambda: len(read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value)) == 3 and
+    return str(_data_of(run, body["results"][1]["event_ids"][0])["staff_id"])
+
+
+def _data_of(run: RunCommand, event_id: str) -> dict:
+    """The readable part of an event on the registry topic (personal fields stay sealed)."""
+    records = wait_until(lambda: len(read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value)) == 4 and
                          read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value), timeout_s=60,
-                         message="three events on the registry topic")
-    joined_id = body["results"][1]["event_ids"][0]
-    envelope = next(json.loads(r.value) for r in records if json.loads(r.value)["id"] == joined_id)
-    return str(envelope["data"]["staff_id"])
+                         message="four events on the registry topic")
+    envelope = next(json.loads(r.value) for r in records if json.loads(r.value)["id"] == event_id)
+    return dict(envelope["data"])
