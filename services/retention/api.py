@@ -91,7 +91,9 @@ class CorrectionIn(BaseModel):
 
 class AnswerIn(BaseModel):
     outcome: Literal["provided", "corrected", "deleted", "refused"]
-    refusal_reason: str | None = Field(None, min_length=3, max_length=300)
+    refusal_reason: str | None = Field(None, min_length=3, max_length=300,
+                                       description="Shown in the letter. Give the legal ground; no other "
+                                                   "people's details. Removed when the pupil's data is purged.")
     correction: CorrectionIn | None = None
 
 
@@ -99,8 +101,10 @@ class LeakIn(BaseModel):
     nature: str = Field(min_length=3, max_length=200, description="What leaked, in categories and systems; "
                                                                   "never a child's name.")
     discovered_at: AwareDatetime
-    pupil_ids: list[UUID] = Field(default_factory=list, max_length=100_000)
-    dossier_ids: list[UUID] = Field(default_factory=list, max_length=100_000)
+    # Bounded so the DataLeaked event stays well within a broker message (1 MB by default); a
+    # larger leak is registered in parts, or by the accounts it went through.
+    pupil_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
+    dossier_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
     staff_ids: list[UUID] = Field(default_factory=list, max_length=1_000,
                                   description="Accounts whose access leaked: what they could see counts.")
     consequences: str | None = Field(None, max_length=2000)
@@ -111,6 +115,14 @@ class LeakIn(BaseModel):
         if not (self.pupil_ids or self.dossier_ids or self.staff_ids):
             raise ValueError("name the pupils, the dossiers, or the accounts the leak concerns")
         return self
+
+
+class LeakAssessmentIn(BaseModel):
+    consequences: str | None = Field(None, max_length=2000)
+    measures: str | None = Field(None, max_length=2000)
+    not_reportable_reason: str | None = Field(
+        None, min_length=3, max_length=200,
+        description="Why the leak is unlikely to result in a risk (AVG art. 33(1)): no report due, no alarm.")
 
 
 class RegulatorReportIn(BaseModel):
@@ -304,6 +316,22 @@ def get_leak(leak_id: UUID, deps: Deps) -> dict[str, Any]:
         found = deps.leaks.one(connection, leak_id)
     if found is None:
         raise Problem(404, "not-found", "Unknown leak")
+    return found
+
+
+@leaks.patch("/{leak_id}")
+def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps) -> dict[str, Any]:
+    """Complete the register as the investigation goes (consequences, measures), or record the
+    assessment that no report to the regulator is due (`LeakNotReportable`)."""
+    try:
+        with deps.engine.begin() as connection:
+            if not deps.leaks.assess(connection, leak_id, body.consequences, body.measures,
+                                     body.not_reportable_reason):
+                raise Problem(404, "not-found", "Unknown leak")
+            found = deps.leaks.one(connection, leak_id)
+    except NotPossible as refusal:
+        raise Problem(409, "conflict", "The assessment cannot be recorded", detail=str(refusal)) from None
+    assert found is not None
     return found
 
 

@@ -85,7 +85,10 @@ def add_months(day: date, months: int) -> date:
 
 
 def answer_due(received_on: date, extended: bool = False) -> date:
-    return add_months(received_on, ANSWER_WITHIN_MONTHS + (EXTENSION_MONTHS if extended else 0))
+    """One month after receipt; an extension adds two months to that first deadline (the strict
+    reading: 31 January is due 28 February, extended 28 April, not 30 April)."""
+    first = add_months(received_on, ANSWER_WITHIN_MONTHS)
+    return add_months(first, EXTENSION_MONTHS) if extended else first
 
 
 def may_ask(requested_by: ConsentGiver, date_of_birth: date | None, on: date) -> str | None:
@@ -129,12 +132,15 @@ def regulator_deadline(discovered_at: datetime) -> datetime:
 @dataclass(frozen=True)
 class LeakClock:
     deadline: datetime
-    status: str            # "open", "overdue", "reported", "reported-late"
-    seconds_left: float    # negative once overdue; 0 once reported
+    status: str            # "open", "overdue", "reported", "reported-late", "not-reportable"
+    seconds_left: float    # negative once overdue; 0 once reported or assessed not reportable
 
 
-def leak_clock(discovered_at: datetime, reported_at: datetime | None, now: datetime) -> LeakClock:
+def leak_clock(discovered_at: datetime, reported_at: datetime | None, now: datetime,
+               not_reportable: bool = False) -> LeakClock:
     deadline = regulator_deadline(discovered_at)
+    if not_reportable:
+        return LeakClock(deadline, "not-reportable", 0.0)
     if reported_at is not None:
         return LeakClock(deadline, "reported" if reported_at <= deadline else "reported-late", 0.0)
     left = (deadline - now).total_seconds()

@@ -143,6 +143,22 @@ def _about(entry: Entry, pupil_id: UUID, dossier_ids: set[UUID]) -> bool:
     return isinstance(event, ParentsNotified) and event.pupil_id == pupil_id
 
 
+# Fields that are about other people: staff (their own privacy; the export names their role) and
+# other pupils (a leak event lists everyone it concerns). AVG art. 15(4).
+OTHER_PEOPLE_FIELDS = frozenset({"staff_id", "contact_staff_id", "previous_contact_staff_id", "staff_ids",
+                                 "pupil_ids", "dossier_ids", "entry_hash", "previous_hash"})
+
+
+def _only_about_the_pupil(entry: Entry, roles: dict[UUID, str | None]) -> dict[str, Any]:
+    event = entry.event.event
+    data = {k: v for k, v in event.model_dump(mode="json").items() if k not in OTHER_PEOPLE_FIELDS}
+    for field_name in ("staff_id", "contact_staff_id"):
+        staff_id = getattr(event, field_name, None)
+        if isinstance(staff_id, UUID):
+            data[field_name.replace("staff_id", "staff_role")] = roles.get(staff_id)
+    return data
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, UUID | date | datetime):
         return value.isoformat() if not isinstance(value, UUID) else str(value)
@@ -190,5 +206,5 @@ def inspection(entries: Sequence[Entry], index: LogIndex, pupil_id: UUID, now: d
         "held_by_retention": held_here,
         "events": [{"id": e.event.id, "type": e.event.type, "topic": e.record.topic,
                     "recorded_at": _plain(e.event.recorded_at), "effective_at": _plain(e.event.effective_at),
-                    "source": e.event.source, "data": e.event.event.model_dump(mode="json")} for e in about],
+                    "source": e.event.source, "data": _only_about_the_pupil(e, staff_roles)} for e in about],
     }

@@ -22,15 +22,25 @@ from sqlalchemy.engine import Connection, Engine, Row
 from services.audit.log import Entry
 from services.retention import store
 from services.retention.domain import leak_clock, regulator_deadline, report_problem
-from services.retention.history import build_index, leak_scope, parents_to_tell
+from services.retention.history import LeakScope, LogIndex, build_index, leak_scope, parents_to_tell
 from services.retention.letters import leak_notice
 from services.retention.service import RetentionService
 from shared.contracts.envelope import derived_id
-from shared.contracts.events import DataLeaked, LeakReportOverdue, ParentsNotified, RegulatorNotified
+from shared.contracts.events import (
+    DataLeaked,
+    LeakNotReportable,
+    LeakReportOverdue,
+    ParentsNotified,
+    RegulatorNotified,
+)
 from shared.outbox import enqueue_mail
 
 log = logging.getLogger(__name__)
 HistoryReader = Callable[[], Sequence[Entry]]
+
+
+class _AlreadyResolved(Exception):
+    pass
 
 
 class NotPossible(Exception):
@@ -95,35 +105,48 @@ class LeakDesk:
                               dossier_ids=[UUID(d) for d in row.reported_dossier_ids],
                               staff_ids=[UUID(s) for s in row.reported_staff_ids])
             scope = leak_scope(entries, index, leak)
-            mailed = unreachable = 0
-            with engine.begin() as connection:
-                for pupil_id in scope.pupil_ids:
-                    addresses = parents_to_tell(index, pupil_id)
-                    if not addresses:
-                        unreachable += 1
-                        continue
-                    notice = leak_notice(leak.leak_id, row.discovered_at, row.nature, row.consequences, row.measures,
-                                         self._privacy_contact)
-                    for number, address in enumerate(addresses):
-                        enqueue_mail(connection, store.mail_outbox, message_id=message_id(row.leak_id, str(pupil_id),
-                                                                                          number),
-                                     recipient=address, subject=notice.subject, body=notice.body,
-                                     created_at=self._service.clock.now())
-                    mailed += len(addresses)
-                    self._service.emit(connection, ParentsNotified(leak_id=leak.leak_id, pupil_id=pupil_id,
-                                                                   recipients=len(addresses)),
-                                       derived_id("retention", row.leak_id, "parents", str(pupil_id)), None)
-                connection.execute(update(store.leaks).where(store.leaks.c.leak_id == row.leak_id).values(
-                    resolved_at=self._service.clock.now(),
-                    affected_pupil_ids=[str(p) for p in scope.pupil_ids],
-                    affected_dossier_ids=[str(d) for d in scope.dossier_ids],
-                    exposures=[{"dossier_id": str(e.dossier_id), "staff_id": str(e.staff_id), "rule": e.rule}
-                               for e in scope.exposures],
-                    unknown_ids=[str(u) for u in scope.unknown], parents_mailed=mailed,
-                    pupils_unreachable=unreachable))
+            try:
+                mailed, unreachable = self._notify(engine, row, index, scope)
+            except _AlreadyResolved:
+                continue
             log.warning("data leak resolved", extra={"leak_id": row.leak_id, "count": len(scope.pupil_ids),
                                                      "mails": mailed, "unreachable": unreachable})
         return len(pending)
+
+    def _notify(self, engine: Engine, row: Row[Any], index: LogIndex, scope: LeakScope) -> tuple[int, int]:
+        leak_id = UUID(row.leak_id)
+        mailed = unreachable = 0
+        with engine.begin() as connection:
+            for pupil_id in scope.pupil_ids:
+                addresses = parents_to_tell(index, pupil_id)
+                if not addresses:
+                    unreachable += 1
+                    continue
+                notice = leak_notice(leak_id, row.discovered_at, row.nature, row.consequences, row.measures,
+                                     self._privacy_contact)
+                for number, address in enumerate(addresses):
+                    enqueue_mail(connection, store.mail_outbox, message_id=message_id(row.leak_id, str(pupil_id),
+                                                                                      number),
+                                 recipient=address, subject=notice.subject, body=notice.body,
+                                 created_at=self._service.clock.now())
+                mailed += len(addresses)
+                self._service.emit(connection, ParentsNotified(leak_id=leak_id, pupil_id=pupil_id,
+                                                               recipients=len(addresses)),
+                                   derived_id("retention", row.leak_id, "parents", str(pupil_id)), None)
+            # Guarded: a second relay that got here first has done it; this transaction then
+            # rolls back with its mails and events.
+            done = connection.execute(update(store.leaks).where(
+                store.leaks.c.leak_id == row.leak_id, store.leaks.c.resolved_at.is_(None)).values(
+                resolved_at=self._service.clock.now(),
+                affected_pupil_ids=[str(p) for p in scope.pupil_ids],
+                affected_dossier_ids=[str(d) for d in scope.dossier_ids],
+                exposures=[{"dossier_id": str(e.dossier_id), "staff_id": str(e.staff_id), "rule": e.rule}
+                           for e in scope.exposures],
+                unknown_ids=[str(u) for u in scope.unknown], parents_mailed=mailed,
+                pupils_unreachable=unreachable))
+            if not done.rowcount:
+                raise _AlreadyResolved()  # rolls back this transaction's mails and events
+        return mailed, unreachable
 
     def raise_alarms(self, engine: Engine) -> int:
         """Once per leak: 72 hours passed and no report to the regulator recorded."""
@@ -131,7 +154,7 @@ class LeakDesk:
         with engine.begin() as connection:
             overdue = connection.execute(select(store.leaks).where(
                 store.leaks.c.reported_at.is_(None), store.leaks.c.overdue_alarm_at.is_(None),
-                store.leaks.c.deadline < now)).all()
+                store.leaks.c.not_reportable_reason.is_(None), store.leaks.c.deadline < now)).all()
             for row in overdue:
                 self._service.emit(connection, LeakReportOverdue(leak_id=UUID(row.leak_id), deadline=row.deadline),
                                    derived_id("retention", row.leak_id, "overdue"), None)
@@ -148,6 +171,9 @@ class LeakDesk:
         row = connection.execute(select(store.leaks).where(store.leaks.c.leak_id == str(leak_id))).first()
         if row is None:
             return False
+        if row.not_reportable_reason is not None:
+            raise NotPossible("the leak was assessed as not reportable; a report after all is recorded as a new "
+                              "assessment is not supported: register the leak again")
         if row.reported_at is not None:
             raise NotPossible(f"already reported on {row.reported_at.isoformat()} (reference {row.report_reference})")
         problem = report_problem(row.discovered_at, reported_at, delay_reason, self._service.clock.now())
@@ -160,8 +186,32 @@ class LeakDesk:
                            derived_id("retention", str(leak_id), "reported"), None)
         return True
 
+    def assess(self, connection: Connection, leak_id: UUID, consequences: str | None, measures: str | None,
+               not_reportable_reason: str | None) -> bool:
+        """Complete the register as the investigation goes (art. 33(4): in phases), and record the
+        assessment that no report is due because a risk is unlikely (art. 33(1))."""
+        row = connection.execute(select(store.leaks).where(store.leaks.c.leak_id == str(leak_id))).first()
+        if row is None:
+            return False
+        values: dict[str, Any] = {}
+        if consequences is not None:
+            values["consequences"] = consequences
+        if measures is not None:
+            values["measures"] = measures
+        if not_reportable_reason is not None:
+            if row.reported_at is not None:
+                raise NotPossible("the leak was already reported to the Autoriteit Persoonsgegevens")
+            if row.not_reportable_reason is None:
+                values["not_reportable_reason"] = not_reportable_reason
+                self._service.emit(connection, LeakNotReportable(leak_id=leak_id, reason=not_reportable_reason),
+                                   derived_id("retention", str(leak_id), "not-reportable"), None)
+        if values:
+            connection.execute(update(store.leaks).where(store.leaks.c.leak_id == str(leak_id)).values(**values))
+        return True
+
     def entry(self, row: Row[Any]) -> dict[str, Any]:
-        clock = leak_clock(row.discovered_at, row.reported_at, self._service.clock.now())
+        clock = leak_clock(row.discovered_at, row.reported_at, self._service.clock.now(),
+                           not_reportable=row.not_reportable_reason is not None)
         return {
             "leak_id": row.leak_id, "nature": row.nature, "consequences": row.consequences, "measures": row.measures,
             "discovered_at": row.discovered_at, "registered_at": row.registered_at,
@@ -173,7 +223,8 @@ class LeakDesk:
             "pupils_unreachable": row.pupils_unreachable,
             "regulator": {"deadline": clock.deadline, "status": clock.status, "seconds_left": clock.seconds_left,
                           "reported_at": row.reported_at, "reference": row.report_reference,
-                          "delay_reason": row.delay_reason, "overdue_alarm_at": row.overdue_alarm_at},
+                          "delay_reason": row.delay_reason, "not_reportable_reason": row.not_reportable_reason,
+                          "overdue_alarm_at": row.overdue_alarm_at},
         }
 
     def register_entries(self, connection: Connection) -> list[dict[str, Any]]:
@@ -186,8 +237,9 @@ class LeakDesk:
 
     def overdue_count(self, connection: Connection) -> int:
         return int(connection.execute(select(func.count()).select_from(store.leaks).where(
-            store.leaks.c.reported_at.is_(None), store.leaks.c.deadline < self._service.clock.now())).scalar_one())
+            store.leaks.c.reported_at.is_(None), store.leaks.c.not_reportable_reason.is_(None),
+            store.leaks.c.deadline < self._service.clock.now())).scalar_one())
 
     def open_count(self, connection: Connection) -> int:
         return int(connection.execute(select(func.count()).select_from(store.leaks).where(
-            store.leaks.c.reported_at.is_(None))).scalar_one())
+            store.leaks.c.reported_at.is_(None), store.leaks.c.not_reportable_reason.is_(None))).scalar_one())

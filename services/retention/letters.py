@@ -69,7 +69,7 @@ def leak_notice(leak_id: UUID, discovered_at: datetime, nature: str, consequence
         consequences or "Wij onderzoeken nog wat de gevolgen kunnen zijn. Wij informeren u als wij meer weten.",
         "",
         "Wat doen wij?",
-        measures or "Wij hebben maatregelen genomen om het lek te dichten en herhaling te voorkomen.",
+        measures or "Wij onderzoeken hoe dit kon gebeuren en welke maatregelen nodig zijn. Wij informeren u daarover.",
         "Wij melden het datalek, waar de wet dat vraagt, bij de Autoriteit Persoonsgegevens.",
         "",
         "Heeft u vragen, of wilt u weten welke gegevens van uw kind wij bewaren? Neem dan contact op",
@@ -83,8 +83,11 @@ def leak_notice(leak_id: UUID, discovered_at: datetime, nature: str, consequence
 
 def answer_letter(request: dict[str, Any], privacy_contact: str) -> str:
     """The school's answer to a data-subject request, as an HTML letter (one template per kind)."""
+    own = request["requested_by"] == "pupil"  # a pupil from 16 asked: the answer goes to them, not the parents
     return _templates.get_template(f"brief_{request['kind']}.html").render(
-        request=request, kenmerk=reference("AVG", request["request_id"]), contact=privacy_contact)
+        request=request, kenmerk=reference("AVG", request["request_id"]), contact=privacy_contact,
+        aan="Aan de leerling" if own else "Aan de ouder(s)/verzorger(s)",
+        over="u" if own else "uw kind", van="uw gegevens" if own else "de gegevens van uw kind")
 
 
 def inspection_page(export: dict[str, Any], request_id: UUID | str) -> str:

@@ -4,8 +4,9 @@ parent or by the pupil from 16, answered within one month (art. 12(3)).
 Every request is registered with its deadline and shows on the school's list for the privacy
 officer. An inspection export is built by the relay from the whole event log (everything every
 service holds is rebuilt from it) and kept sealed under the pupil's key, so a later purge shreds
-it too. A correction emits `PupilDetailsCorrected`; a deletion, where lawful, erases the pupil's
-data at once by the same crypto-shredding as the scheduled purge.
+it too. A correction emits `PupilDetailsCorrected`; a deletion, where lawful, makes the pupil's
+purge due today: the relay's next round erases it by the same crypto-shredding as a scheduled
+purge.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -35,7 +36,7 @@ from shared.contracts.events import (
     SubjectRequestReceived,
     pupil_key_id,
 )
-from shared.crypto import seal, unseal
+from shared.crypto import KeyDestroyed, seal, unseal
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,14 @@ def _export_aad(request_id: str) -> bytes:
 
 
 class RequestDesk:
+    RETRY_AFTER = timedelta(seconds=10)
+
     def __init__(self, service: RetentionService, history: HistoryReader) -> None:
         self._service = service
         self._history = history
+        # Requests whose pupil the log did not know yet: not before this moment again (each try
+        # reads the whole log).
+        self._not_before: dict[str, datetime] = {}
 
     def receive(self, connection: Connection, pupil_id: UUID, kind: SubjectRequestKind, requested_by: ConsentGiver,
                 received_on: date | None) -> dict[str, Any] | None:
@@ -100,27 +106,43 @@ class RequestDesk:
     # --- the relay's round: build inspection exports --------------------------------------------
 
     def prepare_exports(self, engine: Engine) -> int:
+        now = self._service.clock.now()
         with engine.connect() as connection:
-            pending = connection.execute(select(store.requests).where(
-                store.requests.c.kind == SubjectRequestKind.INSPECT.value, store.requests.c.status == "open",
-                store.requests.c.export_sealed.is_(None))).all()
+            # Only pupils still held: after a purge there is nothing to export (the officer
+            # answers the request as refused, saying the data has been removed).
+            pending = [row for row in connection.execute(
+                select(store.requests).join(store.pupils, store.pupils.c.pupil_id == store.requests.c.pupil_id)
+                .where(store.requests.c.kind == SubjectRequestKind.INSPECT.value, store.requests.c.status == "open",
+                       store.requests.c.export_sealed.is_(None))).all()
+                if self._not_before.get(row.request_id, now) <= now]
         if not pending or self._own_events_unpublished(engine):
             return 0
         entries = self._history()
         index = build_index(entries)
+        built = 0
         for row in pending:
+            pupil_id = UUID(row.pupil_id)
+            facts = index.pupils.get(pupil_id)
+            if facts is None or facts.erased:
+                self._not_before[row.request_id] = now + self.RETRY_AFTER  # not (yet) in the log
+                continue
+            try:
+                key = self._service.keys.key_for_writing(pupil_key_id(pupil_id))
+            except KeyDestroyed:
+                continue  # purged meanwhile: the purge closes this off
             with engine.begin() as connection:
-                export = inspection(entries, index, UUID(row.pupil_id), self._service.clock.now(),
-                                    self._held_here(connection, row.pupil_id))
+                export = inspection(entries, index, pupil_id, now, self._held_here(connection, row.pupil_id))
                 if export is None:
-                    # The log does not know the pupil (yet): try again next round... unless purged.
                     continue
-                key = self._service.keys.key_for_writing(pupil_key_id(UUID(row.pupil_id)))
                 sealed = seal(key, json.dumps(export, ensure_ascii=False).encode(), _export_aad(row.request_id))
-                connection.execute(update(store.requests).where(store.requests.c.request_id == row.request_id)
-                                   .values(export_sealed=sealed, status="export-ready"))
+                # Guarded: an answer recorded meanwhile (a refusal) must not flip back.
+                connection.execute(update(store.requests).where(
+                    store.requests.c.request_id == row.request_id, store.requests.c.status == "open",
+                    store.requests.c.export_sealed.is_(None)).values(export_sealed=sealed, status="export-ready"))
+            self._not_before.pop(row.request_id, None)
+            built += 1
             log.info("inspection export ready", extra={"request_id": row.request_id})
-        return len(pending)
+        return built
 
     def _own_events_unpublished(self, engine: Engine) -> bool:
         """The export is read from the log, so it waits until our own events (the request itself,
@@ -196,7 +218,11 @@ class RequestDesk:
                                                               outcome=outcome),
                            derived_id("retention", row.request_id, "answered"), None)
         if outcome == "deleted":
-            self._service.purge_now(connection, pupil_id, "erasure-request")
+            # Due today: the relay's next round shreds the key and emits PupilDataPurged, by the same
+            # steps (and the same crash safety) as every scheduled purge.
+            connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id).values(
+                due_on=self._service.today(), category="erasure-request"))
+            log.info("pupil data erasure granted", extra={"request_id": row.request_id})
         return self.one(connection, request_id)
 
     def _correct(self, connection: Connection, pupil_id: UUID, request_id: UUID, correction: Correction) -> None:

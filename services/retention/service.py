@@ -41,13 +41,14 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 def forget_pupil(connection: Connection, pupil_id: str) -> None:
     """Drop what the retention service holds about a purged pupil besides the purge report: the
-    consents, the sealed inspection exports (unreadable already), and the leak mails sent to the
-    parents (their addresses). The request register and the breach register keep ids only."""
+    consents, the sealed inspection exports (unreadable already), the free texts of the requests,
+    and the leak mails to the parents (their addresses; a mail still unsent then is not sent: the
+    erasure wins). The request register and the breach register keep ids and dates only."""
     connection.execute(delete(store.consents).where(store.consents.c.pupil_id == pupil_id))
-    connection.execute(update(store.requests).where(store.requests.c.pupil_id == pupil_id).values(export_sealed=None))
-    # Leak mails name the pupil in their Message-ID (see leaks.message_id); unsent ones may still go.
-    connection.execute(delete(store.mail_outbox).where(store.mail_outbox.c.message_id.contains(f".{pupil_id}."),
-                                                       store.mail_outbox.c.sent_at.is_not(None)))
+    connection.execute(update(store.requests).where(store.requests.c.pupil_id == pupil_id).values(
+        export_sealed=None, refusal_reason=None, extension_reason=None))
+    # Leak mails name the pupil in their Message-ID (see leaks.message_id).
+    connection.execute(delete(store.mail_outbox).where(store.mail_outbox.c.message_id.contains(f".{pupil_id}.")))
 
 
 class RetentionService:
@@ -119,20 +120,6 @@ class RetentionService:
                            derived_id("retention", row.pupil_id, "purged"), None)
             log.info("pupil data purged", extra={"count": 1})
         return len(due)
-
-    def purge_now(self, connection: Connection, pupil_id: UUID, cause: str) -> None:
-        """Early erasure on a granted deletion request: the same steps as a due purge. The key
-        goes first, so a failure after it leaves the data unreadable and the next step finishes."""
-        row = connection.execute(select(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))).one()
-        key_id = pupil_key_id(pupil_id)
-        self.keys.destroy(key_id)
-        connection.execute(insert(store.purges).values(
-            pupil_id=row.pupil_id, key_id=key_id, category=cause, due_on=self.today(), purged_at=self._clock.now()))
-        forget_pupil(connection, row.pupil_id)
-        connection.execute(delete(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id))
-        self.emit(connection, PupilDataPurged(pupil_id=pupil_id, key_id=key_id),
-                  derived_id("retention", row.pupil_id, "purged"), None)
-        log.info("pupil data erased on request", extra={"count": 1})
 
     def purge_report(self, connection: Connection) -> list[dict[str, Any]]:
         rows = connection.execute(select(store.purges).order_by(store.purges.c.purged_at))

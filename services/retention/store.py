@@ -89,6 +89,8 @@ leaks = Table(
     Column("reported_at", UtcDateTime(), nullable=True),
     Column("report_reference", String(200), nullable=True),
     Column("delay_reason", String(200), nullable=True),
+    # Art. 33(1): assessed as unlikely to result in a risk, so no report is due (with why).
+    Column("not_reportable_reason", String(200), nullable=True),
     Column("overdue_alarm_at", UtcDateTime(), nullable=True),
 )
 outbox, mail_outbox = define_outbox_tables(metadata, "retention")

@@ -530,6 +530,14 @@ class RegulatorNotified(LeakEvent):
     delay_reason: ShortText | None = None
 
 
+class LeakNotReportable(LeakEvent):
+    """The controller assessed the leak as unlikely to result in a risk to the people affected
+    (AVG art. 33(1)): no report to the regulator is due; the register keeps the reasoning."""
+
+    event_type: ClassVar[str] = "LeakNotReportable"
+    reason: ShortText
+
+
 class LeakReportOverdue(LeakEvent):
     """The alarm: 72 hours have passed since discovery and the Autoriteit Persoonsgegevens has
     not been notified."""

@@ -71,6 +71,7 @@ SAMPLES: list[e.Event] = [
                             parent_emails=["ouder@example.nl"]),
     e.ParentsNotified(leak_id=LEAK, pupil_id=PUPIL, recipients=2),
     e.LeakReportOverdue(leak_id=LEAK, deadline=MOMENT),
+    e.LeakNotReportable(leak_id=LEAK, reason="versleutelde laptop, sleutel niet gelekt"),
     e.RegulatorNotified(leak_id=LEAK, reported_at=MOMENT, reference="AP-2026-0001"),
 ]
 

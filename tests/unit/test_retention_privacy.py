@@ -42,8 +42,9 @@ def test_a_request_is_due_one_month_after_receipt(received, due):
     assert answer_due(received) == due
 
 
-def test_an_extension_gives_two_further_months():
+def test_an_extension_gives_two_further_months_after_the_first_deadline():
     assert answer_due(date(2026, 11, 30), extended=True) == date(2027, 2, 28)
+    assert answer_due(date(2027, 1, 31), extended=True) == date(2027, 4, 28)  # 28 Feb + 2 months
     assert add_months(date(2026, 1, 15), 14) == date(2027, 3, 15)
 
 
@@ -93,6 +94,7 @@ def test_a_discovery_time_without_a_zone_is_refused():
     (DISCOVERED + timedelta(hours=80), DISCOVERED + timedelta(hours=73), "reported-late"),
 ])
 def test_the_clock_says_where_a_leak_stands(now, reported, status):
+    assert leak_clock(DISCOVERED, reported, now, not_reportable=True).status == "not-reportable"
     clock = leak_clock(DISCOVERED, reported, now)
     assert clock.status == status
     if reported is None:
@@ -204,6 +206,8 @@ def test_the_inspection_export_holds_everything_about_the_pupil_and_nothing_else
     log.add(e.DossierViewed(staff_id=ids["teacher"], branch_id=BRANCH, dossier_id=ids["d_anna"], allowed=True,
                             rule="contact-person", viewed_at=JULY + timedelta(days=3), entry_hash="h"),
             JULY + timedelta(days=3))
+    log.add(e.DataLeaked(leak_id=uuid.uuid4(), nature="lijst gemaild", discovered_at=JULY + timedelta(days=5),
+                         pupil_ids=[ids["anna"], ids["bram"]]), JULY + timedelta(days=5))
     now = JULY + timedelta(days=40)
     export = inspection(log.entries, build_index(log.entries), ids["anna"], now,
                         {"consents": [], "purge_due_on": None, "legal_hold": False, "requests": []})
@@ -214,26 +218,32 @@ def test_the_inspection_export_holds_everything_about_the_pupil_and_nothing_else
     assert dossier["summary"] == "Anna leest moeizaam."
     assert dossier["views"] == [{"at": (JULY + timedelta(days=3)).isoformat(), "role": "leerkracht", "allowed": True}]
     assert {w["rule"] for w in dossier["may_see_now"]} == {"ib_er-sees-branch", "contact-person"}
-    assert [x["type"] for x in export["events"]] == ["PupilEnrolled", "DossierOpened", "DossierViewed"]
+    assert [x["type"] for x in export["events"]] == ["PupilEnrolled", "DossierOpened", "DossierViewed",
+                                                     "DataLeaked"]
     assert "Bram" not in str(export) and "Cas" not in str(export)
+    assert str(ids["bram"]) not in str(export), "the leak event lists other pupils: not theirs to see"
+    assert not any(str(ids[who]) in str(export) for who in ("ib", "teacher")), "staff appear by role only"
+    assert export["events"][1]["data"]["contact_staff_role"] == "leerkracht"
     page = inspection_page(export, uuid.uuid4())
     assert "Anna leest moeizaam." in page and "intern begeleider" in page and "OBS De Regenboog" in page
     assert inspection(log.entries, build_index(log.entries), uuid.uuid4(), now, {}) is None
 
 
-def test_the_leak_mail_is_dutch_and_says_nothing_about_the_child():
+def test_the_leak_mail_is_dutch_and_names_the_contact_and_the_measures():
     mail = leak_notice(uuid.uuid4(), DISCOVERED, "Een lijst met hulpvragen is naar een verkeerde school gemaild.",
                        None, "De ontvanger heeft de lijst verwijderd.", "fg@ppo.example")
     assert "datalek" in mail.body and "25 november 2026 om 14:00 uur" in mail.body
     assert "fg@ppo.example" in mail.body and "De ontvanger heeft de lijst verwijderd." in mail.body
     assert "Datalek" in mail.subject
+    without = leak_notice(uuid.uuid4(), DISCOVERED, "Lijst gemaild.", None, None, "fg@ppo.example")
+    assert "Wij onderzoeken hoe dit kon gebeuren" in without.body, "no claim of measures nobody named"
 
 
 @pytest.mark.parametrize(("kind", "outcome", "expected"), [
     ("inspect", "provided", "overzicht van alle gegevens"),
     ("correct", "corrected", "geboortedatum"),
-    ("delete", "deleted", "onleesbaar gemaakt"),
-    ("delete", "refused", "nog ingeschreven"),
+    ("delete", "deleted", "de sleutel waarmee deze\ngegevens versleuteld waren is vernietigd"),
+    ("delete", "refused", "Wij kunnen de gegevens van uw kind nu niet verwijderen. De reden: uw kind is nog"),
 ])
 def test_each_answer_has_its_dutch_letter(kind, outcome, expected):
     letter = answer_letter({"request_id": str(uuid.uuid4()), "kind": kind, "outcome": outcome,
@@ -241,3 +251,12 @@ def test_each_answer_has_its_dutch_letter(kind, outcome, expected):
                             "answered_at": DISCOVERED, "corrected_fields": ["date_of_birth"],
                             "refusal_reason": "uw kind is nog ingeschreven"}, "fg@ppo.example")
     assert expected in letter and "2 november 2026" in letter and "fg@ppo.example" in letter
+    assert "Aan de ouder(s)/verzorger(s)" in letter and "rechter" in letter
+
+
+def test_a_pupils_own_request_is_answered_to_the_pupil():
+    letter = answer_letter({"request_id": str(uuid.uuid4()), "kind": "delete", "outcome": "refused",
+                            "requested_by": "pupil", "received_on": date(2026, 11, 2), "answered_at": DISCOVERED,
+                            "corrected_fields": [], "refusal_reason": "je staat nog ingeschreven"}, "fg@ppo.example")
+    assert "Aan de leerling" in letter and "uw gegevens nu niet verwijderen" in letter
+    assert "ouder" not in letter and "uw kind" not in letter

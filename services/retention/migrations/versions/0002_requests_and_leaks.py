@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column('reported_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('report_reference', sa.String(length=200), nullable=True),
     sa.Column('delay_reason', sa.String(length=200), nullable=True),
+    sa.Column('not_reportable_reason', sa.String(length=200), nullable=True),
     sa.Column('overdue_alarm_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('leak_id')
     )
