@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -23,6 +26,8 @@ from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import make_producer
 from shared.kafka.progress import Progress
 from shared.outbox import MailSender, OutboxRelay, publish_due
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,6 +84,36 @@ def build_runner(deps: RetentionDeps) -> ConsumerRunner:
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
 
 
+class InBackground:
+    """Runs slow relay work (a read of the whole event log) in a thread of its own, so the relay's
+    other rounds (publishing, mail, purges, alarms) go on meanwhile. One run at a time; after a
+    failure (the broker away) it waits before reading the log again."""
+
+    def __init__(self, name: str, work: Callable[[], int], retry_after_s: float = 10.0) -> None:
+        self._name = name
+        self._work = work
+        self._retry_after_s = retry_after_s
+        self._thread: threading.Thread | None = None
+        self._not_before = 0.0
+        self._done = 0
+
+    def __call__(self) -> int:
+        if (self._thread is not None and self._thread.is_alive()) or time.monotonic() < self._not_before:
+            return 0
+        done, self._done = self._done, 0
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+        return done
+
+    def _run(self) -> None:
+        try:
+            self._done = self._work()
+        except Exception as error:  # the work is still pending in the database: retried later
+            self._not_before = time.monotonic() + self._retry_after_s
+            log.warning("background relay work failed, retrying later",
+                        extra={"task": self._name, "reason": type(error).__name__})
+
+
 def build_relay(deps: RetentionDeps) -> OutboxRelay:
     """Purges when due (also catching up after downtime), works out who new leaks affect, raises
     the 72-hour alarms, builds inspection exports, publishes the outbox and sends the mail."""
@@ -89,8 +124,9 @@ def build_relay(deps: RetentionDeps) -> OutboxRelay:
     mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
                       str(settings.mail_from))
     return OutboxRelay("retention-relay", [lambda: deps.service.purge_due(deps.engine),
-                                           lambda: deps.leaks.resolve_pending(deps.engine),
+                                           InBackground("leaks", lambda: deps.leaks.resolve_pending(deps.engine)),
                                            lambda: deps.leaks.raise_alarms(deps.engine),
-                                           lambda: deps.requests.prepare_exports(deps.engine),
+                                           InBackground("exports",
+                                                        lambda: deps.requests.prepare_exports(deps.engine)),
                                            lambda: publish_due(deps.engine, store.outbox, producer, deps.clock),
                                            mail.send_pending], settings.relay_interval_s)

@@ -107,13 +107,16 @@ class LeakScope:
 
 def leak_scope(entries: Sequence[Entry], index: LogIndex, leak: DataLeaked) -> LeakScope:
     """Which pupils a leak affects: the pupils named, the pupils of the dossiers named, and the
-    pupils of every dossier a leaked account could see when the leak was discovered."""
+    pupils of every dossier a leaked account could see when the leak was discovered (an account
+    that departed before the discovery exposed nothing then: name its dossiers instead)."""
     access: AccessState = state_at(entries, leak.discovered_at, "valid")
     dossiers = set(leak.dossier_ids)
     for staff_id in leak.staff_ids:
         dossiers.update(a.dossier_id for a in what_could_see(access, staff_id, leak.discovered_at))
     pupils = set(leak.pupil_ids) | {index.dossier_pupil[d] for d in dossiers if d in index.dossier_pupil}
-    for pupil_id in list(pupils):
+    # A pupil named as leaked: their hulpvragen count as theirs to assess. A pupil found through
+    # one dossier: only that dossier (their other hulpvragen did not leak).
+    for pupil_id in leak.pupil_ids:
         dossiers.update(index.pupils[pupil_id].dossier_ids if pupil_id in index.pupils else ())
     exposures = [Exposure(a.dossier_id, a.staff_id, a.decision.rule)
                  for dossier_id in sorted(dossiers) for a in who_could_see(access, dossier_id, leak.discovered_at)]

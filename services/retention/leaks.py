@@ -4,7 +4,8 @@ the 72-hour clock for the report to the Autoriteit Persoonsgegevens (art. 33(1))
 A leak is registered at once (`DataLeaked`); working out who is affected needs the whole event
 history, so the relay does that in its next round: it reads the log, folds it (the access
 service's own rules tell who could see each dossier at the discovery), queues one Dutch mail per
-parent address and records `ParentsNotified` per pupil, in one transaction.
+parent address and records `ParentsNotified` per pupil, in one transaction. That work runs beside
+the relay's other rounds (see bootstrap), so a long read never holds up purges, alarms or mail.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ class LeakReport:
     measures: str | None = None
 
 
-def message_id(leak_id: str, pupil_id: str, number: int) -> str:
-    # The pupil id sits between dots so the purge can find (and drop) the mails about a pupil.
-    return f"<leak-{leak_id}.{pupil_id}.{number}@samenveilig>"
+def message_id(leak_id: str, pupil_ids: list[str], number: int) -> str:
+    # Each pupil id sits between dots so the purge can find (and drop) the mails about a pupil.
+    return f"<leak-{leak_id}.{'.'.join(pupil_ids)}.{number}@samenveilig>"
 
 
 class LeakDesk:
@@ -115,24 +116,28 @@ class LeakDesk:
 
     def _notify(self, engine: Engine, row: Row[Any], index: LogIndex, scope: LeakScope) -> tuple[int, int]:
         leak_id = UUID(row.leak_id)
-        mailed = unreachable = 0
+        unreachable = 0
+        # One mail per parent address, also when siblings are affected (the mail names no child).
+        pupils_of: dict[str, list[str]] = {}
+        notice = leak_notice(leak_id, row.discovered_at, row.nature, row.consequences, row.measures,
+                             self._privacy_contact)
         with engine.begin() as connection:
             for pupil_id in scope.pupil_ids:
                 addresses = parents_to_tell(index, pupil_id)
                 if not addresses:
                     unreachable += 1
                     continue
-                notice = leak_notice(leak_id, row.discovered_at, row.nature, row.consequences, row.measures,
-                                     self._privacy_contact)
-                for number, address in enumerate(addresses):
-                    enqueue_mail(connection, store.mail_outbox, message_id=message_id(row.leak_id, str(pupil_id),
-                                                                                      number),
-                                 recipient=address, subject=notice.subject, body=notice.body,
-                                 created_at=self._service.clock.now())
-                mailed += len(addresses)
+                for address in addresses:
+                    pupils_of.setdefault(address, []).append(str(pupil_id))
                 self._service.emit(connection, ParentsNotified(leak_id=leak_id, pupil_id=pupil_id,
                                                                recipients=len(addresses)),
                                    derived_id("retention", row.leak_id, "parents", str(pupil_id)), None)
+            for number, address in enumerate(sorted(pupils_of)):
+                enqueue_mail(connection, store.mail_outbox, message_id=message_id(row.leak_id, pupils_of[address],
+                                                                                  number),
+                             recipient=address, subject=notice.subject, body=notice.body,
+                             created_at=self._service.clock.now())
+            mailed = len(pupils_of)
             # Guarded: a second relay that got here first has done it; this transaction then
             # rolls back with its mails and events.
             done = connection.execute(update(store.leaks).where(
