@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from services.audit.log import Entry, decode_all, read_topics
+from services.audit.log import Entry, LogRecord, decode_all, read_topics
 from services.retention import store
 from services.retention.leaks import HistoryReader, LeakDesk
 from services.retention.requests import RequestDesk
@@ -47,10 +47,18 @@ class RetentionDeps:
 HISTORY_TOPICS = [Topic.REGISTRY_EVENTS, Topic.ACCESS_EVENTS, Topic.RETENTION_EVENTS]
 
 
-def log_reader(settings: RetentionSettings, topics: TopicNames, codec: EventCodec) -> HistoryReader:
+def log_reader(settings: RetentionSettings, topics: TopicNames, codec: EventCodec,
+               skip_types: frozenset[str] = frozenset()) -> HistoryReader:
+    """`skip_types`: event types not decoded at all (by their `ce_type` header), for work that
+    never looks at them: views are most of the log and the leak work needs none."""
+    skip_headers = {t.encode() for t in skip_types}
+
+    def wanted(record: LogRecord) -> bool:
+        return not any(k == "ce_type" and v in skip_headers for k, v in record.headers)
+
     def read() -> Sequence[Entry]:
         records = read_topics(settings.kafka_bootstrap_servers, topics, [str(t) for t in HISTORY_TOPICS])
-        entries, _undecodable = decode_all(codec, [r for rs in records.values() for r in rs])
+        entries, _undecodable = decode_all(codec, [r for rs in records.values() for r in rs if wanted(r)])
         return entries  # undecodable records are the dead-letter topics' and the audit's concern
 
     return read
@@ -64,10 +72,10 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
     topics = TopicNames(settings.topic_prefix)
     codec = EventCodec(keys, source="/samenveilig/retention", topics=topics)
     service = RetentionService(codec, keys, clock, settings.retention_years)
-    history = log_reader(settings, topics, codec)
     return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
-                         leaks=LeakDesk(service, history, settings.privacy_contact),
-                         requests=RequestDesk(service, history))
+                         leaks=LeakDesk(service, log_reader(settings, topics, codec, frozenset({"DossierViewed"})),
+                                        settings.privacy_contact),
+                         requests=RequestDesk(service, log_reader(settings, topics, codec)))
 
 
 def build_runner(deps: RetentionDeps) -> ConsumerRunner:
