@@ -236,7 +236,7 @@ def extend_request(request_id: UUID, body: ExtensionIn, deps: Deps) -> dict[str,
 @requests.post("/{request_id}/answer", response_model=RequestPublic)
 def answer_request(request_id: UUID, body: AnswerIn, deps: Deps) -> dict[str, Any]:
     """Record the answer: `provided` (inspect), `corrected` (with the corrected values),
-    `deleted` (erases the pupil's data at once, where lawful) or `refused` (with the reason)."""
+    `deleted` (where lawful: the purge runs in the relay's next round) or `refused` (with the reason)."""
     correction = Correction(name=body.correction.name, date_of_birth=body.correction.date_of_birth,
                             parent_emails=[str(e) for e in body.correction.parent_emails]
                             if body.correction.parent_emails is not None else None) if body.correction else None
