@@ -17,7 +17,7 @@ from functools import reduce
 from typing import Literal
 from uuid import UUID
 
-from services.access.domain import INITIAL_STATE, AccessState, Decision, evolve
+from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, Decision, evolve
 from services.audit.log import Entry
 from shared.contracts.events import (
     AccessGranted,
@@ -41,7 +41,8 @@ def events_known(entries: Iterable[Entry], at: datetime, axis: Axis) -> list[Ent
 
 
 def state_at(entries: Iterable[Entry], at: datetime, axis: Axis = "valid") -> AccessState:
-    return reduce(evolve, (e.event for e in events_known(entries, at, axis)), INITIAL_STATE)
+    folded = (e for e in entries if e.event.type in FOLDED_TYPES)  # the rest leaves the state as it is
+    return reduce(evolve, (e.event for e in events_known(folded, at, axis)), INITIAL_STATE)
 
 
 @dataclass(frozen=True)

@@ -252,3 +252,21 @@ def test_only_an_ib_er_or_director_who_sees_the_dossier_may_grant_it():
     assert isinstance(grant(ib_er, intern, until=LATER + timedelta(days=30)), e.AccessGranted)
     assert decide_revoke(state.staff[ib_er], state.decide(ib_er, DOSSIER, LATER), None, LATER).code == \
         "no-active-grant"
+
+
+def test_folds_may_skip_every_event_type_evolve_does_not_read():
+    """The audit and the leak work skip events outside FOLDED_TYPES before folding; that is only
+    right while evolve leaves the state as it is for each of them."""
+    from services.access.domain import FOLDED_TYPES, INITIAL_STATE
+    from shared.contracts.events import EVENT_TYPES
+    from tests.unit.samples import SAMPLES
+
+    assert set(EVENT_TYPES) >= FOLDED_TYPES, "a type named there does not exist"
+    moment = datetime(2026, 9, 1, 8, 30, tzinfo=UTC)
+    state = reduce(evolve, [at(s, moment) for s in SAMPLES
+                            if s.event_type in FOLDED_TYPES - {"PupilDataPurged"}], INITIAL_STATE)
+    assert state.staff and state.dossiers and state.wijknetwerken, "a state with something in it"
+    skipped = [s for s in SAMPLES if s.event_type not in FOLDED_TYPES]
+    assert {s.event_type for s in skipped} >= {"DossierViewed", "LoginSucceeded", "DataLeaked"}
+    for sample in skipped:
+        assert evolve(state, at(sample, moment)) is state, sample.event_type
