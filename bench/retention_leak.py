@@ -355,7 +355,7 @@ def leak_event(case: LeakCase) -> DataLeaked:
 
 
 def expected_mails(year: LeakYear, pupils: set[UUID]) -> int:
-    return sum(len(set(year.pupil_emails[p])) for p in pupils)
+    return len({a for p in pupils for a in year.pupil_emails[p]})
 
 
 def measure_components(bootstrap: str, topics: TopicNames, codec: EventCodec, year: LeakYear,
@@ -414,7 +414,8 @@ def measure_components(bootstrap: str, topics: TopicNames, codec: EventCodec, ye
 
         scope, scope_t[case.name] = median_of(f"leak_scope, {case.label}", scope_of, deadline)
         scopes[case.name] = scope
-        mails = sum(len(parents_to_tell(index, p)) for p in scope.pupil_ids)
+        # One mail per parent address (siblings' parents get one).
+        mails = len({a for p in scope.pupil_ids for a in parents_to_tell(index, p)})
         checks[case.name] = {
             "pupils": len(scope.pupil_ids), "dossiers": len(scope.dossier_ids),
             "exposures": len(scope.exposures), "unknown": len(scope.unknown), "mails": mails,
