@@ -18,9 +18,10 @@ from prometheus_client.registry import Collector
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field, model_validator
 
 from services.retention.bootstrap import RetentionDeps, build
-from services.retention.leaks import LeakReport, NotPossible
+from services.retention.leaks import LeakReport
 from services.retention.letters import answer_letter, inspection_page
 from services.retention.requests import Correction
+from services.retention.service import NotPossible
 from services.retention.settings import RetentionSettings
 from shared.contracts.events import ConsentGiver, ConsentPurpose, SubjectRequestKind
 from shared.logging import configure_logging

@@ -163,9 +163,9 @@ def _only_about_the_pupil(entry: Entry, roles: dict[UUID, str | None]) -> dict[s
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, UUID | date | datetime):
-        return value.isoformat() if not isinstance(value, UUID) else str(value)
-    return value
+    if isinstance(value, UUID):
+        return str(value)
+    return value.isoformat() if isinstance(value, date) else value  # datetime is a date too
 
 
 def inspection(entries: Sequence[Entry], index: LogIndex, pupil_id: UUID, now: datetime,

@@ -25,7 +25,7 @@ from services.retention import store
 from services.retention.domain import leak_clock, regulator_deadline, report_problem
 from services.retention.history import LeakScope, LogIndex, build_index, leak_scope, parents_to_tell
 from services.retention.letters import leak_notice
-from services.retention.service import RetentionService
+from services.retention.service import NotPossible, RetentionService
 from shared.contracts.envelope import derived_id
 from shared.contracts.events import (
     DataLeaked,
@@ -42,10 +42,6 @@ HistoryReader = Callable[[], Sequence[Entry]]
 
 class _AlreadyResolved(Exception):
     pass
-
-
-class NotPossible(Exception):
-    """The request is understood but cannot be done in this state; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from services.access.domain import RULE_CONTACT, RULE_DIRECTEUR, RULE_EXPLICIT, RULE_IB_ER, RULE_SWV
+
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
           "november", "december")
@@ -96,11 +98,11 @@ def inspection_page(export: dict[str, Any], request_id: UUID | str) -> str:
 
 
 RULE_NAMES = {
-    "ib_er-sees-branch": "intern begeleider van de school",
-    "directeur-sees-branch": "directeur van de school",
-    "contact-person": "contactpersoon van de hulpvraag",
-    "explicit-grant": "persoonlijk toegang gekregen",
-    "swv-consultant-sees-wijknetwerk": "consulent van het samenwerkingsverband",
+    RULE_IB_ER: "intern begeleider van de school",
+    RULE_DIRECTEUR: "directeur van de school",
+    RULE_CONTACT: "contactpersoon van de hulpvraag",
+    RULE_EXPLICIT: "persoonlijk toegang gekregen",
+    RULE_SWV: "consulent van het samenwerkingsverband",
 }
 ROLE_NAMES = {
     "ib_er": "intern begeleider", "directeur": "directeur", "leerkracht": "leerkracht", "extern": "externe",

@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection, Engine, Row
 from services.retention import store
 from services.retention.domain import answer_due, may_ask, may_delete_early
 from services.retention.history import build_index, inspection
-from services.retention.leaks import HistoryReader, NotPossible
-from services.retention.service import RetentionService
+from services.retention.leaks import HistoryReader
+from services.retention.service import NotPossible, RetentionService
 from shared.contracts.envelope import derived_id
 from shared.contracts.events import (
     ConsentGiver,

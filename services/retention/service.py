@@ -51,17 +51,20 @@ def forget_pupil(connection: Connection, pupil_id: str) -> None:
     connection.execute(delete(store.mail_outbox).where(store.mail_outbox.c.message_id.contains(f".{pupil_id}.")))
 
 
+class NotPossible(Exception):
+    """The request is understood but cannot be done in this state; the message says why."""
+
+
 class RetentionService:
     def __init__(self, codec: EventCodec, keys: KeyStore, clock: Clock,
                  periods: dict[str, int] | None = None) -> None:
         self._codec = codec
         self.keys = keys
         self.clock = clock
-        self._clock = clock
         self._periods = dict(periods or DEFAULT_PERIODS)
 
     def today(self) -> date:
-        return self._clock.now().astimezone(AMSTERDAM).date()
+        return self.clock.now().astimezone(AMSTERDAM).date()
 
     # --- registry events -------------------------------------------------------------------
 
@@ -113,7 +116,7 @@ class RetentionService:
             with engine.begin() as connection:
                 connection.execute(insert(store.purges).values(
                     pupil_id=row.pupil_id, key_id=key_id, category=row.category, due_on=row.due_on,
-                    purged_at=self._clock.now()))
+                    purged_at=self.clock.now()))
                 forget_pupil(connection, row.pupil_id)
                 connection.execute(delete(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id))
                 self.emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
@@ -144,7 +147,7 @@ class RetentionService:
         if connection.execute(select(store.pupils.c.pupil_id).where(
                 store.pupils.c.pupil_id == str(pupil_id))).first() is None:
             return False
-        now = self._clock.now()
+        now = self.clock.now()
         key = (store.consents.c.pupil_id == str(pupil_id), store.consents.c.purpose == purpose.value,
                store.consents.c.giver == giver.value)
         if not connection.execute(update(store.consents).where(*key).values(given=given, at=now)).rowcount:
@@ -164,7 +167,7 @@ class RetentionService:
         return consent(purpose, row.date_of_birth, given, self.today())
 
     def emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
-        now = self._clock.now()
+        now = self.clock.now()
         if connection.execute(select(store.outbox.c.seq).where(store.outbox.c.event_id == event_id)).first():
             return
         encoded = self._codec.encode(event, event_id=event_id, recorded_at=now,
