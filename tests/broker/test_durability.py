@@ -1,8 +1,7 @@
-"""Durability of the local Tansu broker with S3 storage (s3rver): records and committed group
-offsets survive Tansu being killed (SIGKILL) and started again on the same data.
+"""Durability of the local Tansu broker on its default storage (SeaweedFS): records and committed
+group offsets survive Tansu being killed (SIGKILL) and started again on the same data.
 
-Tansu-only: it starts brokers of its own next to the session broker. Skipped on any other
-broker, and when s3rver is missing (`npm ci --prefix deploy`).
+Tansu-only: it starts brokers of its own next to the session broker. Skipped on any other broker.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import pytest
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from deploy.localbroker import S3RVER, LocalBroker
+from deploy.localbroker import LocalBroker
 from tests.broker.helpers import create_topics, group_consumer, poll_until, producer
 from tests.support import read_all
 
@@ -33,16 +32,14 @@ class Restarted:
 
 @pytest.fixture(scope="module")
 def restarted(broker, tmp_path_factory) -> Iterator[Restarted]:
-    """An S3-backed Tansu holding 10 records and a group committed at 6, killed and restarted."""
+    """A SeaweedFS-backed Tansu holding 10 records and a group committed at 6, killed and restarted."""
     if broker.kind != "tansu":
         pytest.skip(f"exercises the local Tansu broker; the session broker is {broker.kind}")
-    if not S3RVER.exists():
-        pytest.skip(f"{S3RVER} missing: run `npm ci --prefix deploy`")
     data_dir = tmp_path_factory.mktemp("durable-broker")
     topic, group = "durable.events", "durable.group"
     tp = TopicPartition(topic, 0)
 
-    first = LocalBroker(storage="s3", data_dir=data_dir, log_dir=data_dir / "logs-1").start()
+    first = LocalBroker(storage="seaweedfs", data_dir=data_dir, log_dir=data_dir / "logs").start()
     try:
         create_topics(first.bootstrap, {topic: 1})
         prod = producer(first.bootstrap, acks="all")
@@ -62,15 +59,10 @@ def restarted(broker, tmp_path_factory) -> Iterator[Restarted]:
             consumer.close()
 
         first.kill_broker()  # SIGKILL: a crash, no clean shutdown
+        first.start_broker()  # on the same storage
+        yield Restarted(first, topic, group)
     finally:
-        first.stop()  # the kill left s3rver running; the new broker starts its own on the same data
-
-    second = LocalBroker(port=first.port, storage="s3", data_dir=data_dir, s3_port=first.s3_port,
-                         log_dir=data_dir / "logs-2").start()
-    try:
-        yield Restarted(second, topic, group)
-    finally:
-        second.stop()
+        first.stop()
 
 
 def test_records_survive_a_broker_kill(restarted):
