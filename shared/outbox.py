@@ -13,18 +13,35 @@ import logging
 import smtplib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from itertools import takewhile
 from typing import Any
 
-from kafka import KafkaProducer
-from sqlalchemy import Boolean, Column, Integer, LargeBinary, MetaData, Row, String, Table, Text, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from shared.clock import Clock
 from shared.contracts.envelope import EncodedEvent
 from shared.db import UtcDateTime
+from shared.kafka.producer import EventPublisher, NotAcknowledged, OutgoingRecord
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +99,12 @@ def enqueue_mail(connection: Connection, outbox: Table, *, message_id: str, reci
     return True
 
 
-def publish_due(engine: Engine, outbox: Table, producer: KafkaProducer, clock: Clock, limit: int = 500) -> int:
-    """Publish due, applied, unpublished events in order; mark them published once acknowledged."""
+def publish_due(engine: Engine, outbox: Table, publisher: EventPublisher, clock: Clock, limit: int = 500) -> int:
+    """Publish due, applied, unpublished events in order; mark them published once acknowledged.
+
+    Only the acknowledged prefix is marked: from the first record the broker did not confirm at
+    a real offset on, the rows stay unpublished and go again, in order, next round (consumers
+    skip by event id whatever did arrive the first time)."""
     now = clock.now()
     with engine.connect() as connection:
         rows = connection.execute(select(outbox).where(
@@ -91,15 +112,29 @@ def publish_due(engine: Engine, outbox: Table, producer: KafkaProducer, clock: C
             .order_by(outbox.c.seq).limit(limit)).all()
     if not rows:
         return 0
-    futures = [producer.send(row.topic, key=row.key, value=row.value,
-                             headers=[(k, v.encode()) for k, v in json.loads(row.headers)]) for row in rows]
-    producer.flush(timeout=30)
-    for future in futures:
-        future.get(timeout=30)  # raises if the broker did not take it: those rows stay unpublished
-    with engine.begin() as connection:
-        connection.execute(update(outbox).where(outbox.c.seq.in_([row.seq for row in rows]))
-                           .values(published_at=clock.now()))
-    return len(rows)
+    acks = publisher.send_records([
+        OutgoingRecord(row.topic, row.key, row.value, [(k, v.encode()) for k, v in json.loads(row.headers)])
+        for row in rows])
+    published = [row.seq for row, _ack in takewhile(lambda pair: pair[1] is not None, zip(rows, acks, strict=True))]
+    if published:
+        with engine.begin() as connection:
+            connection.execute(update(outbox).where(outbox.c.seq.in_(published)).values(published_at=clock.now()))
+    if len(published) < len(rows):
+        raise NotAcknowledged(f"{len(rows) - len(published)} of {len(rows)} events not acknowledged")
+    return len(published)
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    pending: int
+    oldest_pending_at: datetime | None  # emit_at of the oldest due, unpublished event
+
+
+def outbox_status(connection: Connection, outbox: Table, now: datetime) -> OutboxStatus:
+    """How much of the outbox is due and not yet on the broker, and since when."""
+    due = and_(outbox.c.published_at.is_(None), outbox.c.applied.is_(True), outbox.c.emit_at <= now)
+    row = connection.execute(select(func.count(), func.min(outbox.c.emit_at)).where(due)).one()
+    return OutboxStatus(pending=int(row[0]), oldest_pending_at=row[1])
 
 
 # Decides, at the moment of sending, whether a dossier mail may still go: (staff_id, dossier_id)

@@ -16,7 +16,7 @@ from shared.crypto import KeyStore, SqlKeyStore
 from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
-from shared.kafka.producer import make_producer
+from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
 from shared.outbox import MailSender, OutboxRelay, publish_due
 
@@ -63,7 +63,7 @@ def build_runner(deps: AccessDeps) -> ConsumerRunner:
         consumer_name=settings.consumer_group, topics=sources,
         bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine, codec=deps.codec,
         handler=deps.service.apply, progress=progress(deps),
-        dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
+        dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
         clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
 
@@ -72,8 +72,8 @@ def build_relay(deps: AccessDeps) -> OutboxRelay:
     settings = deps.settings
     sources = source_topics(deps)
     ensure_topics(settings.kafka_bootstrap_servers, sources, settings.topic_partitions, settings.topic_replication)
-    producer = make_producer(settings.kafka_bootstrap_servers, "access-relay")
+    publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "access-relay")
     mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
                       str(settings.mail_from), check=deps.service.send_check)
-    return OutboxRelay("access-relay", [lambda: publish_due(deps.engine, store.outbox, producer, deps.clock),
+    return OutboxRelay("access-relay", [lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
                                         mail.send_pending], settings.relay_interval_s)

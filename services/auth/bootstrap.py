@@ -17,7 +17,7 @@ from shared.crypto import SqlKeyStore
 from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
-from shared.kafka.producer import make_producer
+from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
 from shared.outbox import MailSender, OutboxRelay, publish_due
 
@@ -54,7 +54,7 @@ def build_runner(deps: AuthDeps) -> ConsumerRunner:
         consumer_name=settings.consumer_group, topics=[source], bootstrap=settings.kafka_bootstrap_servers,
         engine=deps.engine, codec=deps.codec, handler=deps.service.apply,
         progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group),
-        dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
+        dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
         clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
 
@@ -63,8 +63,8 @@ def build_relay(deps: AuthDeps) -> OutboxRelay:
     settings = deps.settings
     ensure_topics(settings.kafka_bootstrap_servers, [deps.topics(Topic.AUTH_EVENTS)], settings.topic_partitions,
                   settings.topic_replication)
-    producer = make_producer(settings.kafka_bootstrap_servers, "auth-relay")
+    publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "auth-relay")
     mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
                       str(settings.mail_from), redact_after_send=True)
-    return OutboxRelay("auth-relay", [lambda: publish_due(deps.engine, store.outbox, producer, deps.clock),
+    return OutboxRelay("auth-relay", [lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
                                       mail.send_pending], settings.relay_interval_s)

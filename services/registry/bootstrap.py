@@ -19,7 +19,7 @@ from shared.crypto import SqlKeyStore
 from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
-from shared.kafka.producer import make_producer
+from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
 from shared.outbox import OutboxRelay
 
@@ -58,7 +58,7 @@ def build_relay(deps: RegistryDeps) -> OutboxRelay:
     settings = deps.settings
     ensure_registry_topics(deps)
     return make_relay(engine=deps.engine, service=deps.service,
-                 producer=make_producer(settings.kafka_bootstrap_servers, "registry-relay"), clock=deps.clock,
+                 publisher=EventPublisher.connect(settings.kafka_bootstrap_servers, "registry-relay"), clock=deps.clock,
                  smtp_host=settings.smtp_host, smtp_port=settings.smtp_port, mail_from=str(settings.mail_from),
                  interval_s=settings.relay_interval_s)
 
@@ -72,7 +72,7 @@ def build_intake_runner(deps: RegistryDeps) -> ConsumerRunner:
         decoder=make_intake_decoder(deps.credentials),
         handler=lambda message, connection: handle_intake(deps.service, message, connection),
         progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group),
-        dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
+        dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
         clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
 
@@ -90,5 +90,5 @@ def build_follower(deps: RegistryDeps) -> ConsumerRunner:
         consumer_name=group, topics=[source], bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine,
         codec=deps.codec, handler=apply_retention_event,
         progress=Progress(store.processed_events, store.consumer_positions, group),
-        dlq_producer=make_producer(settings.kafka_bootstrap_servers, f"{group}-dlq"), clock=deps.clock,
+        dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{group}-dlq"), clock=deps.clock,
         session_timeout_ms=settings.consumer_session_timeout_ms, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)

@@ -3,16 +3,16 @@ outbox to Kafka in order, and sends the office mail over SMTP. `python -m servic
 
 from __future__ import annotations
 
-from kafka import KafkaProducer
 from sqlalchemy.engine import Engine
 
 from services.registry import store
 from services.registry.service import RegistryService
 from shared.clock import Clock
+from shared.kafka.producer import EventPublisher
 from shared.outbox import MailSender, OutboxRelay, publish_due
 
 
-def make_relay(*, engine: Engine, service: RegistryService, producer: KafkaProducer, clock: Clock,
+def make_relay(*, engine: Engine, service: RegistryService, publisher: EventPublisher, clock: Clock,
                smtp_host: str, smtp_port: int, mail_from: str, interval_s: float = 0.05) -> OutboxRelay:
     def apply_due() -> int:
         with engine.begin() as connection:
@@ -21,7 +21,7 @@ def make_relay(*, engine: Engine, service: RegistryService, producer: KafkaProdu
     mail = MailSender(engine, store.mail_outbox, clock, smtp_host, smtp_port, mail_from)
     return OutboxRelay("registry-relay", [
         apply_due,
-        lambda: publish_due(engine, store.outbox, producer, clock),
+        lambda: publish_due(engine, store.outbox, publisher, clock),
         mail.send_pending,
     ], interval_s)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Protocol
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, UndecodableMessage
 from shared.contracts.topics import dead_letter_topic
+from shared.kafka.producer import EventPublisher, NotAcknowledged, OutgoingRecord
 from shared.kafka.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def _is_transient(error: BaseException) -> bool:
 
 class ConsumerRunner:
     def __init__(self, *, consumer_name: str, topics: list[str], bootstrap: str, engine: Engine,
-                 codec: EventCodec | None, handler: Handler, progress: Progress, dlq_producer: KafkaProducer,
+                 codec: EventCodec | None, handler: Handler, progress: Progress, dlq: EventPublisher,
                  clock: Clock, max_attempts: int = 3, retry_backoff_s: float = 0.1,
                  session_timeout_ms: int = 6000, fetch_max_wait_ms: int = 50, poll_timeout_ms: int = 200,
                  max_poll_records: int = 500, decoder: Decoder | None = None,
@@ -103,7 +104,7 @@ class ConsumerRunner:
         self._decode: Decoder = decoder
         self._handler = handler
         self._progress = progress
-        self._dlq = dlq_producer
+        self._dlq = dlq
         self._clock = clock
         self._max_attempts = max_attempts
         self._retry_backoff_s = retry_backoff_s
@@ -181,8 +182,7 @@ class ConsumerRunner:
             next_offset = self._process_partition(records, consumer.highwater(partition))
             if next_offset is not None:
                 to_commit[partition] = OffsetAndMetadata(next_offset, "", -1)
-        # Dead letters must be on the broker before their source offsets are committed.
-        self._dlq.flush()
+        # Dead letters are acknowledged one by one (_dead_letter) before their offsets are committed.
         if to_commit:
             try:
                 consumer.commit(to_commit)
@@ -297,9 +297,16 @@ class ConsumerRunner:
             ("dlq-consumer", self.consumer_name.encode()),
             ("dlq-time", self._clock.now().isoformat().encode()),
         ]
-        # Wait for the acknowledgement: an unacknowledged dead letter would be a silent loss.
-        self._dlq.send(dead_letter_topic(record.topic), key=record.key, value=record.value,
-                       headers=headers).get(timeout=30)
+        # Wait for the acknowledgement at a real offset: an unacknowledged dead letter would be a
+        # silent loss. The broker being away is no reason to move on: try until it takes it.
+        letter_record = OutgoingRecord(dead_letter_topic(record.topic), record.key, record.value, headers)
+        while True:
+            try:
+                self._dlq.send_record(letter_record)
+                break
+            except NotAcknowledged:
+                if self.stop_event.wait(1.0):
+                    raise
         with self._engine.begin() as connection:
             self._progress.advance(connection, record.topic, record.partition, record.offset + 1,
                                    high_water, self._clock.now(), dead_lettered=1)

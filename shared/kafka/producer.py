@@ -1,14 +1,23 @@
-"""The producer every service publishes with: acks from all in-sync replicas, idempotent."""
+"""The producer every service publishes with: acks from all in-sync replicas, idempotent, and a
+publisher around it that only believes an acknowledgement with a real offset and heals itself."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from shared.contracts.envelope import EncodedEvent
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
 
 
 def make_producer(bootstrap: str, client_id: str, wait_seconds: float = 30.0,
@@ -34,23 +43,157 @@ def make_producer(bootstrap: str, client_id: str, wait_seconds: float = 30.0,
             time.sleep(0.2)
 
 
-class EventPublisher:
-    """Publishes encoded events and waits for the broker's acknowledgement."""
+@dataclass(frozen=True)
+class OutgoingRecord:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
 
-    def __init__(self, producer: KafkaProducer) -> None:
-        self._producer = producer
+
+@dataclass(frozen=True)
+class Acknowledged:
+    partition: int
+    offset: int
+
+
+class NotAcknowledged(Exception):
+    """The broker did not confirm the record at a real offset: it must be sent again."""
+
+
+@dataclass
+class PublisherHealth:
+    """What /healthz and /metrics report about a publisher."""
+
+    acknowledged: int = 0
+    # Acks without an offset: Tansu answers a retry whose first attempt it lost halfway with
+    # DUPLICATE_SEQUENCE_NUMBER, which kafka-python reports as success at offset -1.
+    unconfirmed: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    recreated: int = 0
+    fatal: bool = False
+    last_acknowledged_at: float | None = None  # time.time()
+
+
+class EventPublisher:
+    """Sends records and waits for the broker's acknowledgement.
+
+    An acknowledgement counts only with an offset >= 0; anything else raises `NotAcknowledged`
+    (or is reported as None), so the caller keeps the record and sends it again. A producer that
+    is in a fatal state (kafka-python's idempotent producer after an `OutOfOrderSequenceNumber`
+    on a broker that gave its id to another producer), or that failed `recreate_after` rounds in
+    a row, is closed and replaced by a new one (a new producer id) when a factory is given;
+    without one the failure stays visible in `health.fatal`."""
+
+    def __init__(self, producer: KafkaProducer | None = None, *,
+                 factory: Callable[[], KafkaProducer] | None = None, recreate_after: int = 3) -> None:
+        if producer is None and factory is None:
+            raise ValueError("a producer or a factory is needed")
+        self._factory = factory
+        self._producer = producer if producer is not None else factory()  # type: ignore[misc]
+        self._recreate_after = recreate_after
+        self._lock = threading.Lock()
+        self.health = PublisherHealth()
+
+    @classmethod
+    def connect(cls, bootstrap: str, client_id: str, **overrides: Any) -> EventPublisher:
+        return cls(factory=lambda: make_producer(bootstrap, client_id, **overrides))
+
+    @property
+    def producer(self) -> KafkaProducer:
+        return self._producer
+
+    def send_records(self, records: Sequence[OutgoingRecord], timeout_s: float = 30.0
+                     ) -> list[Acknowledged | None]:
+        """Send all, wait for all; per record its acknowledgement, or None if it must be resent."""
+        with self._lock:
+            self._heal()
+            try:
+                futures = [self._producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
+                           for r in records]
+                self._producer.flush(timeout=timeout_s)
+            except KafkaError as error:
+                self._failed(type(error).__name__)
+                return [None] * len(records)
+            results: list[Acknowledged | None] = []
+            failure: str | None = None
+            for future in futures:
+                try:
+                    metadata = future.get(timeout=timeout_s)
+                except KafkaError as error:
+                    failure = failure or type(error).__name__
+                    results.append(None)
+                    continue
+                if metadata.offset is None or metadata.offset < 0:
+                    self.health.unconfirmed += 1
+                    failure = failure or "acknowledged-without-offset"
+                    results.append(None)
+                    continue
+                results.append(Acknowledged(metadata.partition, metadata.offset))
+            acknowledged = sum(result is not None for result in results)
+            self.health.acknowledged += acknowledged
+            if acknowledged:
+                self.health.last_acknowledged_at = time.time()
+            if failure is None:
+                self.health.consecutive_failures = 0
+            else:
+                self._failed(failure)
+            return results
+
+    def send_record(self, record: OutgoingRecord, timeout_s: float = 30.0) -> Acknowledged:
+        result = self.send_records([record], timeout_s)[0]
+        if result is None:
+            raise NotAcknowledged(record.topic)
+        return result
 
     def publish(self, encoded: EncodedEvent, timeout_s: float = 15.0) -> tuple[int, int]:
         """Returns (partition, offset) once the broker has the event."""
-        metadata = self._producer.send(encoded.topic, key=encoded.key, value=encoded.value,
-                                       headers=encoded.headers).get(timeout=timeout_s)
-        return metadata.partition, metadata.offset
+        ack = self.send_record(_outgoing(encoded), timeout_s)
+        return ack.partition, ack.offset
 
     def publish_all(self, events: list[EncodedEvent], timeout_s: float = 15.0) -> list[tuple[int, int]]:
-        futures = [self._producer.send(e.topic, key=e.key, value=e.value, headers=e.headers)
-                   for e in events]
-        self._producer.flush(timeout=timeout_s)
-        return [(m.partition, m.offset) for m in (f.get(timeout=timeout_s) for f in futures)]
+        results = self.send_records([_outgoing(e) for e in events], timeout_s)
+        if any(result is None for result in results):
+            raise NotAcknowledged(f"{sum(r is None for r in results)} of {len(results)} not acknowledged")
+        return [(r.partition, r.offset) for r in results if r is not None]
 
     def close(self) -> None:
-        self._producer.close()
+        with self._lock:
+            self._producer.close(timeout=5)
+
+    def _failed(self, reason: str) -> None:
+        self.health.failures += 1
+        self.health.consecutive_failures += 1
+        self.health.fatal = _is_fatal(self._producer)
+        log.warning("publish not acknowledged, will retry", extra={
+            "reason": reason, "attempt": self.health.consecutive_failures})
+
+    def _heal(self) -> None:
+        fatal = _is_fatal(self._producer)
+        self.health.fatal = fatal
+        if self._factory is None:
+            return
+        if not fatal and self.health.consecutive_failures < self._recreate_after:
+            return
+        log.warning("recreating the producer", extra={
+            "reason": "fatal" if fatal else "repeated-failures", "count": self.health.recreated + 1})
+        try:
+            self._producer.close(timeout=1)
+        except Exception as error:  # a broken producer may fail to close; it is dropped anyway
+            log.info("old producer did not close cleanly", extra={"reason": type(error).__name__})
+        self._producer = self._factory()
+        self.health.recreated += 1
+        self.health.consecutive_failures = 0
+        self.health.fatal = False
+
+
+def _outgoing(encoded: EncodedEvent) -> OutgoingRecord:
+    return OutgoingRecord(encoded.topic, encoded.key, encoded.value, list(encoded.headers))
+
+
+def _is_fatal(producer: KafkaProducer) -> bool:
+    # kafka-python keeps the idempotent producer's state in its transaction manager; once in
+    # FATAL_ERROR every send fails until the producer is replaced.
+    manager = getattr(producer, "_transaction_manager", None)
+    return bool(manager is not None and manager.has_fatal_error())

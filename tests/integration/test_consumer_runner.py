@@ -49,7 +49,7 @@ def test_a_failing_event_is_dead_lettered_and_its_batch_neighbours_applied_once(
     runner = ConsumerRunner(
         consumer_name=settings.consumer_group, topics=[topic], bootstrap=broker.bootstrap, engine=deps.engine,
         codec=deps.codec, handler=fragile_handler, progress=progress(deps),
-        dlq_producer=make_producer(broker.bootstrap, "runner-test-dlq"), clock=SystemClock(),
+        dlq=EventPublisher.connect(broker.bootstrap, "runner-test-dlq"), clock=SystemClock(),
         retry_backoff_s=0.01)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
