@@ -150,6 +150,9 @@ def _staleness(deps: AccessDeps, connection: Connection) -> str | None:
     newest = max(row.updated_at for row in positions)
     if (deps.clock.now() - newest).total_seconds() > deps.settings.stale_after_s:
         return "the access processor has not reported recently"
+    if any(row.high_water is not None and row.next_offset > row.high_water for row in positions):
+        # Never "caught up" past the end: the broker lost events this service had read.
+        return "the log ends before what the access processor already read; it is re-reading"
     lag = sum(max(0, (row.high_water or 0) - row.next_offset) for row in positions)
     if lag > deps.settings.max_lag_events:
         return f"the access processor is {lag} events behind"
@@ -326,7 +329,7 @@ def consumer_progress(deps: Deps) -> list[PartitionProgressPublic]:
         positions = progress(deps).positions_of(connection)
     return [PartitionProgressPublic(topic=deps.topics.logical(topic), partition=partition,
                                     next_offset=next_offset, high_water=high_water,
-                                    caught_up=high_water is not None and next_offset >= high_water)
+                                    caught_up=high_water is not None and next_offset == high_water)
             for (topic, partition), (next_offset, high_water) in sorted(positions.items())]
 
 

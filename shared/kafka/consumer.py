@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import Any, Protocol
 
@@ -67,6 +68,8 @@ class RunnerStats:
     dead_lettered: int = 0
     retries: int = 0
     batches: int = 0
+    # Partitions found shorter than what this consumer had already read: the broker lost events.
+    log_truncations: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -163,15 +166,36 @@ class ConsumerRunner:
         now = self._clock.now()
         try:
             with self._engine.begin() as connection:
+                saved = self._progress.positions_of(connection)
                 for partition in consumer.assignment():
                     high_water = consumer.highwater(partition)
                     if high_water is None:
                         continue  # no fetch answered yet for this partition
+                    position = consumer.position(partition)
+                    saved_next = saved.get((partition.topic, partition.partition), (0, None))[0]
+                    if max(position, saved_next) > high_water:
+                        self._log_truncated(consumer, connection, partition, max(position, saved_next),
+                                            high_water, now)
+                        continue
                     self._progress.advance(connection, partition.topic, partition.partition,
-                                           consumer.position(partition), high_water, now)
+                                           position, high_water, now)
         except Exception as error:  # a heartbeat is best effort; the next one tries again
             log.warning("heartbeat not recorded", extra={"consumer": self.consumer_name,
                                                          "reason": type(error).__name__})
+
+    def _log_truncated(self, consumer: KafkaConsumer, connection: Connection, partition: TopicPartition,
+                       read_up_to: int, high_water: int, now: datetime) -> None:
+        """The partition ends before what we already read: the broker lost events (a storage
+        failure, an unclean leader election, a restore). Reading on from our position would
+        skip whatever the broker writes at the reused offsets, so read the partition again from
+        its start; the processed-events table skips what was applied already. Until that read
+        is done the position row shows the lag, so the API fails closed."""
+        self.stats.log_truncations += 1
+        log.error("log ends before this consumer's position: events were lost by the broker; re-reading",
+                  extra={"consumer": self.consumer_name, "topic": partition.topic,
+                         "partition": partition.partition, "offset": read_up_to, "count": high_water})
+        self._progress.rewind(connection, partition.topic, partition.partition, 0, high_water, now)
+        consumer.seek_to_beginning(partition)
 
     def _process_batch(self, consumer: KafkaConsumer,
                        batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:

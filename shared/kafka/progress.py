@@ -75,6 +75,15 @@ class Progress:
             values["high_water"] = high_water
         connection.execute(update(self.positions).where(where).values(**values))
 
+    def rewind(self, connection: Connection, topic: str, partition: int, next_offset: int,
+               high_water: int, now: datetime) -> None:
+        """Set the position back on purpose (the log became shorter than what was read): the one
+        write allowed to move it backwards."""
+        connection.execute(update(self.positions).where(
+            self.positions.c.consumer == self.consumer, self.positions.c.topic == topic,
+            self.positions.c.partition == partition).values(next_offset=next_offset, high_water=high_water,
+                                                            updated_at=now))
+
     def positions_of(self, connection: Connection) -> dict[tuple[str, int], tuple[int, int | None]]:
         rows = connection.execute(select(
             self.positions.c.topic, self.positions.c.partition, self.positions.c.next_offset,
