@@ -25,6 +25,8 @@ export REGISTRY_API_PORT=${REGISTRY_API_PORT:-8001}
 export AUTH_API_PORT=${AUTH_API_PORT:-8002}
 export RETENTION_API_PORT=${RETENTION_API_PORT:-8004}
 export SMTP_PORT=${SMTP_PORT:-1025}
+# Relays and processors serve /healthz and /metrics on HEALTH_PORT_BASE+1 .. +9.
+export HEALTH_PORT_BASE=${HEALTH_PORT_BASE:-8100}
 export SAMENVEILIG_SMTP_PORT=$SMTP_PORT
 # With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
 processes=()

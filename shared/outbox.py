@@ -12,6 +12,7 @@ import json
 import logging
 import smtplib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -210,15 +211,30 @@ class MailSender:
             connection.execute(update(self._outbox).where(self._outbox.c.id == row_id).values(**values))
 
 
+@dataclass(frozen=True)
+class RelayedOutbox:
+    """The event outbox a relay drains and the publisher it drains it with: what its health
+    endpoint watches."""
+
+    engine: Engine
+    outbox: Table
+    publisher: EventPublisher
+    clock: Clock
+
+
 class OutboxRelay:
     """Runs a service's outbox work in rounds until stopped: each task returns how much it did."""
 
-    def __init__(self, name: str, tasks: list[Callable[[], int]], interval_s: float = 0.05) -> None:
+    def __init__(self, name: str, tasks: list[Callable[[], int]], interval_s: float = 0.05,
+                 relayed: RelayedOutbox | None = None) -> None:
         self.name = name
         self._tasks = tasks
         self._interval_s = interval_s
+        self.relayed = relayed
         self.stop_event = threading.Event()
         self.rounds = 0
+        self.task_failures = 0
+        self.last_round_at = time.monotonic()
 
     def run(self) -> None:
         log.info("relay started", extra={"service": self.name})
@@ -228,8 +244,10 @@ class OutboxRelay:
                 try:
                     busy = bool(task()) or busy
                 except Exception as error:  # the next round retries; the outbox keeps the work
+                    self.task_failures += 1
                     log.warning("relay task failed, retrying", extra={"reason": type(error).__name__})
             self.rounds += 1
+            self.last_round_at = time.monotonic()
             if not busy:
                 self.stop_event.wait(self._interval_s)
         log.info("relay stopped", extra={"service": self.name})

@@ -38,6 +38,10 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Relays and processors serve /healthz and /metrics here when a port is given.
+    health_port: int | None = None
+    # A relay whose oldest due event waits longer than this is unhealthy (the broker refuses it).
+    health_outbox_max_age_s: float = 60.0
 
     @field_validator("master_key")
     @classmethod

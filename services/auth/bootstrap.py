@@ -19,7 +19,7 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
-from shared.outbox import MailSender, OutboxRelay, publish_due
+from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
 
 
 @dataclass
@@ -67,4 +67,5 @@ def build_relay(deps: AuthDeps) -> OutboxRelay:
     mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
                       str(settings.mail_from), redact_after_send=True)
     return OutboxRelay("auth-relay", [lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
-                                      mail.send_pending], settings.relay_interval_s)
+                                      mail.send_pending], settings.relay_interval_s,
+                       relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))

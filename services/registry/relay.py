@@ -9,7 +9,7 @@ from services.registry import store
 from services.registry.service import RegistryService
 from shared.clock import Clock
 from shared.kafka.producer import EventPublisher
-from shared.outbox import MailSender, OutboxRelay, publish_due
+from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
 
 
 def make_relay(*, engine: Engine, service: RegistryService, publisher: EventPublisher, clock: Clock,
@@ -23,7 +23,7 @@ def make_relay(*, engine: Engine, service: RegistryService, publisher: EventPubl
         apply_due,
         lambda: publish_due(engine, store.outbox, publisher, clock),
         mail.send_pending,
-    ], interval_s)
+    ], interval_s, relayed=RelayedOutbox(engine, store.outbox, publisher, clock))
 
 
 def main() -> None:

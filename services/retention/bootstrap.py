@@ -25,7 +25,7 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
-from shared.outbox import MailSender, OutboxRelay, publish_due
+from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
 
 log = logging.getLogger(__name__)
 
@@ -137,4 +137,5 @@ def build_relay(deps: RetentionDeps) -> OutboxRelay:
                                            InBackground("exports",
                                                         lambda: deps.requests.prepare_exports(deps.engine)),
                                            lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
-                                           mail.send_pending], settings.relay_interval_s)
+                                           mail.send_pending], settings.relay_interval_s,
+                       relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))

@@ -117,8 +117,15 @@ class ConsumerRunner:
         self._max_poll_records = max_poll_records
         self._heartbeat_interval_s = heartbeat_interval_s
         self.stats = RunnerStats()
+        # For /metrics and /healthz, written by the consumer thread only.
+        self.partition_lag: dict[tuple[str, int], int] = {}
+        self.last_loop_at = time.monotonic()
         self.stop_event = threading.Event()
         self._consumer: KafkaConsumer | None = None
+
+    @property
+    def dlq_publisher(self) -> EventPublisher:
+        return self._dlq
 
     def _connect(self, wait_seconds: float = 60.0) -> KafkaConsumer:
         deadline = time.monotonic() + wait_seconds
@@ -148,6 +155,7 @@ class ConsumerRunner:
         last_heartbeat = 0.0
         try:
             while not self.stop_event.is_set():
+                self.last_loop_at = time.monotonic()
                 batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
                 if batch:
                     self._process_batch(consumer, batch)
@@ -172,6 +180,7 @@ class ConsumerRunner:
                     if high_water is None:
                         continue  # no fetch answered yet for this partition
                     position = consumer.position(partition)
+                    self.partition_lag[(partition.topic, partition.partition)] = max(0, high_water - position)
                     saved_next = saved.get((partition.topic, partition.partition), (0, None))[0]
                     if max(position, saved_next) > high_water:
                         self._log_truncated(consumer, connection, partition, max(position, saved_next),

@@ -1,0 +1,99 @@
+"""Relays and processors report their health: a relay whose broker is gone fails /healthz once
+its oldest due event waits too long, shows it in /metrics, and recovers by itself when the
+broker comes back (the chaos run's relays stalled for good with no signal at all).
+
+Tansu-only: it kills and restarts a broker of its own."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from deploy.localbroker import LocalBroker
+from services.access import store
+from services.access.bootstrap import build, build_relay, build_runner
+from services.access.settings import AccessSettings
+from shared.clock import ManualClock
+from shared.contracts import events as e
+from shared.contracts.topics import Topic
+from shared.health import relay_health, runner_health
+from shared.outbox import enqueue_event
+from tests.support import read_all, wait_until
+
+pytestmark = [pytest.mark.broker, pytest.mark.tansu_only, pytest.mark.timeout(120)]
+
+BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000e1")
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_a_relay_without_its_broker_fails_healthz_and_recovers_when_it_returns(broker, database_url, master_key,
+                                                                              tmp_path):
+    if not broker.is_tansu:
+        pytest.skip("kills a local Tansu of its own")
+    local = LocalBroker(storage="memory").start()
+    clock = ManualClock(datetime(2026, 9, 1, 8, 0, tzinfo=UTC))
+    try:
+        settings = AccessSettings(kafka_bootstrap_servers=local.bootstrap, topic_prefix="health.",
+                                  database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'k.sqlite'}",
+                                  master_key=master_key, consumer_group="health.access", relay_interval_s=0.02)
+        deps = build(settings, clock=clock)
+        relay = build_relay(deps)
+        assert relay.relayed is not None
+        health = relay_health(relay, engine=deps.engine, outbox=store.outbox, publisher=relay.relayed.publisher,
+                              clock=clock, max_outbox_age_s=60).serve("127.0.0.1", 0)
+        runner = build_runner(deps)
+        runner_status = runner_health(runner).serve("127.0.0.1", 0)
+        threads = [threading.Thread(target=worker.run, daemon=True) for worker in (relay, runner)]
+        for thread in threads:
+            thread.start()
+        relay_url, runner_url = f"http://127.0.0.1:{health.port}", f"http://127.0.0.1:{runner_status.port}"
+        try:
+            def enqueue() -> str:
+                event_id = str(uuid.uuid4())
+                encoded = deps.codec.encode(e.StaffDeparted(branch_id=BRANCH, staff_id=uuid.uuid4()),
+                                            event_id=event_id, recorded_at=clock.now())
+                with deps.engine.begin() as connection:
+                    enqueue_event(connection, store.outbox, encoded, emit_at=clock.now())
+                return event_id
+
+            first = enqueue()
+            wait_until(lambda: any(deps.codec.decode(r.value).id == first
+                                   for r in read_all(local.bootstrap, deps.topics(Topic.REGISTRY_EVENTS))),
+                       message="the first event on the broker")
+            assert httpx.get(f"{relay_url}/healthz").status_code == 200
+            assert httpx.get(f"{runner_url}/healthz").status_code == 200
+
+            local.kill_broker()
+            enqueue()
+            clock.advance(timedelta(seconds=120))
+            answer = wait_until(lambda: (r := httpx.get(f"{relay_url}/healthz")).status_code == 503 and r,
+                                message="the relay reporting its stuck outbox")
+            assert "wait in the outbox" in " ".join(answer.json()["problems"])
+            metrics = httpx.get(f"{relay_url}/metrics").text
+            assert _metric(metrics, "samenveilig_outbox_pending") == 1
+            assert _metric(metrics, "samenveilig_outbox_oldest_pending_seconds") >= 120
+
+            local.start_broker()
+            wait_until(lambda: httpx.get(f"{relay_url}/healthz").status_code == 200, timeout_s=60,
+                       message="the relay publishing again after the broker returned")
+            assert _metric(httpx.get(f"{relay_url}/metrics").text, "samenveilig_outbox_pending") == 0
+            assert "samenveilig_consumer_lag" in httpx.get(f"{runner_url}/metrics").text
+        finally:
+            relay.stop_event.set()
+            runner.stop_event.set()
+            for thread in threads:
+                thread.join(timeout=15)
+            health.stop()
+            runner_status.stop()
+    finally:
+        local.stop()
