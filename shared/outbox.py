@@ -21,6 +21,8 @@ from email.utils import format_datetime
 from itertools import takewhile
 from typing import Any
 
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from sqlalchemy import (
     Boolean,
     Column,
@@ -260,3 +262,68 @@ class OutboxRelay:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+
+
+class OutboxStatusPublic(BaseModel):
+    pending: int
+    oldest_pending_at: datetime | None
+    oldest_pending_age_s: float
+
+
+def outbox_router(engine_of: Callable[[Any], Engine], outbox: Table, clock_of: Callable[[Any], Clock]) -> APIRouter:
+    """`GET /v1/outbox`: how much of this service's event outbox is not yet on the broker and
+    since when. Downstream services fail closed on it: an accepted change stuck here is a
+    change they cannot know about yet."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/v1/outbox", response_model=OutboxStatusPublic)
+    def status(request: Request) -> OutboxStatusPublic:
+        deps = request.app.state.deps
+        now = clock_of(deps).now()
+        with engine_of(deps).connect() as connection:
+            found = outbox_status(connection, outbox, now)
+        age = 0.0 if found.oldest_pending_at is None else max(0.0, (now - found.oldest_pending_at).total_seconds())
+        return OutboxStatusPublic(pending=found.pending, oldest_pending_at=found.oldest_pending_at,
+                                  oldest_pending_age_s=age)
+
+    return router
+
+
+class UpstreamOutboxes:
+    """Asks upstream services' `GET /v1/outbox` whether anything they accepted waits longer than
+    max_age_s to reach the broker. Answers are kept for cache_s so that a busy API asks about
+    twice a second, not per request. Unreachable counts as stuck: fail closed."""
+
+    def __init__(self, urls: list[str], max_age_s: float, cache_s: float = 0.5, timeout_s: float = 1.0) -> None:
+        self.urls = [url.rstrip("/") for url in urls if url.strip()]
+        self._max_age_s = max_age_s
+        self._cache_s = cache_s
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._checked_at = -float("inf")
+        self._problem: str | None = None
+
+    def problem(self) -> str | None:
+        if not self.urls:
+            return None
+        with self._lock:
+            if time.monotonic() - self._checked_at >= self._cache_s:
+                self._problem = self._ask()
+                self._checked_at = time.monotonic()
+            return self._problem
+
+    def _ask(self) -> str | None:
+        import urllib.error
+        import urllib.request
+
+        for url in self.urls:
+            try:
+                with urllib.request.urlopen(f"{url}/v1/outbox", timeout=self._timeout_s) as answer:  # noqa: S310
+                    status = json.loads(answer.read())
+            except (OSError, ValueError, urllib.error.URLError) as error:
+                log.warning("upstream outbox not reachable", extra={"reason": type(error).__name__})
+                return f"cannot tell whether {url} has unpublished changes"
+            if status["pending"] and status["oldest_pending_age_s"] > self._max_age_s:
+                return (f"{url} has {status['pending']} accepted changes not yet on the broker, "
+                        f"the oldest for {status['oldest_pending_age_s']:.0f} s")
+        return None

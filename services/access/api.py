@@ -27,7 +27,7 @@ from services.access.settings import AccessSettings
 from shared.contracts.envelope import derived_id
 from shared.contracts.events import AccessGranted, AccessRevoked, DossierViewed, Event, StaffRole, view_entry_hash
 from shared.logging import configure_logging
-from shared.outbox import enqueue_event
+from shared.outbox import enqueue_event, outbox_router, outbox_status
 from shared.problems import Problem, install_problem_handlers
 
 
@@ -156,7 +156,11 @@ def _staleness(deps: AccessDeps, connection: Connection) -> str | None:
     lag = sum(max(0, (row.high_water or 0) - row.next_offset) for row in positions)
     if lag > deps.settings.max_lag_events:
         return f"the access processor is {lag} events behind"
-    return None
+    own = outbox_status(connection, store.outbox, deps.clock.now())
+    if own.oldest_pending_at is not None and (
+            (deps.clock.now() - own.oldest_pending_at).total_seconds() > deps.settings.outbox_max_age_s):
+        return f"{own.pending} access events are not yet on the broker"
+    return deps.upstream_outboxes.problem()
 
 
 Fresh = Annotated[AccessDeps, Depends(fresh)]
@@ -340,6 +344,7 @@ def create_app(deps: AccessDeps) -> FastAPI:
     install_problem_handlers(app)
     for router in (checks_router, dossiers_router, staff_router, swv_router, ops_router):
         app.include_router(router)
+    app.include_router(outbox_router(lambda deps: deps.engine, store.outbox, lambda deps: deps.clock))
     return app
 
 

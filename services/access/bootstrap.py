@@ -18,7 +18,7 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
-from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
+from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, UpstreamOutboxes, publish_due
 
 
 @dataclass
@@ -30,6 +30,7 @@ class AccessDeps:
     topics: TopicNames
     clock: Clock
     service: AccessService
+    upstream_outboxes: UpstreamOutboxes
 
 
 def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
@@ -40,8 +41,9 @@ def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
     clock = clock or SystemClock()
     codec = EventCodec(keys, source="/samenveilig/access", topics=topics)
     service = AccessService(codec, clock, settings.kindkans_url, str(settings.mail_from).split("@")[1])
+    upstream = UpstreamOutboxes(settings.upstream_outbox_urls.split(","), settings.outbox_max_age_s)
     return AccessDeps(settings=settings, engine=engine, keys=keys, codec=codec, topics=topics, clock=clock,
-                      service=service)
+                      service=service, upstream_outboxes=upstream)
 
 
 def progress(deps: AccessDeps) -> Progress:

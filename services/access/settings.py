@@ -15,3 +15,8 @@ class AccessSettings(MailSettings):
     stale_after_s: float = 10.0
     # How long a read-your-writes request may wait for its event.
     max_wait_ms: int = 5000
+    # Fail closed, too, while a change accepted upstream has not reached the broker: the
+    # registry's and retention's APIs (comma-separated base URLs; their /v1/outbox is asked) and
+    # this service's own outbox, each allowed to hold a due event this long.
+    upstream_outbox_urls: str = ""
+    outbox_max_age_s: float = 5.0

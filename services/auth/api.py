@@ -21,9 +21,11 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 
+from services.auth import store
 from services.auth.bootstrap import AuthDeps, build
 from services.auth.settings import AuthSettings
 from shared.logging import configure_logging
+from shared.outbox import outbox_router
 from shared.problems import Problem, install_problem_handlers
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -202,6 +204,7 @@ def create_app(deps: AuthDeps) -> FastAPI:
     install_problem_handlers(app)
     for router in (pages, api, ops):
         app.include_router(router)
+    app.include_router(outbox_router(lambda deps: deps.engine, store.outbox, lambda deps: deps.clock))
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

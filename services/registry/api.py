@@ -22,6 +22,7 @@ from services.registry.settings import RegistrySettings
 from shared.contracts.events import Address
 from shared.contracts.mutations import MutationBatch, MutationRequest, brin_of
 from shared.logging import configure_logging
+from shared.outbox import outbox_router
 from shared.problems import Problem, install_problem_handlers
 
 bearer = HTTPBearer(auto_error=False, description="The school system's API key: `Authorization: Bearer svk_...`")
@@ -152,6 +153,7 @@ def create_app(deps: RegistryDeps) -> FastAPI:
     app.include_router(mutations_router)
     app.include_router(branches_router)
     app.include_router(ops_router)
+    app.include_router(outbox_router(lambda deps: deps.engine, store.outbox, lambda deps: deps.clock))
     return app
 
 

@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field, model_validator
 
+from services.retention import store
 from services.retention.bootstrap import RetentionDeps, build
 from services.retention.leaks import LeakReport
 from services.retention.letters import answer_letter, inspection_page
@@ -25,6 +26,7 @@ from services.retention.service import NotPossible
 from services.retention.settings import RetentionSettings
 from shared.contracts.events import ConsentGiver, ConsentPurpose, SubjectRequestKind
 from shared.logging import configure_logging
+from shared.outbox import outbox_router
 from shared.problems import Problem, install_problem_handlers
 
 
@@ -391,6 +393,7 @@ def create_app(deps: RetentionDeps) -> FastAPI:
     install_problem_handlers(app)
     for router in (pupils, requests, purges, leaks, ops):
         app.include_router(router)
+    app.include_router(outbox_router(lambda deps: deps.engine, store.outbox, lambda deps: deps.clock))
     return app
 
 
