@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -271,6 +272,11 @@ class LocalBroker:
         """Kill Tansu hard (SIGKILL), leaving the storage: a crash, for tests."""
         _end(self._tansu, kill=True)
 
+    def kill_storage(self) -> None:
+        """SIGKILL the object store alone (Tansu stays up and sees its storage vanish)."""
+        if self.store is not None:
+            _end(self.store.process, kill=True)
+
     def restart_storage(self, timeout_s: float = 30.0) -> None:
         """SIGKILL the object store and start it again on the same directory (Tansu stays up)."""
         if self.store is None:
@@ -294,6 +300,38 @@ class LocalBroker:
                 if process.poll() is not None:
                     return process.returncode or 0
             time.sleep(0.2)
+
+    def supervise(self, stopping: Callable[[], bool], max_restarts: int = 5, window_s: float = 60.0) -> int:
+        """Keep broker and storage up until stopping(): a process that dies is started again on
+        the same data (the storage first), as a service manager would. Gives up, returning 1,
+        after max_restarts within window_s."""
+        restarts: list[float] = []
+        while not stopping():
+            store_down = self.store is not None and (self.store.process is None or
+                                                     self.store.process.poll() is not None)
+            broker_down = self._tansu is None or self._tansu.poll() is not None
+            if not (store_down or broker_down):
+                time.sleep(0.2)
+                continue
+            if stopping():
+                break
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < window_s] + [now]
+            if len(restarts) > max_restarts:
+                sys.stderr.write(f"broker: {max_restarts} restarts within {window_s:.0f} s, giving up\n")
+                return 1
+            try:
+                if store_down and self.store is not None:
+                    sys.stderr.write(f"broker: {self.store.name} exited, starting it again on the same data\n")
+                    self.store.start(30.0)
+                # After a storage restart Tansu starts afresh too: it reads its metadata again.
+                sys.stderr.write("broker: Tansu " + ("exited" if broker_down else "restarts with its storage")
+                                 + ", starting it again on the same storage\n")
+                _end(self._tansu, kill=True)
+                self.start_broker()
+            except Exception as error:  # the next turn tries again, within the restart budget
+                sys.stderr.write(f"broker: restart failed ({type(error).__name__}), retrying\n")
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     broker.start()
     sys.stderr.write(f"broker ready: kafka://{broker.bootstrap} storage={broker.storage}"
                      f"{'' if memory else ' data=' + str(args.data_dir)}\n")
-    code = broker.wait()
+    # In memory a restart would come back empty: better to stop everything than pretend.
+    code = broker.wait() if memory else broker.supervise(lambda: stopping)
     broker.stop()
     return 0 if stopping else code
 

@@ -81,3 +81,36 @@ def test_committed_group_offsets_survive_a_broker_kill(restarted):
     finally:
         consumer.close()
     assert [r.offset for r in records] == list(range(COMMITTED, RECORDS))
+
+
+def test_the_run_commands_broker_comes_back_by_itself_after_a_kill(broker, tmp_path):
+    """`python -m deploy.localbroker run` supervises: a SIGKILLed Tansu or object store is
+    started again on the same data, so the services reconnect instead of the run stopping."""
+    if broker.kind != "tansu":
+        pytest.skip(f"exercises the local Tansu broker; the session broker is {broker.kind}")
+    import threading
+
+    from kafka.errors import KafkaError
+
+    from deploy.localbroker import wait_for_kafka
+
+    local = LocalBroker(storage="seaweedfs", data_dir=tmp_path, log_dir=tmp_path / "logs").start()
+    stopping = threading.Event()
+    supervisor = threading.Thread(target=local.supervise, args=(stopping.is_set,), daemon=True)
+    supervisor.start()
+    try:
+        create_topics(local.bootstrap, {"supervised.events": 1})
+        prod = producer(local.bootstrap, acks="all")
+        assert prod.send("supervised.events", value=b"before").get(timeout=10).offset == 0
+        prod.close(timeout=5)
+        local.kill_broker()
+        local.kill_storage()  # both gone: the supervisor starts the storage, then Tansu
+        try:
+            wait_for_kafka(local.bootstrap, timeout_s=30)
+        except KafkaError as error:
+            raise AssertionError("the supervisor did not bring the broker back") from error
+        assert [r.value for r in read_all(local.bootstrap, "supervised.events")] == [b"before"]
+    finally:
+        stopping.set()
+        supervisor.join(timeout=10)
+        local.stop()
