@@ -36,7 +36,9 @@ if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     broker_line="external broker at $KAFKA_BOOTSTRAP_SERVERS"
 else
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$BROKER_PORT
-    broker_line="kafka://$KAFKA_BOOTSTRAP_SERVERS (Tansu; S3 storage on 127.0.0.1:$S3_PORT)"
+    broker_line="kafka://$KAFKA_BOOTSTRAP_SERVERS (Tansu on SeaweedFS, S3 on 127.0.0.1:$S3_PORT)
+                         survives kills and restarts of either (restarted on the same data); a power
+                         cut can lose the last writes: the deployment's Kafka (replication 3) does not"
 fi
 # One database per service; the key store is shared (it belongs to the retention service).
 export ACCESS_DATABASE_URL=${ACCESS_DATABASE_URL:-sqlite:///$data/access.sqlite}
@@ -60,6 +62,7 @@ samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):
   access processor       consumes registry.events.v1 and access.events.v1
   access relay           publishes access.events.v1, sends notifications (policy checked at send time)
   mail (SMTP catcher)    smtp://127.0.0.1:$SMTP_PORT, mail kept in $data/mail/
+  health and metrics     /healthz and /metrics of relays and processors on ports $((HEALTH_PORT_BASE+1))-$((HEALTH_PORT_BASE+9))
 Credentials for school systems: .venv/bin/python -m services.registry.credentials create --name NAME --brin 12AB
   (with SAMENVEILIG_DATABASE_URL=$REGISTRY_DATABASE_URL and SAMENVEILIG_MASTER_KEY from $data/master.key)
 BANNER
