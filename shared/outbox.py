@@ -13,7 +13,7 @@ import logging
 import smtplib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -24,8 +24,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -34,6 +36,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     func,
     insert,
     select,
@@ -44,7 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 from shared.clock import Clock
 from shared.contracts.envelope import EncodedEvent
 from shared.db import UtcDateTime
-from shared.kafka.producer import EventPublisher, NotAcknowledged, OutgoingRecord
+from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, NotAcknowledged, OutgoingRecord
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,14 @@ def define_outbox_tables(metadata: MetaData, prefix: str) -> tuple[Table, Table]
         Column("emit_at", UtcDateTime(), nullable=False, index=True),
         Column("applied", Boolean, nullable=False),
         Column("published_at", UtcDateTime(), nullable=True, index=True),
+        # The event's place in its stream (topic and key), given when it is first sent and kept
+        # for every resend; consumers apply a stream in this order and see a gap as a loss.
+        Column("stream_version", BigInteger, nullable=True),
+        # Where the broker said it put the event, and when we saw it there ourselves.
+        Column("ack_partition", Integer, nullable=True),
+        Column("ack_offset", BigInteger, nullable=True),
+        Column("confirmed_at", UtcDateTime(), nullable=True),
+        Index(f"ix_{prefix}_outbox_stream", "topic", "key", "stream_version"),
     )
     mail = Table(
         f"{prefix}_mail_outbox", metadata,
@@ -81,6 +92,19 @@ def define_outbox_tables(metadata: MetaData, prefix: str) -> tuple[Table, Table]
         Column("attempts", Integer, nullable=False),
     )
     return events, mail
+
+
+def migrate_outbox_to_streams(op: Any, prefix: str) -> None:
+    """Alembic step every service's migrations call: stream versions and read-back columns."""
+    import sqlalchemy as sa
+
+    table = f"{prefix}_outbox"
+    with op.batch_alter_table(table) as batch:
+        batch.add_column(sa.Column("stream_version", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("ack_partition", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("ack_offset", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index(f"ix_{prefix}_outbox_stream", table, ["topic", "key", "stream_version"], unique=False)
 
 
 def enqueue_event(connection: Connection, outbox: Table, encoded: EncodedEvent, emit_at: datetime,
@@ -105,26 +129,56 @@ def enqueue_mail(connection: Connection, outbox: Table, *, message_id: str, reci
 def publish_due(engine: Engine, outbox: Table, publisher: EventPublisher, clock: Clock, limit: int = 500) -> int:
     """Publish due, applied, unpublished events in order; mark them published once acknowledged.
 
-    Only the acknowledged prefix is marked: from the first record the broker did not confirm at
-    a real offset on, the rows stay unpublished and go again, in order, next round (consumers
-    skip by event id whatever did arrive the first time)."""
+    Each event gets its stream version before its first send (one relay per outbox, so the
+    order of versions is the order of sending). Only the acknowledged prefix is marked: from the
+    first record the broker did not confirm at a real offset on, the rows stay unpublished and
+    go again, in order, next round (consumers skip by event id whatever did arrive)."""
     now = clock.now()
-    with engine.connect() as connection:
+    with engine.begin() as connection:
         rows = connection.execute(select(outbox).where(
             outbox.c.published_at.is_(None), outbox.c.applied.is_(True), outbox.c.emit_at <= now)
             .order_by(outbox.c.seq).limit(limit)).all()
-    if not rows:
-        return 0
+        if not rows:
+            return 0
+        versions = _assign_stream_versions(connection, outbox, rows)
     acks = publisher.send_records([
-        OutgoingRecord(row.topic, row.key, row.value, [(k, v.encode()) for k, v in json.loads(row.headers)])
+        OutgoingRecord(row.topic, row.key, row.value,
+                       [(k, v.encode()) for k, v in json.loads(row.headers)]
+                       + [(STREAM_VERSION_HEADER, str(versions[row.seq]).encode())])
         for row in rows])
-    published = [row.seq for row, _ack in takewhile(lambda pair: pair[1] is not None, zip(rows, acks, strict=True))]
+    published = [(row.seq, ack) for row, ack in takewhile(lambda pair: pair[1] is not None,
+                                                           zip(rows, acks, strict=True))]
     if published:
+        at = clock.now()
         with engine.begin() as connection:
-            connection.execute(update(outbox).where(outbox.c.seq.in_(published)).values(published_at=clock.now()))
+            connection.execute(update(outbox).where(outbox.c.seq == bindparam("row_seq")).values(
+                published_at=at, ack_partition=bindparam("partition"), ack_offset=bindparam("offset"),
+                confirmed_at=None),
+                [{"row_seq": seq, "partition": ack.partition, "offset": ack.offset}
+                 for seq, ack in published if ack is not None])
     if len(published) < len(rows):
         raise NotAcknowledged(f"{len(rows) - len(published)} of {len(rows)} events not acknowledged")
     return len(published)
+
+
+def _assign_stream_versions(connection: Connection, outbox: Table, rows: Sequence[Row[Any]]) -> dict[int, int]:
+    versions = {row.seq: row.stream_version for row in rows if row.stream_version is not None}
+    newest: dict[tuple[str, bytes], int] = {}
+    fresh = []
+    for row in rows:
+        if row.stream_version is not None:
+            continue
+        stream = (row.topic, row.key)
+        if stream not in newest:
+            newest[stream] = connection.execute(select(func.coalesce(func.max(outbox.c.stream_version), 0)).where(
+                outbox.c.topic == row.topic, outbox.c.key == row.key)).scalar_one()
+        newest[stream] += 1
+        versions[row.seq] = newest[stream]
+        fresh.append({"row_seq": row.seq, "version": newest[stream]})
+    if fresh:
+        connection.execute(update(outbox).where(outbox.c.seq == bindparam("row_seq"))
+                           .values(stream_version=bindparam("version")), fresh)
+    return versions
 
 
 @dataclass(frozen=True)

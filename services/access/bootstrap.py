@@ -15,6 +15,7 @@ from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import KeyStore, SqlKeyStore
 from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
+from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
@@ -47,7 +48,8 @@ def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
 
 
 def progress(deps: AccessDeps) -> Progress:
-    return Progress(store.processed_events, store.consumer_positions, deps.settings.consumer_group)
+    return Progress(store.processed_events, store.consumer_positions, deps.settings.consumer_group,
+                          store.stream_versions)
 
 
 def source_topics(deps: AccessDeps) -> list[str]:
@@ -74,9 +76,11 @@ def build_relay(deps: AccessDeps) -> OutboxRelay:
     settings = deps.settings
     sources = source_topics(deps)
     ensure_topics(settings.kafka_bootstrap_servers, sources, settings.topic_partitions, settings.topic_replication)
+    confirmer = PublishedConfirmer(deps.engine, store.outbox, settings.kafka_bootstrap_servers, deps.clock)
     publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "access-relay")
     mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
                       str(settings.mail_from), check=deps.service.send_check)
     return OutboxRelay("access-relay", [lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
+                                        confirmer,
                                         mail.send_pending], settings.relay_interval_s,
                        relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))

@@ -108,7 +108,7 @@ view_chain = Table(
     Column("length", Integer, nullable=False),
 )
 outbox, mail_outbox = define_outbox_tables(metadata, "access")
-processed_events, consumer_positions = define_progress_tables(metadata)
+processed_events, consumer_positions, stream_versions = define_progress_tables(metadata)
 
 
 def migrate_to_newest(url: str) -> None:

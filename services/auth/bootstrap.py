@@ -16,6 +16,7 @@ from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
+from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
@@ -53,7 +54,8 @@ def build_runner(deps: AuthDeps) -> ConsumerRunner:
     return ConsumerRunner(
         consumer_name=settings.consumer_group, topics=[source], bootstrap=settings.kafka_bootstrap_servers,
         engine=deps.engine, codec=deps.codec, handler=deps.service.apply,
-        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group),
+        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group,
+                          store.stream_versions),
         dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
         clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
@@ -63,9 +65,11 @@ def build_relay(deps: AuthDeps) -> OutboxRelay:
     settings = deps.settings
     ensure_topics(settings.kafka_bootstrap_servers, [deps.topics(Topic.AUTH_EVENTS)], settings.topic_partitions,
                   settings.topic_replication)
+    confirmer = PublishedConfirmer(deps.engine, store.outbox, settings.kafka_bootstrap_servers, deps.clock)
     publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "auth-relay")
     mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
                       str(settings.mail_from), redact_after_send=True)
     return OutboxRelay("auth-relay", [lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
+                                      confirmer,
                                       mail.send_pending], settings.relay_interval_s,
                        relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))

@@ -62,7 +62,7 @@ sessions = Table(
     Column("active", Boolean, nullable=False, index=True),
 )
 outbox, mail_outbox = define_outbox_tables(metadata, "auth")
-processed_events, consumer_positions = define_progress_tables(metadata)
+processed_events, consumer_positions, stream_versions = define_progress_tables(metadata)
 
 
 def migrate_to_newest(url: str) -> None:

@@ -58,7 +58,8 @@ def build_relay(deps: RegistryDeps) -> OutboxRelay:
     settings = deps.settings
     ensure_registry_topics(deps)
     return make_relay(engine=deps.engine, service=deps.service,
-                 publisher=EventPublisher.connect(settings.kafka_bootstrap_servers, "registry-relay"), clock=deps.clock,
+                 publisher=EventPublisher.connect(settings.kafka_bootstrap_servers, "registry-relay"),
+                 bootstrap=settings.kafka_bootstrap_servers, clock=deps.clock,
                  smtp_host=settings.smtp_host, smtp_port=settings.smtp_port, mail_from=str(settings.mail_from),
                  interval_s=settings.relay_interval_s)
 
@@ -71,7 +72,8 @@ def build_intake_runner(deps: RegistryDeps) -> ConsumerRunner:
         bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine, codec=None,
         decoder=make_intake_decoder(deps.credentials),
         handler=lambda message, connection: handle_intake(deps.service, message, connection),
-        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group),
+        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group,
+                          store.stream_versions),
         dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
         clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
@@ -89,6 +91,7 @@ def build_follower(deps: RegistryDeps) -> ConsumerRunner:
     return ConsumerRunner(
         consumer_name=group, topics=[source], bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine,
         codec=deps.codec, handler=apply_retention_event,
-        progress=Progress(store.processed_events, store.consumer_positions, group),
+        progress=Progress(store.processed_events, store.consumer_positions, group,
+                          store.stream_versions),
         dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{group}-dlq"), clock=deps.clock,
         session_timeout_ms=settings.consumer_session_timeout_ms, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)

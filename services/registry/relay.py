@@ -8,11 +8,12 @@ from sqlalchemy.engine import Engine
 from services.registry import store
 from services.registry.service import RegistryService
 from shared.clock import Clock
+from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.producer import EventPublisher
 from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
 
 
-def make_relay(*, engine: Engine, service: RegistryService, publisher: EventPublisher, clock: Clock,
+def make_relay(*, engine: Engine, service: RegistryService, publisher: EventPublisher, bootstrap: str, clock: Clock,
                smtp_host: str, smtp_port: int, mail_from: str, interval_s: float = 0.05) -> OutboxRelay:
     def apply_due() -> int:
         with engine.begin() as connection:
@@ -22,6 +23,7 @@ def make_relay(*, engine: Engine, service: RegistryService, publisher: EventPubl
     return OutboxRelay("registry-relay", [
         apply_due,
         lambda: publish_due(engine, store.outbox, publisher, clock),
+        PublishedConfirmer(engine, store.outbox, bootstrap, clock),
         mail.send_pending,
     ], interval_s, relayed=RelayedOutbox(engine, store.outbox, publisher, clock))
 

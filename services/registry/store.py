@@ -95,7 +95,7 @@ credentials = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
 )
-processed_events, consumer_positions = define_progress_tables(metadata)
+processed_events, consumer_positions, stream_versions = define_progress_tables(metadata)
 
 
 def migrate_to_newest(url: str) -> None:

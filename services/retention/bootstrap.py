@@ -22,6 +22,7 @@ from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
+from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
@@ -86,7 +87,8 @@ def build_runner(deps: RetentionDeps) -> ConsumerRunner:
     return ConsumerRunner(
         consumer_name=settings.consumer_group, topics=[source], bootstrap=settings.kafka_bootstrap_servers,
         engine=deps.engine, codec=deps.codec, handler=deps.service.apply,
-        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group),
+        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group,
+                          store.stream_versions),
         dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
         clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
         fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
@@ -128,6 +130,7 @@ def build_relay(deps: RetentionDeps) -> OutboxRelay:
     settings = deps.settings
     ensure_topics(settings.kafka_bootstrap_servers, [deps.topics(Topic.RETENTION_EVENTS)], settings.topic_partitions,
                   settings.topic_replication)
+    confirmer = PublishedConfirmer(deps.engine, store.outbox, settings.kafka_bootstrap_servers, deps.clock)
     publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "retention-relay")
     mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
                       str(settings.mail_from))
@@ -137,5 +140,6 @@ def build_relay(deps: RetentionDeps) -> OutboxRelay:
                                            InBackground("exports",
                                                         lambda: deps.requests.prepare_exports(deps.engine)),
                                            lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
+                                           confirmer,
                                            mail.send_pending], settings.relay_interval_s,
                        relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))

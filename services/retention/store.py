@@ -94,7 +94,7 @@ leaks = Table(
     Column("overdue_alarm_at", UtcDateTime(), nullable=True),
 )
 outbox, mail_outbox = define_outbox_tables(metadata, "retention")
-processed_events, consumer_positions = define_progress_tables(metadata)
+processed_events, consumer_positions, stream_versions = define_progress_tables(metadata)
 
 
 def migrate_to_newest(url: str) -> None:

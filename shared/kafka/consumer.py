@@ -9,6 +9,7 @@ and is skipped. Nothing is skipped silently: a message that cannot be applied go
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
 import threading
@@ -29,8 +30,8 @@ from sqlalchemy.exc import DBAPIError
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, UndecodableMessage
 from shared.contracts.topics import dead_letter_topic
-from shared.kafka.producer import EventPublisher, NotAcknowledged, OutgoingRecord
-from shared.kafka.progress import Progress
+from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, NotAcknowledged, OutgoingRecord
+from shared.kafka.progress import Progress, StreamStep
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class RunnerStats:
     batches: int = 0
     # Partitions found shorter than what this consumer had already read: the broker lost events.
     log_truncations: int = 0
+    # Events held back because versions before them in their stream were missing.
+    held: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -250,12 +253,12 @@ class ConsumerRunner:
         try:
             with self._engine.begin() as connection:
                 for record, recorded in decoded:
-                    if self._progress.already_processed(connection, recorded.id):
-                        duplicates += 1
+                    step = self._step(connection, record, recorded, now)
+                    if step is not StreamStep.APPLY:
+                        duplicates += step is StreamStep.SEEN
                         continue
                     self._handler(recorded, connection)
-                    self._progress.mark_processed(connection, recorded.id, record.topic,
-                                                  record.partition, record.offset, now)
+                    self._done(connection, record, recorded, now)
                     applied += 1
                 last = records[-1]
                 self._progress.advance(connection, last.topic, last.partition, last.offset + 1,
@@ -309,15 +312,38 @@ class ConsumerRunner:
     def _apply(self, record: ConsumerRecord, recorded: Decoded, high_water: int | None) -> None:
         now = self._clock.now()
         with self._engine.begin() as connection:
-            if self._progress.already_processed(connection, recorded.id):
+            step = self._step(connection, record, recorded, now)
+            if step is StreamStep.SEEN:
                 self.stats.duplicates += 1
-            else:
+            elif step is StreamStep.APPLY:
                 self._handler(recorded, connection)
-                self._progress.mark_processed(connection, recorded.id, record.topic,
-                                              record.partition, record.offset, now)
+                self._done(connection, record, recorded, now)
                 self.stats.applied += 1
             self._progress.advance(connection, record.topic, record.partition, record.offset + 1,
                                    high_water, now)
+
+    def _step(self, connection: Connection, record: ConsumerRecord, recorded: Decoded, now: datetime) -> StreamStep:
+        """Apply, skip as seen, or hold back: an event whose stream has versions missing before
+        it waits for them (their producer publishes them again) instead of being applied out of
+        order or the gap being skipped."""
+        if self._progress.already_processed(connection, recorded.id):
+            return StreamStep.SEEN
+        version = stream_version(record)
+        if version is None:
+            return StreamStep.APPLY  # published before streams were versioned
+        step = self._progress.stream_step(connection, record.topic, _stream_key(record), version, now)
+        if step is StreamStep.HOLD:
+            self.stats.held += 1
+            log.error("event held back: earlier events of its stream are missing from the log", extra={
+                "consumer": self.consumer_name, "topic": record.topic, "partition": record.partition,
+                "offset": record.offset, "event_id": recorded.id, "count": version})
+        return step
+
+    def _done(self, connection: Connection, record: ConsumerRecord, recorded: Decoded, now: datetime) -> None:
+        self._progress.mark_processed(connection, recorded.id, record.topic, record.partition, record.offset, now)
+        version = stream_version(record)
+        if version is not None:
+            self._progress.stream_applied(connection, record.topic, _stream_key(record), version, now)
 
     def _dead_letter(self, record: ConsumerRecord, letter: DeadLetter, high_water: int | None) -> None:
         headers = list(record.headers or []) + [
@@ -341,13 +367,36 @@ class ConsumerRunner:
                 if self.stop_event.wait(1.0):
                     raise
         with self._engine.begin() as connection:
+            version = stream_version(record)
+            now = self._clock.now()
+            # A dead letter takes its place in the stream: the stream goes on after it.
+            if version is not None and self._progress.stream_step(
+                    connection, record.topic, _stream_key(record), version, now) is StreamStep.APPLY:
+                self._progress.stream_applied(connection, record.topic, _stream_key(record), version, now)
             self._progress.advance(connection, record.topic, record.partition, record.offset + 1,
-                                   high_water, self._clock.now(), dead_lettered=1)
+                                   high_water, now, dead_lettered=1)
         self.stats.dead_lettered += 1
         self.stats.reasons[letter.reason] = self.stats.reasons.get(letter.reason, 0) + 1
         log.warning("message dead-lettered", extra={
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "consumer": self.consumer_name, "reason": letter.reason})
+
+
+def stream_version(record: ConsumerRecord) -> int | None:
+    for name, value in record.headers or ():
+        if name == STREAM_VERSION_HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _stream_key(record: ConsumerRecord) -> str:
+    if not record.key:
+        return ""
+    # Keys are ids (a branch's, a pupil's); a longer one is named by its hash.
+    return record.key.hex() if len(record.key) <= 64 else hashlib.sha256(record.key).hexdigest()
 
 
 def stop_on_signals(runner: ConsumerRunner) -> None:

@@ -18,6 +18,8 @@ from shared.contracts.envelope import EncodedEvent
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+# The Kafka header carrying an event's version in its stream (topic and key), set by relays.
+STREAM_VERSION_HEADER = "samenveilig-stream-version"
 
 
 def make_producer(bootstrap: str, client_id: str, wait_seconds: float = 30.0,

@@ -4,6 +4,7 @@ which events it has applied (so redelivery has no effect twice) and how far it h
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, and_, insert, select, update
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Connection
 from shared.db import UtcDateTime
 
 
-def define_progress_tables(metadata: MetaData) -> tuple[Table, Table]:
+def define_progress_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
     processed = Table(
         "processed_events", metadata,
         Column("consumer", String(100), primary_key=True),
@@ -34,16 +35,105 @@ def define_progress_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("dead_lettered", BigInteger, nullable=False, default=0),
         Column("updated_at", UtcDateTime(), nullable=False),
     )
-    return processed, positions
+    streams = Table(
+        "stream_versions", metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("topic", String(250), primary_key=True),
+        Column("stream_key", String(200), primary_key=True),  # the record key, hex
+        # Every version up to this one is applied (or dead-lettered), none after it.
+        Column("applied_version", BigInteger, nullable=False),
+        # While a later version was seen and held back: the highest one, and since when. The
+        # versions between are missing from the log; their producer publishes them again.
+        Column("held_version", BigInteger, nullable=True),
+        Column("held_since", UtcDateTime(), nullable=True),
+        Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    return processed, positions, streams
+
+
+def migrate_to_stream_versions(op: Any) -> None:
+    """Alembic step every consuming service's migrations call: the stream_versions table."""
+    import sqlalchemy as sa
+
+    op.create_table(
+        "stream_versions",
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("topic", sa.String(length=250), nullable=False),
+        sa.Column("stream_key", sa.String(length=200), nullable=False),
+        sa.Column("applied_version", sa.BigInteger(), nullable=False),
+        sa.Column("held_version", sa.BigInteger(), nullable=True),
+        sa.Column("held_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "topic", "stream_key"),
+    )
+
+
+class StreamStep(Enum):
+    APPLY = "apply"  # the next version of its stream
+    SEEN = "seen"  # this version or a later one is applied already
+    HOLD = "hold"  # versions before it are missing: not yet
 
 
 class Progress:
-    """Reads and writes the two progress tables on a caller's connection (inside its transaction)."""
+    """Reads and writes the progress tables on a caller's connection (inside its transaction)."""
 
-    def __init__(self, processed: Table, positions: Table, consumer: str) -> None:
+    def __init__(self, processed: Table, positions: Table, consumer: str, streams: Table | None = None) -> None:
         self.processed = processed
         self.positions = positions
         self.consumer = consumer
+        self.streams = streams
+
+    def stream_step(self, connection: Connection, topic: str, stream_key: str, version: int, now: datetime
+                    ) -> StreamStep:
+        """Where a versioned event stands in its stream; a held event is recorded as a gap."""
+        if self.streams is None:
+            return StreamStep.APPLY
+        streams = self.streams
+        where = and_(streams.c.consumer == self.consumer, streams.c.topic == topic,
+                     streams.c.stream_key == stream_key)
+        row = connection.execute(select(streams.c.applied_version, streams.c.held_version).where(where)).first()
+        applied = row.applied_version if row else 0
+        if version <= applied:
+            return StreamStep.SEEN
+        if version == applied + 1:
+            return StreamStep.APPLY
+        if row is None:
+            connection.execute(insert(streams).values(consumer=self.consumer, topic=topic, stream_key=stream_key,
+                                                      applied_version=0, held_version=version, held_since=now,
+                                                      updated_at=now))
+        elif row.held_version is None or version > row.held_version:
+            values: dict[str, Any] = {"held_version": version, "updated_at": now}
+            if row.held_version is None:
+                values["held_since"] = now
+            connection.execute(update(streams).where(where).values(**values))
+        return StreamStep.HOLD
+
+    def stream_applied(self, connection: Connection, topic: str, stream_key: str, version: int, now: datetime
+                       ) -> None:
+        if self.streams is None:
+            return
+        streams = self.streams
+        where = and_(streams.c.consumer == self.consumer, streams.c.topic == topic,
+                     streams.c.stream_key == stream_key)
+        row = connection.execute(select(streams.c.held_version).where(where)).first()
+        if row is None:
+            connection.execute(insert(streams).values(consumer=self.consumer, topic=topic, stream_key=stream_key,
+                                                      applied_version=version, updated_at=now))
+            return
+        gap_closed = row.held_version is not None and version >= row.held_version
+        values: dict[str, Any] = {"applied_version": version, "updated_at": now}
+        if gap_closed:
+            values.update(held_version=None, held_since=None)
+        connection.execute(update(streams).where(where).values(**values))
+
+    def open_gaps(self, connection: Connection) -> list[tuple[str, str, int, int, datetime]]:
+        """(topic, stream key, applied version, held version, since) of every stream waiting."""
+        if self.streams is None:
+            return []
+        streams = self.streams
+        rows = connection.execute(select(streams).where(streams.c.consumer == self.consumer,
+                                                        streams.c.held_version.is_not(None)))
+        return [(r.topic, r.stream_key, r.applied_version, r.held_version, r.held_since) for r in rows]
 
     def already_processed(self, connection: Connection, event_id: str) -> bool:
         row = connection.execute(select(self.processed.c.event_id).where(

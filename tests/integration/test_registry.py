@@ -210,7 +210,8 @@ def _intake_caught_up(registry: Registry) -> bool:
     from services.registry import store
     from shared.kafka.progress import Progress
 
-    progress = Progress(store.processed_events, store.consumer_positions, registry.deps.settings.consumer_group)
+    progress = Progress(store.processed_events, store.consumer_positions, registry.deps.settings.consumer_group,
+                          store.stream_versions)
     with registry.deps.engine.connect() as connection:
         positions = progress.positions_of(connection)
     return sum(next_offset for next_offset, _ in positions.values()) >= 1
