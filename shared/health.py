@@ -37,6 +37,9 @@ Samples = Callable[[], Iterable[Metric]]
 # A loop that has not completed a round in this long is stuck (an SMTP or broker call hangs
 # at most ~30 s before its own timeout).
 STUCK_AFTER_S = 60.0
+# A stream gap heals within a relay round or two (the producer publishes the missing events
+# again); one open longer than this is an event the log lost and nobody has put back.
+GAP_ALARM_AFTER_S = 60.0
 
 
 class _Collector(Collector):
@@ -173,14 +176,32 @@ def relay_health(relay: OutboxRelay, *, engine: Engine, outbox: Table, publisher
 
 
 def runner_health(runner: ConsumerRunner) -> WorkerHealth:
-    """A processor is unhealthy when its dead-letter producer is fatal or its loop stopped."""
+    """A processor is unhealthy when its dead-letter producer is fatal, its loop stopped, or a
+    stream has waited longer than GAP_ALARM_AFTER_S for events the log lost."""
     worker = runner.consumer_name
 
     def loop_check() -> str | None:
         idle = time.monotonic() - runner.last_loop_at
         return f"consumer loop has not turned for {idle:.0f} s" if idle > STUCK_AFTER_S else None
 
+    def gap_check() -> str | None:
+        gaps = runner.open_gaps()
+        age = runner.oldest_gap_age_s(gaps)
+        if age > GAP_ALARM_AFTER_S:
+            oldest = min(gaps, key=lambda gap: gap.since)
+            return (f"{len(gaps)} streams wait for missing events, the oldest for {age:.0f} s "
+                    f"({oldest.topic}: have version {oldest.applied_version}, saw {oldest.held_version})")
+        return None
+
     def samples() -> Iterator[Metric]:
+        gaps = runner.open_gaps()
+        for name, value, doc in (("samenveilig_stream_gaps_open", float(len(gaps)),
+                                  "Streams holding back events because earlier versions are missing"),
+                                 ("samenveilig_stream_gap_oldest_seconds", runner.oldest_gap_age_s(gaps),
+                                  "Age of the oldest open stream gap")):
+            gauge = GaugeMetricFamily(name, doc, labels=["worker"])
+            gauge.add_metric([worker], value)
+            yield gauge
         lag = GaugeMetricFamily("samenveilig_consumer_lag", "Records behind the high-water mark",
                                 labels=["worker", "topic", "partition"])
         for (topic, partition), behind in sorted(runner.partition_lag.items()):
@@ -190,6 +211,8 @@ def runner_health(runner: ConsumerRunner) -> WorkerHealth:
         for name, value, doc in (("samenveilig_consumer_applied", stats.applied, "Events applied"),
                                  ("samenveilig_consumer_duplicates", stats.duplicates, "Redelivered events skipped"),
                                  ("samenveilig_dead_letters", stats.dead_lettered, "Messages sent to a .dlq topic"),
+                                 ("samenveilig_consumer_held", stats.held,
+                                  "Events held back until the missing versions before them arrive"),
                                  ("samenveilig_log_truncations", stats.log_truncations,
                                   "Partitions found shorter than already read (events lost by the broker)")):
             counter = CounterMetricFamily(name, doc, labels=["worker"])
@@ -197,4 +220,5 @@ def runner_health(runner: ConsumerRunner) -> WorkerHealth:
             yield counter
         yield from _publisher_samples(worker, runner.dlq_publisher, "dead-letter")
 
-    return WorkerHealth(worker, [_publisher_check(runner.dlq_publisher, "dead-letter"), loop_check], samples)
+    return WorkerHealth(worker, [_publisher_check(runner.dlq_publisher, "dead-letter"), loop_check, gap_check],
+                        samples)

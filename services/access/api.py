@@ -153,6 +153,12 @@ def _staleness(deps: AccessDeps, connection: Connection) -> str | None:
     if any(row.high_water is not None and row.next_offset > row.high_water for row in positions):
         # Never "caught up" past the end: the broker lost events this service had read.
         return "the log ends before what the access processor already read; it is re-reading"
+    gaps = progress(deps).open_gaps(connection)
+    if gaps:
+        # Versions missing in a stream: an event the log lost (its producer publishes it again).
+        # Whatever it said (a departure, a revoked grant) could make this answer wrong.
+        return (f"{len(gaps)} event streams miss earlier events (oldest: {gaps[0].topic}, "
+                f"version {gaps[0].applied_version + 1} of {gaps[0].held_version}); waiting for them")
     lag = sum(max(0, (row.high_water or 0) - row.next_offset) for row in positions)
     if lag > deps.settings.max_lag_events:
         return f"the access processor is {lag} events behind"

@@ -10,6 +10,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from shared.contracts.envelope import EventCodec, RecordedEvent, UndecodableMessage
 from shared.contracts.topics import Topic, TopicNames, dead_letter_topic
+from shared.kafka.producer import STREAM_VERSION_HEADER
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,34 @@ def read_topics(bootstrap: str, topics: TopicNames, names: list[str], timeout_s:
         return out
     finally:
         consumer.close()
+
+
+def stream_version(record: LogRecord) -> int | None:
+    value = dict(record.headers).get(STREAM_VERSION_HEADER)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def in_stream_order(records: list[LogRecord]) -> list[LogRecord]:
+    """The records as the consumers apply them: per stream (topic and key) each version once, in
+    version order. After a loss the producer publishes the lost event again together with every
+    later one of its stream; the copies that came early (before the gap was filled) and the
+    second copies are left out, exactly as a consumer holds and skips them. Records without a
+    version (published before versions existed) are kept where they are."""
+    applied: dict[tuple[str, bytes | None], int] = {}
+    out = []
+    for record in records:
+        version = stream_version(record)
+        if version is None:
+            out.append(record)
+            continue
+        stream = (record.topic, record.key)
+        if version == applied.get(stream, 0) + 1:
+            applied[stream] = version
+            out.append(record)
+    return out
 
 
 def decode_all(codec: EventCodec, records: list[LogRecord]) -> tuple[list[Entry], list[tuple[LogRecord, str]]]:

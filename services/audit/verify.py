@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.audit.log import Entry, LogRecord
+from services.audit.log import Entry, LogRecord, stream_version
 from shared.contracts.envelope import derived_id
 from shared.contracts.events import (
     AccountDisabled,
@@ -27,6 +27,7 @@ class Finding:
     ok: bool
     checked: int
     problems: list[str] = field(default_factory=list)
+    copies: int = 0  # records that repeat an earlier one exactly (republished), not problems
 
     def add(self, problem: str) -> None:
         self.ok = False
@@ -34,15 +35,54 @@ class Finding:
             self.problems.append(problem)
 
 
-def unique_event_ids(entries: Iterable[Entry]) -> Finding:
+def unique_event_ids(records: Iterable[LogRecord]) -> Finding:
+    """An event id names one event: a second record with it must be the same bytes (the relay
+    published it again after the log lost it, or after an acknowledgement it could not trust);
+    anything else is two different facts under one name."""
     seen: dict[str, LogRecord] = {}
-    finding = Finding("event ids are unique", True, 0)
-    for entry in entries:
+    finding = Finding("event ids are unique (a republished copy is identical)", True, 0)
+    for record in records:
+        event_id = _event_id(record)
+        if event_id is None:
+            continue  # undecodable: reported by its own check
         finding.checked += 1
-        earlier = seen.get(entry.event.id)
-        if earlier is not None:
-            finding.add(f"event {entry.event.id} at {_where(entry.record)} repeats {_where(earlier)}")
-        seen[entry.event.id] = entry.record
+        earlier = seen.get(event_id)
+        if earlier is None:
+            seen[event_id] = record
+        elif _same(earlier, record):
+            finding.copies += 1
+        else:
+            finding.add(f"event {event_id} at {_where(record)} differs from the one at {_where(earlier)}")
+    return finding
+
+
+def continuous_streams(records: dict[str, list[LogRecord]]) -> Finding:
+    """Every stream (a topic and key), read in log order as the consumers read it, applies each
+    version from 1 to its newest, each one event: a version missing, or one that came only
+    before its predecessor and was not published again after it, is an event the consumers
+    never applied."""
+    finding = Finding("every event stream is complete (versions 1..n)", True, 0)
+    for topic, rows in records.items():
+        versions: dict[bytes | None, dict[int, str]] = defaultdict(dict)
+        applied: dict[bytes | None, int] = defaultdict(int)
+        for record in rows:
+            version, event_id = stream_version(record), _event_id(record)
+            if version is None or event_id is None:
+                continue
+            known = versions[record.key].setdefault(version, event_id)
+            if known != event_id:
+                finding.add(f"{topic} stream {_key(record.key)}: version {version} is both {known} and {event_id}")
+            if version == applied[record.key] + 1:
+                applied[record.key] = version
+        for key, seen in versions.items():
+            finding.checked += len(seen)
+            newest, complete = max(seen), applied[key]
+            missing = sorted(set(range(1, newest + 1)) - set(seen))
+            if missing:
+                finding.add(f"{topic} stream {_key(key)}: versions {missing[:10]} of {newest} are missing")
+            elif complete < newest:
+                finding.add(f"{topic} stream {_key(key)}: versions after {complete} come before version "
+                            f"{complete} and not again after it: they never apply")
     return finding
 
 
@@ -140,6 +180,23 @@ def mutations_accounted(intake: list[LogRecord], dead_letters: list[LogRecord], 
 def _header(record: LogRecord, name: str) -> str:
     value = dict(record.headers).get(name)
     return value.decode(errors="replace") if value else ""
+
+
+def _same(a: LogRecord, b: LogRecord) -> bool:
+    return (a.key, a.value, stream_version(a)) == (b.key, b.value, stream_version(b))
+
+
+def _event_id(record: LogRecord) -> str | None:
+    try:
+        value = json.loads(record.value or b"")
+    except ValueError:
+        return None
+    event_id = value.get("id") if isinstance(value, dict) else None
+    return str(event_id) if event_id else None
+
+
+def _key(key: bytes | None) -> str:
+    return (key or b"").decode(errors="replace")[:40]
 
 
 def _where(record: LogRecord) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from services.audit.log import Entry, LogRecord, decode_all, read_topics
+from services.audit.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
 from services.retention import store
 from services.retention.leaks import HistoryReader, LeakDesk
 from services.retention.requests import RequestDesk
@@ -59,7 +59,8 @@ def log_reader(settings: RetentionSettings, topics: TopicNames, codec: EventCode
 
     def read() -> Sequence[Entry]:
         records = read_topics(settings.kafka_bootstrap_servers, topics, [str(t) for t in HISTORY_TOPICS])
-        entries, _undecodable = decode_all(codec, [r for rs in records.values() for r in rs if wanted(r)])
+        entries, _undecodable = decode_all(codec, [r for rs in records.values() for r in in_stream_order(rs)
+                                                   if wanted(r)])
         return entries  # undecodable records are the dead-letter topics' and the audit's concern
 
     return read

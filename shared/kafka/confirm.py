@@ -53,7 +53,7 @@ class PublishedConfirmer:
             return 0
         self._next_at = time.monotonic() + self._interval_s
         self._rounds += 1
-        rows = self._rows_to_check(sweep=self._rounds % self._sweep_every == 1)
+        rows = self._rows_to_check(sweep=(self._rounds - 1) % self._sweep_every == 0)
         if not rows:
             return 0
         try:
@@ -120,6 +120,12 @@ class PublishedConfirmer:
         with self._engine.begin() as connection:
             if confirmed:
                 connection.execute(update(outbox).where(outbox.c.seq.in_(confirmed)).values(confirmed_at=now))
+            for row in {(row.topic, row.ack_partition) for row in lost if row.confirmed_at is not None}:
+                # A log that lost what we had seen in it may have lost more than its newest event:
+                # everything confirmed on that partition is checked again, in the next rounds.
+                connection.execute(update(outbox).where(
+                    outbox.c.topic == row[0], outbox.c.ack_partition == row[1], outbox.c.confirmed_at.is_not(None))
+                    .values(confirmed_at=None))
             for row in lost:
                 # It and everything after it in its stream go again, in order, same ids and versions.
                 connection.execute(update(outbox).where(

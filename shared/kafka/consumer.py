@@ -31,7 +31,7 @@ from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, UndecodableMessage
 from shared.contracts.topics import dead_letter_topic
 from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, NotAcknowledged, OutgoingRecord
-from shared.kafka.progress import Progress, StreamStep
+from shared.kafka.progress import Progress, StreamGap, StreamStep
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,15 @@ class ConsumerRunner:
     @property
     def dlq_publisher(self) -> EventPublisher:
         return self._dlq
+
+    def open_gaps(self) -> list[StreamGap]:
+        """Streams this consumer holds back because versions before what it saw are missing."""
+        with self._engine.connect() as connection:
+            return self._progress.open_gaps(connection)
+
+    def oldest_gap_age_s(self, gaps: list[StreamGap]) -> float:
+        now = self._clock.now()
+        return max(((now - gap.since).total_seconds() for gap in gaps), default=0.0)
 
     def _connect(self, wait_seconds: float = 60.0) -> KafkaConsumer:
         deadline = time.monotonic() + wait_seconds

@@ -3,6 +3,7 @@ which events it has applied (so redelivery has no effect twice) and how far it h
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -68,6 +69,17 @@ def migrate_to_stream_versions(op: Any) -> None:
     )
 
 
+@dataclass(frozen=True)
+class StreamGap:
+    """A stream waiting: versions after applied_version and before held_version are missing."""
+
+    topic: str
+    stream_key: str
+    applied_version: int
+    held_version: int
+    since: datetime
+
+
 class StreamStep(Enum):
     APPLY = "apply"  # the next version of its stream
     SEEN = "seen"  # this version or a later one is applied already
@@ -126,14 +138,15 @@ class Progress:
             values.update(held_version=None, held_since=None)
         connection.execute(update(streams).where(where).values(**values))
 
-    def open_gaps(self, connection: Connection) -> list[tuple[str, str, int, int, datetime]]:
-        """(topic, stream key, applied version, held version, since) of every stream waiting."""
+    def open_gaps(self, connection: Connection) -> list[StreamGap]:
+        """Every stream of this consumer that waits for missing versions, oldest first."""
         if self.streams is None:
             return []
         streams = self.streams
         rows = connection.execute(select(streams).where(streams.c.consumer == self.consumer,
-                                                        streams.c.held_version.is_not(None)))
-        return [(r.topic, r.stream_key, r.applied_version, r.held_version, r.held_since) for r in rows]
+                                                        streams.c.held_version.is_not(None))
+                                  .order_by(streams.c.held_since))
+        return [StreamGap(r.topic, r.stream_key, r.applied_version, r.held_version, r.held_since) for r in rows]
 
     def already_processed(self, connection: Connection, event_id: str) -> bool:
         row = connection.execute(select(self.processed.c.event_id).where(

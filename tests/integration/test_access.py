@@ -22,8 +22,9 @@ from services.access.api import create_app
 from services.access.bootstrap import AccessDeps, build, build_relay, build_runner
 from services.access.settings import AccessSettings
 from shared.contracts import events as e
+from shared.contracts.envelope import EncodedEvent
 from shared.contracts.topics import Topic
-from shared.kafka.producer import EventPublisher, make_producer
+from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, OutgoingRecord, make_producer
 from tests.support import SmtpCatcher, read_all, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -171,6 +172,46 @@ def test_checks_fail_closed_when_nothing_is_processed_or_the_store_is_gone(acces
                                                "dossier_id": str(opened.dossier_id)})
     assert gone.status_code == 503 and gone.json()["type"] == "/problems/unavailable"
     assert "allowed" not in gone.json()
+
+
+def test_a_check_fails_closed_while_the_log_misses_an_event_of_a_stream_and_answers_once_it_is_back(access):
+    """The broker lost a departure (version 1 of the branch's stream) but kept what came after
+    it: the check must not answer "allowed" from a state without the departure."""
+    access.start(build_runner(access.deps))
+    access.start(build_relay(access.deps))  # publishes what the departure leads to (revocations)
+    ib_er = person("ib_er", "ib@school.example")
+    opened = dossier(ib_er.staff_id)
+    ids = access.publish(BRANCH_FOUNDED, ib_er, opened)
+    params = {"staff_id": str(ib_er.staff_id), "dossier_id": str(opened.dossier_id), "after_event": ids[-1]}
+    wait_until(lambda: access.api.get("/v1/check", params=params).status_code == 200, message="processed")
+    assert access.check(ib_er.staff_id, opened.dossier_id)["allowed"]
+
+    now = datetime.now(UTC)
+    departure, later = (access.deps.codec.encode(event, event_id=str(uuid.uuid4()), recorded_at=now)
+                        for event in (e.StaffDeparted(branch_id=BRANCH, staff_id=ib_er.staff_id),
+                                      person("leerkracht", "juf@school.example")))
+    assert departure.key == later.key, "one stream: the branch's"
+
+    def send(*versioned: tuple[int, EncodedEvent]) -> None:
+        acks = access.publisher.send_records([
+            OutgoingRecord(x.topic, x.key, x.value, [*x.headers, (STREAM_VERSION_HEADER, str(v).encode())])
+            for v, x in versioned])
+        assert all(ack is not None for ack in acks)
+
+    send((2, later))  # version 1, the departure, is missing from the log
+    held = {**params, "after_event": later.id}
+    gap = wait_until(lambda: access.api.get("/v1/check", params=held).json().get("detail", ""),
+                     message="the gap noticed")
+    failed = access.api.get("/v1/check", params=params)
+    assert failed.status_code == 503 and failed.json()["type"] == "/problems/not-caught-up", failed.text
+    assert "miss earlier events" in failed.json()["detail"] and "allowed" not in failed.json(), gap
+
+    send((1, departure), (2, later))  # the relay publishes them again
+    back = {**params, "after_event": departure.id}
+    wait_until(lambda: access.api.get("/v1/check", params=back).status_code == 200,
+               message="the gap filled")
+    decision = access.check(ib_er.staff_id, opened.dossier_id)
+    assert not decision["allowed"] and decision["rule"] == "departed"
 
 
 def test_listings_are_complete_and_paged(access):
