@@ -30,9 +30,27 @@ def connect_admin(bootstrap: str, wait_seconds: float = 30.0) -> KafkaAdminClien
             time.sleep(0.2)
 
 
-def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int) -> list[str]:
-    """Create the topics that do not exist yet; returns the ones created."""
-    admin = connect_admin(bootstrap)
+def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int, replication: int,
+                  wait_seconds: float = 60.0) -> list[str]:
+    """Create the topics that do not exist yet; returns the ones created. A broker that goes
+    away meanwhile (a restart under the run command's supervisor) is waited for: a service that
+    exits at start because of it takes the whole run command down with it."""
+    names = list(names)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return _ensure_topics_once(bootstrap, names, partitions, replication, wait_seconds)
+        except KafkaError as error:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("the broker stopped answering while topics were checked; trying again",
+                        extra={"reason": type(error).__name__})
+            time.sleep(0.5)
+
+
+def _ensure_topics_once(bootstrap: str, names: list[str], partitions: int, replication: int,
+                        wait_seconds: float) -> list[str]:
+    admin = connect_admin(bootstrap, wait_seconds)
     try:
         existing = set(admin.list_topics())
         missing = [name for name in names if name not in existing]
