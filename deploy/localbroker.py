@@ -182,7 +182,7 @@ class SeaweedStore(ObjectStore):
 
 class S3rverStore(ObjectStore):
     """s3rver (npm): ignores conditional PUTs and rewrites objects in place, so Tansu on it loses
-    acknowledged events. Kept only to pin that defect (`python -m deploy.torture --storage s3rver`)."""
+    acknowledged events. Kept only to pin that defect (`python -m tests.broker.torture --storage s3rver`)."""
 
     name = "s3rver"
     # s3rver accepts only its own fixed development credentials.

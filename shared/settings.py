@@ -27,10 +27,13 @@ class CommonSettings(BaseSettings):
     topic_replication: int = 1
     # Short, because Tansu joins a group in about half the session timeout (known defect 3).
     consumer_session_timeout_ms: int = 6000
-    # How long a fetch may wait at the broker for data. Tansu answers a waiting fetch only after
-    # about half of this even when a record arrives meanwhile (defect 5), so it bounds how fast a
-    # revocation reaches a processor; 50 ms costs ~20 idle fetches a second per consumer.
-    consumer_fetch_max_wait_ms: int = 50
+    # How long a fetch may wait at the broker for data. Tansu on object storage spends this
+    # budget listing every batch object of the partition from the first one, and answers empty
+    # when the listing has not reached the position in time: with 50 ms a partition of ~1,500
+    # batches stalls for good (the durable-log issue), 500 ms holds to ~15,000 when idle. Tansu
+    # also answers only after about half of this (defect 5): a revocation takes ~250 ms to reach
+    # a processor. Kafka answers at once. Tests on the in-memory broker use 50 (tests/conftest.py).
+    consumer_fetch_max_wait_ms: int = 500
     database_url: str = "sqlite:///.data/samenveilig.sqlite"
     keystore_url: str = "sqlite:///.data/keystore.sqlite"
     # Wraps the per-subject data keys at rest; 32 random bytes, base64.

@@ -313,6 +313,7 @@ def verify_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option
     table = Table("controle", "resultaat", "aantal", title="Verificatie van het eventlog")
     for finding in findings:
         copies = f" ({finding.copies:,} opnieuw gepubliceerd)" if finding.copies else ""
+        copies += f" ({finding.holes:,} lege offsets)" if finding.holes else ""
         table.add_row(finding.check, "[green]in orde[/]" if finding.ok else "[red]FOUT[/]",
                       f"{finding.checked:,}{copies}")
     _emit(options, {"ok": all(f.ok for f in findings),
@@ -321,6 +322,8 @@ def verify_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option
         for finding in findings:
             for problem in finding.problems[:10]:
                 console.print(f"[red]{finding.check}[/]: {problem}")
+            for note in finding.notes[:10]:
+                console.print(f"[yellow]{finding.check}[/]: {note}")
     if not all(f.ok for f in findings):
         raise typer.Exit(1)
 

@@ -96,6 +96,10 @@ class PublishedConfirmer:
             start[tp] = min(start.get(tp, row.ack_offset), row.ack_offset)
         consumer = self._consumer or self._connect()
         partitions = [TopicPartition(topic, partition) for topic, partition in start]
+        # Forget the last round's partition state: kafka-python keeps a partition's high-water
+        # mark across assign() and seek(), and a stale mark makes a round that fetched nothing
+        # look complete, so events on the log would be taken for lost and published again.
+        consumer.unsubscribe()
         consumer.assign(partitions)
         for tp in partitions:
             consumer.seek(tp, start[(tp.topic, tp.partition)])
