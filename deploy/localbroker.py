@@ -107,7 +107,7 @@ def _output(log_dir: Path | None, name: str) -> int | IO[bytes]:
     return (log_dir / f"{name}.log").open("ab")
 
 
-def _end(process: subprocess.Popen[bytes] | None, kill: bool = False) -> None:
+def _end(process: subprocess.Popen[bytes] | None, kill: bool = False, grace_s: float = 10.0) -> None:
     if process is None or process.poll() is not None:
         return
     if kill:
@@ -115,10 +115,27 @@ def _end(process: subprocess.Popen[bytes] | None, kill: bool = False) -> None:
     else:
         process.terminate()
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends it SIGTERM when the supervisor dies, even
+    by SIGKILL (honcho kills what has not stopped 5 s after Ctrl-C). Without it an orphaned
+    SeaweedFS kept its ports and the next start failed (found by the run-command test in CI)."""
+    import ctypes
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before the line above: nobody will send the signal
+        os._exit(1)
+
+
+# Ctrl-C under honcho leaves 5 s before it kills: Tansu stops at once (it keeps nothing of its
+# own), SeaweedFS takes ~2 s. Killing either after its grace loses nothing acknowledged (the torture test).
+TANSU_STOP_GRACE_S = 1.0
+STORE_STOP_GRACE_S = 3.0
 
 
 class ObjectStore:
@@ -134,6 +151,7 @@ class ObjectStore:
         self.port = port or _free_port_run(1)
         self.log_dir = log_dir
         self.process: subprocess.Popen[bytes] | None = None
+        self.die_with_parent = False
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -143,7 +161,8 @@ class ObjectStore:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key,
                "AWS_SECRET_ACCESS_KEY": self.secret_key}
         self.process = subprocess.Popen(self.command(), env=env, stdout=_output(self.log_dir, self.name),
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_parent if self.die_with_parent else None)
         try:
             _wait_for_s3(self.port, timeout_s, self.process)
         except Exception:
@@ -212,7 +231,7 @@ class LocalBroker:
     restarts and kills; 's3rver' only to show why it was replaced."""
 
     def __init__(self, port: int | None = None, storage: str = "memory", data_dir: Path | None = None,
-                 s3_port: int | None = None, log_dir: Path | None = None) -> None:
+                 s3_port: int | None = None, log_dir: Path | None = None, die_with_parent: bool = False) -> None:
         if storage not in STORAGES:
             raise ValueError(f"storage is one of {', '.join(STORAGES)}")
         if storage != "memory" and data_dir is None:
@@ -228,6 +247,10 @@ class LocalBroker:
         elif storage == "s3rver":
             assert data_dir is not None
             self.store = S3rverStore(data_dir / "s3", s3_port, log_dir)
+        # Only for a single-threaded supervisor: the signal follows the thread that started the child.
+        self.die_with_parent = die_with_parent
+        if self.store is not None:
+            self.store.die_with_parent = die_with_parent
         self._tansu: subprocess.Popen[bytes] | None = None
 
     @property
@@ -260,7 +283,7 @@ class LocalBroker:
             [str(tansu_binary()), "broker", "--listener-url", listener,
              "--advertised-listener-url", listener, "--storage-engine", storage_url],
             env=env, stdout=_output(self.log_dir, "tansu"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent if self.die_with_parent else None)
         try:
             wait_for_port(self.port, timeout_s, self._tansu)
             wait_for_kafka(self.bootstrap, timeout_s)
@@ -285,9 +308,10 @@ class LocalBroker:
         self.store.start(timeout_s)
 
     def stop(self) -> None:
-        _end(self._tansu)
+        # Tansu first: it may still be writing to the store.
+        _end(self._tansu, grace_s=TANSU_STOP_GRACE_S)
         if self.store is not None:
-            _end(self.store.process)
+            _end(self.store.process, grace_s=STORE_STOP_GRACE_S)
         self._tansu = None
 
     def wait(self) -> int:
@@ -356,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
 
     memory = args.storage == "memory"
     broker = LocalBroker(port=args.port, storage=args.storage, data_dir=None if memory else args.data_dir,
-                         s3_port=args.s3_port, log_dir=None if memory else args.data_dir / "logs")
+                         s3_port=args.s3_port, log_dir=None if memory else args.data_dir / "logs",
+                         die_with_parent=True)
     stopping = False
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
