@@ -40,6 +40,9 @@ STUCK_AFTER_S = 60.0
 # A stream gap heals within a relay round or two (the producer publishes the missing events
 # again); one open longer than this is an event the log lost and nobody has put back.
 GAP_ALARM_AFTER_S = 60.0
+# A processor behind the high-water mark reads on within a poll or two; one that has not moved for
+# this long while behind is stuck (a hole in the log, a handler retrying, a fetch that never answers).
+STALL_ALARM_AFTER_S = 60.0
 
 
 class _Collector(Collector):
@@ -176,8 +179,9 @@ def relay_health(relay: OutboxRelay, *, engine: Engine, outbox: Table, publisher
 
 
 def runner_health(runner: ConsumerRunner) -> WorkerHealth:
-    """A processor is unhealthy when its dead-letter producer is fatal, its loop stopped, or a
-    stream has waited longer than GAP_ALARM_AFTER_S for events the log lost."""
+    """A processor is unhealthy when its dead-letter producer is fatal, its loop stopped, a
+    stream has waited longer than GAP_ALARM_AFTER_S for events the log lost, or a partition
+    behind its high-water mark has not been read further for STALL_ALARM_AFTER_S."""
     worker = runner.consumer_name
 
     def loop_check() -> str | None:
@@ -193,7 +197,22 @@ def runner_health(runner: ConsumerRunner) -> WorkerHealth:
                     f"({oldest.topic}: have version {oldest.applied_version}, saw {oldest.held_version})")
         return None
 
+    def stall_check() -> str | None:
+        stalled = {key: (behind, still) for key, (behind, still) in runner.stalls.stalled(time.monotonic()).items()
+                   if still > STALL_ALARM_AFTER_S}
+        if not stalled:
+            return None
+        (topic, partition), (behind, still) = max(stalled.items(), key=lambda item: item[1][1])
+        return (f"{len(stalled)} partitions read no further while behind, the longest for {still:.0f} s "
+                f"({topic}[{partition}]: {behind} records behind)")
+
     def samples() -> Iterator[Metric]:
+        stalled = GaugeMetricFamily("samenveilig_consumer_stalled_seconds",
+                                    "Seconds a partition behind its high-water mark has not been read further",
+                                    labels=["worker", "topic", "partition"])
+        for (topic, partition), (_, still) in sorted(runner.stalls.stalled(time.monotonic()).items()):
+            stalled.add_metric([worker, topic, str(partition)], still)
+        yield stalled
         gaps = runner.open_gaps()
         for name, value, doc in (("samenveilig_stream_gaps_open", float(len(gaps)),
                                   "Streams holding back events because earlier versions are missing"),
@@ -220,5 +239,6 @@ def runner_health(runner: ConsumerRunner) -> WorkerHealth:
             yield counter
         yield from _publisher_samples(worker, runner.dlq_publisher, "dead-letter")
 
-    return WorkerHealth(worker, [_publisher_check(runner.dlq_publisher, "dead-letter"), loop_check, gap_check],
+    return WorkerHealth(worker, [_publisher_check(runner.dlq_publisher, "dead-letter"), loop_check, gap_check,
+                                 stall_check],
                         samples)

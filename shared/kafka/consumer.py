@@ -89,6 +89,27 @@ def _is_transient(error: BaseException) -> bool:
                                               type(error).__name__ in ("OperationalError", "InterfaceError"))
 
 
+class StallWatch:
+    """Partitions read no further while records wait below the high-water mark. Tansu has left
+    holes in a partition after a kill mid-write, and a consumer once sat still at one for good
+    with nothing in its logs; behind-and-not-moving is the signal, whatever the cause."""
+
+    def __init__(self) -> None:
+        # (topic, partition) -> (position last seen, records behind, monotonic time it last moved)
+        self._seen: dict[tuple[str, int], tuple[int, int, float]] = {}
+
+    def observe(self, key: tuple[str, int], position: int, behind: int, at: float) -> None:
+        last = self._seen.get(key)
+        # Stalled only from the first observation behind at this position: quiet time at the end doesn't count.
+        still = last is not None and last[0] == position and last[1] > 0 and behind > 0
+        since = last[2] if still and last is not None else at
+        self._seen[key] = (position, behind, since)
+
+    def stalled(self, at: float) -> dict[tuple[str, int], tuple[int, float]]:
+        """Per partition still behind: (records behind, seconds without moving)."""
+        return {key: (behind, at - since) for key, (_, behind, since) in self._seen.items() if behind > 0}
+
+
 class ConsumerRunner:
     def __init__(self, *, consumer_name: str, topics: list[str], bootstrap: str, engine: Engine,
                  codec: EventCodec | None, handler: Handler, progress: Progress, dlq: EventPublisher,
@@ -122,6 +143,7 @@ class ConsumerRunner:
         self.stats = RunnerStats()
         # For /metrics and /healthz, written by the consumer thread only.
         self.partition_lag: dict[tuple[str, int], int] = {}
+        self.stalls = StallWatch()
         self.last_loop_at = time.monotonic()
         self.stop_event = threading.Event()
         self._consumer: KafkaConsumer | None = None
@@ -193,6 +215,8 @@ class ConsumerRunner:
                         continue  # no fetch answered yet for this partition
                     position = consumer.position(partition)
                     self.partition_lag[(partition.topic, partition.partition)] = max(0, high_water - position)
+                    self.stalls.observe((partition.topic, partition.partition), position,
+                                        max(0, high_water - position), time.monotonic())
                     saved_next = saved.get((partition.topic, partition.partition), (0, None))[0]
                     if max(position, saved_next) > high_water:
                         self._log_truncated(consumer, connection, partition, max(position, saved_next),

@@ -7,6 +7,7 @@ Tansu-only: it kills and restarts a broker of its own."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from services.access.settings import AccessSettings
 from shared.clock import ManualClock
 from shared.contracts import events as e
 from shared.contracts.topics import Topic
-from shared.health import relay_health, runner_health
+from shared.health import STALL_ALARM_AFTER_S, relay_health, runner_health
 from shared.outbox import enqueue_event
 from tests.support import read_all, wait_until
 
@@ -97,3 +98,27 @@ def test_a_relay_without_its_broker_fails_healthz_and_recovers_when_it_returns(b
             runner_status.stop()
     finally:
         local.stop()
+
+
+def test_a_processor_that_reads_no_further_while_behind_fails_healthz_and_shows_it(broker, database_url,
+                                                                                  master_key, tmp_path):
+    settings = AccessSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=f"stall{uuid.uuid4().hex[:6]}.",
+                              database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'k.sqlite'}",
+                              master_key=master_key, consumer_group="stall.access")
+    runner = build_runner(build(settings))
+    status = runner_health(runner).serve("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{status.port}"
+    try:
+        key = (runner.topics[0], 0)
+        # What the heartbeat records: 3 records behind at position 5, then the same a while later.
+        began = time.monotonic()
+        runner.stalls.observe(key, 5, 3, began - STALL_ALARM_AFTER_S - 5)
+        runner.stalls.observe(key, 5, 3, began)
+        answer = httpx.get(f"{url}/healthz")
+        assert answer.status_code == 503
+        assert "read no further while behind" in " ".join(answer.json()["problems"])
+        assert _metric(httpx.get(f"{url}/metrics").text, "samenveilig_consumer_stalled_seconds") > STALL_ALARM_AFTER_S
+        runner.stalls.observe(key, 8, 0, time.monotonic())  # read on to the end
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    finally:
+        status.stop()
