@@ -28,17 +28,21 @@ def restartable(broker) -> Iterator[LocalBroker]:
 def test_topics_are_ensured_across_a_broker_restart_in_the_middle(restartable, monkeypatch):
     connect = admin.connect_admin
     restarted = threading.Event()
+    comebacks: list[threading.Timer] = []
 
     def connect_then_crash(bootstrap: str, wait_seconds: float = 30.0):
         client = connect(bootstrap, wait_seconds)
         if not restarted.is_set():  # the broker dies right after the service connected
             restarted.set()
             restartable.kill_broker()
-            threading.Timer(1.0, restartable.start_broker).start()
+            comebacks.append(threading.Timer(1.0, restartable.start_broker))
+            comebacks[0].start()
         return client
 
     monkeypatch.setattr(admin, "connect_admin", connect_then_crash)
     created = admin.ensure_topics(restartable.bootstrap, ["restart.at.start"], partitions=3, replication=1)
+    for comeback in comebacks:  # done starting before the fixture stops the broker (a CI warning otherwise)
+        comeback.join(timeout=60)
     assert restarted.is_set() and created == ["restart.at.start"]
     client = connect(restartable.bootstrap)
     try:
