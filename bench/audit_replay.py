@@ -83,8 +83,7 @@ from services.access.domain import (
     evolve_grant,
     evolve_member,
 )
-from services.audit.history import events_known, state_at, who_could_see
-from services.audit.log import AUDITED_TOPICS, Entry, LogRecord, decode_all, read_topics
+from services.access.history import events_known, state_at, who_could_see
 from shared.contracts.envelope import EventCodec, RecordedEvent
 from shared.contracts.events import (
     AccessGranted,
@@ -108,9 +107,10 @@ from shared.contracts.events import (
     StaffRoleChanged,
     view_entry_hash,
 )
-from shared.contracts.topics import Topic, TopicNames
+from shared.contracts.topics import EVENT_TOPICS, Topic, TopicNames
 from shared.crypto import InMemoryKeyStore
 from shared.kafka.admin import ensure_topics
+from shared.kafka.log import Entry, LogRecord, decode_all, read_topics
 
 # Targets from the issue (informational: PASS or MISS, never a failed run).
 REPLAY_TARGET_S = 30.0  # for 1,000,000 events
@@ -633,7 +633,7 @@ class _World:
 
 def generate_and_produce(bootstrap: str, prefix: str, n: int) -> tuple[dict[str, Any], SchoolYear]:
     topics = TopicNames(prefix)
-    names = [topics(t) for t in AUDITED_TOPICS]
+    names = [topics(t) for t in EVENT_TOPICS]
     ensure_topics(bootstrap, names, PARTITIONS, REPLICATION)
     plan_started = time.perf_counter()
     year = SchoolYear(n)
@@ -736,7 +736,7 @@ def raw_consume_to_high_water(bootstrap: str, physical: list[str], deadline: Dea
 
 def run_raw_consume(bootstrap: str, prefix: str, produced: dict[str, Any]) -> dict[str, Any]:
     topics = TopicNames(prefix)
-    physical = [topics(t) for t in AUDITED_TOPICS]
+    physical = [topics(t) for t in EVENT_TOPICS]
     n = produced["events"]
     progress("raw consume: all audited topics to the high-water mark (read_topics' fetch settings)")
     result = {"read_topics_settings": raw_consume_to_high_water(bootstrap, physical,
@@ -856,7 +856,7 @@ def fold_mutable(events: Iterable[RecordedEvent], base: AccessState = INITIAL_ST
 def run_replay(bootstrap: str, prefix: str, year: SchoolYear, n: int) -> tuple[dict[str, Any], list[Entry],
                                                                                 AccessState, dict[str, Any]]:
     deadline = Deadline(replay_limit(n), "replay")
-    names = [str(t) for t in AUDITED_TOPICS]
+    names = [str(t) for t in EVENT_TOPICS]
     rss_before = rss_mb()
     progress("replay: read_topics (as the audit CLI)")
     gc_at = GC.seconds
@@ -963,7 +963,7 @@ def _header(record: LogRecord, name: str) -> bytes | None:
 # --- 4. point in time ----------------------------------------------------------------------
 
 def _sort_key(entry: Entry) -> tuple[Any, ...]:
-    # The order events_known folds in (services.audit.history).
+    # The order events_known folds in (services.access.history).
     return (entry.event.effective_at, entry.event.recorded_at, entry.record.topic, entry.record.partition,
             entry.record.offset)
 
@@ -1156,7 +1156,7 @@ def random_moment_queries(name: str, index: SortedIndex, checkpoints: Checkpoint
 def profile_decode_and_fold(bootstrap: str, prefix: str, n: int) -> str:
     """cProfile of decode_all and the reduce(evolve) fold on PROFILE_SAMPLE records of the log
     (a seeded sample in log order, so the mix of event types is the log's)."""
-    names = [str(t) for t in AUDITED_TOPICS]
+    names = [str(t) for t in EVENT_TOPICS]
     records = read_topics(bootstrap, TopicNames(prefix), names, timeout_s=replay_limit(n))
     every = [r for name in names for r in records.get(name, [])]
     sample = sorted(random.Random(SEED + 2).sample(range(len(every)), min(PROFILE_SAMPLE, len(every))))

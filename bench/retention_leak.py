@@ -77,8 +77,7 @@ from bench.audit_replay import (
 )
 from bench.broker_baseline import PARTITIONS, REPLICATION, machine_context, open_broker
 from bench.common import BenchTimeout, Deadline, Progress, ratio
-from services.audit.history import state_at
-from services.audit.log import LogRecord, decode_all, read_topics
+from services.access.history import state_at
 from services.retention import store as retention_store
 from services.retention.bootstrap import HISTORY_TOPICS, build
 from services.retention.history import LeakScope, build_index, leak_scope, parents_to_tell
@@ -91,6 +90,7 @@ from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import InMemoryKeyStore, SqlKeyStore, new_master_key
 from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
+from shared.kafka.log import LogRecord, decode_all, read_topics
 
 SEED = 20261126
 DEFAULT_SIZES = (10_000, 100_000)

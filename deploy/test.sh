@@ -26,6 +26,8 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 .venv/bin/mypy shared services deploy
+echo "== import-linter (the boundaries between services)"
+.venv/bin/lint-imports
 echo "== pytest"
 status=0
 .venv/bin/python -m pytest "$@" || status=$?

@@ -341,3 +341,14 @@ def drop_pupil(connection: Connection, pupil_id: UUID) -> int:
     connection.execute(delete(mail_outbox).where(mail_outbox.c.dossier_id.in_(ids), mail_outbox.c.sent_at.is_(None)))
     connection.execute(delete(dossiers).where(dossiers.c.dossier_id.in_(ids)))
     return len(ids)
+
+
+def projection_rows(connection: Connection) -> tuple[Sequence[Any], Sequence[Any]]:
+    """Staff (id, role, branch, departure) and dossiers (id, contact, open): what a replay of the
+    log must reproduce (`services.access.projection`)."""
+    return (connection.execute(select(staff.c.staff_id, staff.c.role, staff.c.branch_id, staff.c.departed_at)).all(),
+            connection.execute(select(dossiers.c.dossier_id, dossiers.c.contact_staff_id, dossiers.c.open)).all())
+
+
+def chain_heads(connection: Connection) -> dict[str, tuple[str, int]]:
+    return {row.dossier_id: (row.last_hash, row.length) for row in connection.execute(select(view_chain))}

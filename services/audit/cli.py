@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import reduce
@@ -30,24 +31,20 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
-from sqlalchemy import select
 
-from services.access import store as access_store
+from services.access import projection as access_projection
 from services.access.domain import INITIAL_STATE as ACCESS_INITIAL
-from services.access.domain import AccessState
 from services.access.domain import evolve as access_evolve
+from services.access.history import Axis, state_at, timeline, what_could_see, who_could_see
 from services.audit import snapshot
 from services.audit import verify as checks
-from services.audit.history import Axis, state_at, timeline, what_could_see, who_could_see
-from services.audit.log import AUDITED_TOPICS, Entry, LogRecord, decode_all, in_stream_order, read_topics
-from services.registry import store as registry_store
+from services.registry import projection as registry_projection
 from services.registry.domain import INITIAL_STATE as REGISTRY_INITIAL
-from services.registry.domain import RegistryState
 from services.registry.domain import evolve as registry_evolve
 from shared.contracts.envelope import EventCodec
-from shared.contracts.topics import Topic, TopicNames, dead_letter_topic
+from shared.contracts.topics import EVENT_TOPICS, Topic, TopicNames, dead_letter_topic
 from shared.crypto import InMemoryKeyStore
-from shared.db import make_engine
+from shared.kafka.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
@@ -85,7 +82,7 @@ class Log:
 def load_log(options: Options, extra: list[str] | None = None,
              start: dict[tuple[str, int], int] | None = None) -> Log:
     started = time.monotonic()
-    names = [str(t) for t in AUDITED_TOPICS] + (extra or [])
+    names = [str(t) for t in EVENT_TOPICS] + (extra or [])
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True,
                   disable=options.as_json) as progress:
         task = progress.add_task("reading the log", total=None)
@@ -96,7 +93,7 @@ def load_log(options: Options, extra: list[str] | None = None,
         codec = EventCodec(InMemoryKeyStore(), source="/samenveilig/audit")
         entries: list[Entry] = []
         undecodable: list[tuple[LogRecord, str]] = []
-        for name in map(str, AUDITED_TOPICS):
+        for name in map(str, EVENT_TOPICS):
             decoded, bad = decode_all(codec, in_stream_order(records.get(name, [])))
             entries += decoded
             undecodable += bad
@@ -192,41 +189,10 @@ def timeline_cmd(ctx: typer.Context, dossier: UUID) -> None:
     _emit(options, {"dossier_id": str(dossier), "timeline": rows}, table)
 
 
-def compare_access(state: AccessState, url: str) -> list[str]:
-    """Differences between the folded log and the access service's tables."""
-    differences = []
-    with make_engine(url).connect() as connection:
-        for row in connection.execute(select(access_store.staff)):
-            member = state.staff.get(UUID(row.staff_id))
-            live = (row.role, row.branch_id, row.departed_at)
-            folded = (member.role.value if member and member.role else None,
-                      str(member.branch_id) if member and member.branch_id else None,
-                      member.departed_at if member else None)
-            if live != folded:
-                differences.append(f"staff {row.staff_id}: live {live} != replay {folded}")
-        live_dossiers = {row.dossier_id: (row.contact_staff_id, row.open)
-                         for row in connection.execute(select(access_store.dossiers))}
-    folded_dossiers = {str(d.dossier_id): (str(d.contact_staff_id), d.open) for d in state.dossiers.values()}
-    for dossier_id in set(live_dossiers) | set(folded_dossiers):
-        if live_dossiers.get(dossier_id) != folded_dossiers.get(dossier_id):
-            differences.append(f"dossier {dossier_id}: live {live_dossiers.get(dossier_id)} != replay "
-                               f"{folded_dossiers.get(dossier_id)}")
-    return differences
-
-
-def compare_registry(state: RegistryState, url: str) -> list[str]:
-    differences = []
-    with make_engine(url).connect() as connection:
-        live_branches = {row.branch_id: (row.vestigingscode, row.name, row.closed)
-                         for row in connection.execute(select(registry_store.branches))}
-        live_people = {row.staff_id: row.active for row in connection.execute(select(registry_store.people))}
-    folded_branches = {str(b.branch_id): (b.vestigingscode, b.name, b.closed) for b in state.branches.values()}
-    folded_people = {str(p.staff_id): p.active for p in state.people.values()}
-    for name, live, folded in (("branch", live_branches, folded_branches), ("person", live_people, folded_people)):
-        for key in set(live) | set(folded):
-            if live.get(key) != folded.get(key):
-                differences.append(f"{name} {key}: live {live.get(key)} != replay {folded.get(key)}")
-    return differences
+def differences(live: Mapping[str, Any], replay: Mapping[str, Any]) -> list[str]:
+    """Every fact where the live tables and the fold of the log disagree."""
+    return [f"{key}: live {live.get(key)} != replay {replay.get(key)}"
+            for key in sorted(set(live) | set(replay)) if live.get(key) != replay.get(key)]
 
 
 @app.command("replay")
@@ -252,21 +218,24 @@ def replay_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option
     registry_state = reduce(registry_evolve, (e.event.event for e in log.entries
                                               if e.record.topic == Topic.REGISTRY_EVENTS.value), REGISTRY_INITIAL)
     fold_seconds = time.monotonic() - started
-    differences = {"access": compare_access(access_state, access_db) if access_db else None,
-                   "registry": compare_registry(registry_state, registry_db) if registry_db else None}
+    found_differences = {
+        "access": differences(access_projection.of_tables(access_db), access_projection.of_state(access_state))
+        if access_db else None,
+        "registry": differences(registry_projection.of_tables(registry_db),
+                                registry_projection.of_state(registry_state)) if registry_db else None}
     counts = Counter(e.event.type for e in log.entries)
     payload = {"events": len(log.entries), "by_type": dict(sorted(counts.items())), "undecodable": len(log.undecodable),
                "read_seconds": round(log.seconds, 3), "fold_seconds": round(fold_seconds, 3),
                "events_per_second": round(len(log.entries) / max(log.seconds + fold_seconds, 1e-9)),
-               "differences": differences, "resumed_from_snapshot": resumed is not None,
-               "replay_equals_live": all(not d for d in differences.values() if d is not None)}
+               "differences": found_differences, "resumed_from_snapshot": resumed is not None,
+               "replay_equals_live": all(not d for d in found_differences.values() if d is not None)}
     table = Table("gebeurtenis", "aantal", title=f"Replay: {len(log.entries):,} events in "
                   f"{log.seconds + fold_seconds:.2f} s")
     for name, count in sorted(counts.items()):
         table.add_row(name, f"{count:,}")
     _emit(options, payload, table)
     if not options.as_json:
-        for service, found in differences.items():
+        for service, found in found_differences.items():
             if found is not None:
                 console.print(f"{service}: " + ("replay equals live" if not found else f"{len(found)} differences"))
                 for line in found[:20]:
@@ -282,24 +251,14 @@ def verify_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option
     options = _options(ctx)
     intake = Topic.REGISTRY_MUTATIONS.value
     log = load_log(options, extra=[intake, dead_letter_topic(intake)])
-    heads = None
-    if access_db:
-        with make_engine(access_db).connect() as connection:
-            heads = {row.dossier_id: (row.last_hash, row.length)
-                     for row in connection.execute(select(access_store.view_chain))}
-    accepted = None
-    if registry_db:
-        now = datetime.now(UTC)
-        with make_engine(registry_db).connect() as connection:
-            accepted = [(f"{row.sender}/{row.mutation_id}", json.loads(row.event_ids),
-                         row.status == "scheduled" and row.effective_at > now)
-                        for row in connection.execute(select(registry_store.mutations))]
+    heads = access_projection.view_chain_heads(access_db) if access_db else None
+    accepted = registry_projection.accepted_mutations(registry_db, datetime.now(UTC)) if registry_db else None
     canonical = [e for e in log.entries if e.record.topic == Topic.REGISTRY_EVENTS.value]
     auth_deployed = bool(log.records.get(Topic.AUTH_EVENTS.value))
     findings = [
-        checks.unique_event_ids([r for name in map(str, AUDITED_TOPICS) for r in log.records.get(name, [])]),
+        checks.unique_event_ids([r for name in map(str, EVENT_TOPICS) for r in log.records.get(name, [])]),
         checks.continuous_offsets({k: v for k, v in log.records.items()}),
-        checks.continuous_streams({name: log.records.get(name, []) for name in map(str, AUDITED_TOPICS)}),
+        checks.continuous_streams({name: log.records.get(name, []) for name in map(str, EVENT_TOPICS)}),
         checks.departures_followed(log.entries, auth_deployed),
         checks.access_log_chain(log.entries, heads),
         checks.mutations_accounted(log.records.get(intake, []), log.records.get(dead_letter_topic(intake), []),

@@ -8,7 +8,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from services.audit.log import Entry, LogRecord, stream_version
 from shared.contracts.envelope import derived_id
 from shared.contracts.events import (
     AccountDisabled,
@@ -19,6 +18,7 @@ from shared.contracts.events import (
     view_entry_hash,
 )
 from shared.contracts.topics import Topic
+from shared.kafka.log import Entry, LogRecord, stream_version
 
 
 @dataclass

@@ -27,6 +27,7 @@ from services.auth.domain import (
     valid_password,
     verify_code,
 )
+from shared import dutch
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
@@ -397,7 +398,6 @@ class AuthService:
 
 
 def _invitation_body(link: str, expires_at: datetime) -> str:
-    from services.registry.mail import dutch_date
 
     return "\n".join([
         "Beste collega,",
@@ -409,7 +409,7 @@ def _invitation_body(link: str, expires_at: datetime) -> str:
         "Stel uw wachtwoord in en koppel uw app via deze persoonlijke link:",
         link,
         "",
-        f"De link is geldig tot {dutch_date(expires_at)} en werkt één keer. Deel hem met niemand.",
+        f"De link is geldig tot {dutch.day(expires_at)} en werkt één keer. Deel hem met niemand.",
     ]) + "\n"
 
 

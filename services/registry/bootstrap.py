@@ -8,8 +8,7 @@ from sqlalchemy.engine import Engine
 
 from services.registry import store
 from services.registry.credentials import CredentialStore
-from services.registry.processor import handle_intake, make_intake_decoder
-from services.registry.relay import make_relay
+from services.registry.handlers import apply_retention_event, handle_intake, make_intake_decoder
 from services.registry.service import RegistryService
 from services.registry.settings import RegistrySettings
 from shared.clock import Clock, SystemClock
@@ -18,10 +17,11 @@ from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
+from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
-from shared.outbox import OutboxRelay
+from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
 
 
 @dataclass
@@ -55,13 +55,23 @@ def ensure_registry_topics(deps: RegistryDeps) -> None:
 
 
 def build_relay(deps: RegistryDeps) -> OutboxRelay:
+    """Applies scheduled changes when their moment comes, publishes the outbox, sends office mail."""
     settings = deps.settings
     ensure_registry_topics(deps)
-    return make_relay(engine=deps.engine, service=deps.service,
-                 publisher=EventPublisher.connect(settings.kafka_bootstrap_servers, "registry-relay"),
-                 bootstrap=settings.kafka_bootstrap_servers, clock=deps.clock,
-                 smtp_host=settings.smtp_host, smtp_port=settings.smtp_port, mail_from=str(settings.mail_from),
-                 interval_s=settings.relay_interval_s)
+    publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "registry-relay")
+
+    def apply_due() -> int:
+        with deps.engine.begin() as connection:
+            return deps.service.apply_due(connection, deps.clock.now())
+
+    mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
+                      str(settings.mail_from))
+    return OutboxRelay("registry-relay", [
+        apply_due,
+        lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
+        PublishedConfirmer(deps.engine, store.outbox, settings.kafka_bootstrap_servers, deps.clock),
+        mail.send_pending,
+    ], settings.relay_interval_s, relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))
 
 
 def build_intake_runner(deps: RegistryDeps) -> ConsumerRunner:
@@ -81,8 +91,6 @@ def build_intake_runner(deps: RegistryDeps) -> ConsumerRunner:
 
 def build_follower(deps: RegistryDeps) -> ConsumerRunner:
     """Follows the retention service: a purged pupil's registry rows go."""
-    from services.registry.follower import apply_retention_event
-
     settings = deps.settings
     source = deps.topics(Topic.RETENTION_EVENTS)
     ensure_topics(settings.kafka_bootstrap_servers, [source, f"{source}.dlq"], settings.topic_partitions,

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
+from shared import dutch
 from shared.contracts.mutations import BranchChange, BranchReport
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september",
-          "oktober", "november", "december")
 CHANGE_NAMES = {
     BranchChange.FOUNDED: "oprichting",
     BranchChange.MOVED: "verhuizing",
@@ -26,11 +23,6 @@ class OfficeMail:
     message_id: str
     subject: str
     body: str
-
-
-def dutch_date(moment: datetime) -> str:
-    local = moment.astimezone(AMSTERDAM)
-    return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
 
 
 def branch_change_mail(report: BranchReport, *, reported_by: str, effective_at: datetime, reference: str,
@@ -53,7 +45,7 @@ def branch_change_mail(report: BranchReport, *, reported_by: str, effective_at: 
         f"Adres:                 {address.street} {address.house_number}, {address.postcode} {address.city}",
         f"Telefoonnummer:        {report.phone}",
         f"Wijknetwerk:           {report.wijknetwerk}",
-        f"Ingangsdatum:          {dutch_date(effective_at)}",
+        f"Ingangsdatum:          {dutch.day(effective_at)}",
         "",
         f"Gemeld door:           {reported_by}",
         f"Kenmerk:               {reference}",

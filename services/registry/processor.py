@@ -1,71 +1,14 @@
 """The registry's Kafka door: signed mutations from `registry.mutations.v1`, decided exactly as the
-HTTP door decides them. `python -m services.registry.processor`."""
+HTTP door decides them (`services.registry.handlers`). `python -m services.registry.processor`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from kafka.consumer.fetcher import ConsumerRecord
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.engine import Connection
-
-from services.registry.credentials import (
-    CLIENT_HEADER,
-    SIGNATURE_HEADER,
-    Credential,
-    CredentialStore,
-    signature_matches,
-)
-from services.registry.service import MutationProblem, RegistryService
-from shared.contracts.envelope import UndecodableMessage, summarise_validation_error
-from shared.contracts.mutations import Mutation
-from shared.kafka.consumer import Decoder, RejectedMessage
-
-MUTATION = TypeAdapter(Mutation)
-
-
-@dataclass(frozen=True)
-class IntakeMessage:
-    id: str  # the record's position: a redelivery of this record is recognised, a resend is not
-    type: str
-    credential: Credential
-    mutation: Mutation
-
-
-def make_intake_decoder(credentials: CredentialStore) -> Decoder:
-    def decode(record: ConsumerRecord) -> IntakeMessage:
-        headers = {name: value for name, value in (record.headers or [])}
-        client, signature = headers.get(CLIENT_HEADER), headers.get(SIGNATURE_HEADER)
-        if not client or not signature:
-            raise UndecodableMessage("unsigned", f"headers {CLIENT_HEADER} and {SIGNATURE_HEADER} are required")
-        credential = credentials.by_client_id(client.decode(errors="replace"))
-        if credential is None:
-            raise UndecodableMessage("unknown-client", "no active credential with this client id")
-        if record.value is None or not signature_matches(credential.signing_key, record.value,
-                                                         signature.decode(errors="replace")):
-            raise UndecodableMessage("bad-signature", "the signature does not match the message")
-        try:
-            mutation = MUTATION.validate_json(record.value)
-        except ValidationError as error:
-            raise UndecodableMessage("invalid-mutation", summarise_validation_error(error)) from error
-        return IntakeMessage(id=f"{record.topic}/{record.partition}/{record.offset}", type=mutation.kind,
-                             credential=credential, mutation=mutation)
-
-    return decode
-
-
-def handle_intake(service: RegistryService, message: IntakeMessage, connection: Connection) -> None:
-    try:
-        service.report(connection, message.credential, [message.mutation])
-    except MutationProblem as problem:
-        raise RejectedMessage(problem.code, problem.detail) from problem
+from services.registry.bootstrap import build, build_intake_runner
+from services.registry.settings import RegistrySettings
+from shared.runtime import run_consumer
 
 
 def main() -> None:
-    from services.registry.bootstrap import build, build_intake_runner
-    from services.registry.settings import RegistrySettings
-    from shared.runtime import run_consumer
-
     run_consumer("registry-intake", RegistrySettings(), build, build_intake_runner)
 
 

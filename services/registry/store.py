@@ -4,7 +4,7 @@ mail outboxes, and the credentials of school systems. SQLite embedded, PostgreSQ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -203,3 +203,15 @@ def drop_pupil(connection: Connection, pupil_id: UUID) -> None:
     """The pupil's data was purged: their registry rows go too (their dossiers with them)."""
     connection.execute(delete(dossiers).where(dossiers.c.pupil_id == str(pupil_id)))
     connection.execute(delete(pupils).where(pupils.c.pupil_id == str(pupil_id)))
+
+
+def projection_rows(connection: Connection) -> tuple[Sequence[Any], Sequence[Any]]:
+    """Branches (id, vestigingscode, name, closed) and people (id, active): what a replay of the
+    log must reproduce (`services.registry.projection`)."""
+    return (connection.execute(select(branches.c.branch_id, branches.c.vestigingscode, branches.c.name,
+                                      branches.c.closed)).all(),
+            connection.execute(select(people.c.staff_id, people.c.active)).all())
+
+
+def all_mutations(connection: Connection) -> list[Any]:
+    return list(connection.execute(select(mutations)).all())

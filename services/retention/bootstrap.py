@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from services.audit.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
 from services.retention import store
 from services.retention.leaks import HistoryReader, LeakDesk
 from services.retention.requests import RequestDesk
@@ -24,6 +23,7 @@ from shared.db import make_engine
 from shared.kafka.admin import ensure_topics
 from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
+from shared.kafka.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
 from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due

@@ -1,8 +1,8 @@
 """What the event log holds about pupils, for the two questions that need all of it: a data
 leak (which parents must be told, and who could see the dossiers) and an inspection request
 (everything held about one pupil, across all services). Pure: the log comes in as decoded
-entries; who could see what is the access service's own `evolve`, folded by the audit's
-`state_at`, so no copy of the access rules lives here.
+entries; who could see what is the access service's own `evolve`, folded by its `state_at`,
+so no copy of the access rules lives here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from services.access.domain import AccessState
-from services.audit.history import state_at, what_could_see, who_could_see
-from services.audit.log import Entry
+from services.access.history import state_at, what_could_see, who_could_see
 from shared.contracts.events import (
     ERASED,
     BranchFounded,
@@ -29,6 +28,7 @@ from shared.contracts.events import (
     PupilEnrolled,
     PupilLeft,
 )
+from shared.kafka.log import Entry
 
 
 @dataclass

@@ -20,7 +20,6 @@ from uuid import UUID
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
-from services.audit.log import Entry
 from services.retention import store
 from services.retention.domain import leak_clock, regulator_deadline, report_problem
 from services.retention.history import LeakScope, LogIndex, build_index, leak_scope, parents_to_tell
@@ -34,6 +33,7 @@ from shared.contracts.events import (
     ParentsNotified,
     RegulatorNotified,
 )
+from shared.kafka.log import Entry
 from shared.outbox import enqueue_mail
 
 log = logging.getLogger(__name__)

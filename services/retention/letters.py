@@ -9,15 +9,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.access.domain import RULE_CONTACT, RULE_DIRECTEUR, RULE_EXPLICIT, RULE_IB_ER, RULE_SWV
-
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
-          "november", "december")
+from shared import dutch
 
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
@@ -33,10 +29,7 @@ def dutch_date(value: date | datetime | str | None) -> str:
             value = datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
         except ValueError:
             return text  # "verwijderd"
-    if isinstance(value, datetime):
-        local = value.astimezone(AMSTERDAM)
-        return f"{local.day} {MONTHS[local.month - 1]} {local.year} om {local:%H:%M} uur"
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
+    return dutch.moment(value) if isinstance(value, datetime) else dutch.day(value)
 
 
 _templates.filters["datum"] = dutch_date

@@ -19,6 +19,9 @@ class Topic(StrEnum):
     RETENTION_EVENTS = "retention.events.v1"
 
 
+# The topics of canonical events (enveloped, each event once): what the audit reads and verifies.
+EVENT_TOPICS = (Topic.REGISTRY_EVENTS, Topic.ACCESS_EVENTS, Topic.AUTH_EVENTS, Topic.RETENTION_EVENTS)
+
 DLQ_SUFFIX = ".dlq"
 
 

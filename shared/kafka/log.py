@@ -1,4 +1,6 @@
-"""Reading the whole event log for the audit: every record of every topic, to its high-water mark."""
+"""Reading the event log: every record of the given topics to their high-water marks, and the
+records in the order consumers apply them (per stream, by version). Used by the audit and by the
+retention service's leak and inspection answers."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, TopicPartition
 
 from shared.contracts.envelope import EventCodec, RecordedEvent, UndecodableMessage
-from shared.contracts.topics import Topic, TopicNames, dead_letter_topic
+from shared.contracts.topics import TopicNames
 from shared.kafka.producer import STREAM_VERSION_HEADER
 
 
@@ -29,9 +31,6 @@ class Entry:
 
     record: LogRecord
     event: RecordedEvent
-
-
-AUDITED_TOPICS = (Topic.REGISTRY_EVENTS, Topic.ACCESS_EVENTS, Topic.AUTH_EVENTS, Topic.RETENTION_EVENTS)
 
 
 def read_topics(bootstrap: str, topics: TopicNames, names: list[str], timeout_s: float = 600.0,
@@ -116,7 +115,3 @@ def decode_all(codec: EventCodec, records: list[LogRecord]) -> tuple[list[Entry]
         except UndecodableMessage as error:
             undecodable.append((record, error.reason))
     return entries, undecodable
-
-
-def dead_letter_names() -> list[str]:
-    return [dead_letter_topic(topic) for topic in (*AUDITED_TOPICS, Topic.REGISTRY_MUTATIONS)]

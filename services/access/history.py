@@ -1,5 +1,6 @@
-"""Point-in-time answers from the log: who could see what, when, and why. Pure: folds the same
-`evolve` the access service runs live; no copy of the rules lives here.
+"""Point-in-time answers from the log: who could see what, when, and why. The access service
+offers them (the audit and the retention service's leak answers ask); pure: folds the same
+`evolve` the access processor runs live.
 
 Two time axes, because late reports happen:
 - valid time: the world as we now know it was at T (every event that took effect by T, even if
@@ -18,7 +19,6 @@ from typing import Literal
 from uuid import UUID
 
 from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, Decision, evolve
-from services.audit.log import Entry
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
@@ -29,6 +29,7 @@ from shared.contracts.events import (
     NotificationsStopped,
     StaffDeparted,
 )
+from shared.kafka.log import Entry
 
 Axis = Literal["valid", "record"]
 
