@@ -31,11 +31,11 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from deploy.localbroker import _free_port_run, free_port, wait_for_kafka
-from services.audit.log import LogRecord, read_topics
 from services.registry.credentials import CLIENT_HEADER, SIGNATURE_HEADER
 from services.registry.domain import dossier_id, founded_branch_id, staff_id
 from shared.contracts.envelope import derived_id
 from shared.contracts.topics import Topic, TopicNames, dead_letter_topic
+from shared.kafka.log import LogRecord, read_topics
 from tests.e2e.test_run_command import REPO, RunCommand, _kill_processes_of
 from tests.support import wait_until
 

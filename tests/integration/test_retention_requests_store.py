@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import insert, select
 
-from services.audit.log import Entry, LogRecord
 from services.retention import store
 from services.retention.requests import RequestDesk
 from services.retention.service import RetentionService
@@ -19,6 +18,7 @@ from shared.contracts.envelope import EventCodec, RecordedEvent
 from shared.contracts.events import ConsentGiver, SubjectRequestKind, pupil_key_id
 from shared.crypto import InMemoryKeyStore
 from shared.db import make_engine
+from shared.kafka.log import Entry, LogRecord
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from services.audit.log import LogRecord, in_stream_order
 from services.audit.verify import continuous_streams, unique_event_ids
+from shared.kafka.log import LogRecord, in_stream_order
 from shared.kafka.producer import STREAM_VERSION_HEADER
 
 

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.audit.log import Entry, LogRecord
 from services.retention.domain import (
     add_months,
     answer_due,
@@ -24,6 +23,7 @@ from services.retention.letters import answer_letter, inspection_page, leak_noti
 from shared.contracts import events as e
 from shared.contracts.envelope import RecordedEvent
 from shared.contracts.events import ConsentGiver
+from shared.kafka.log import Entry, LogRecord
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 PARENT, PUPIL = ConsentGiver.PARENT, ConsentGiver.PUPIL
