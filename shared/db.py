@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 
@@ -90,3 +91,16 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+T = TypeVar("T")
+
+
+def read_once(url: str, query: Callable[[Connection], T]) -> T:
+    """One read on a database opened for it and closed after (offline tools such as the audit)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return query(connection)
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from services.access import store
 from services.access.domain import AccessState
-from shared.db import make_engine
+from shared.db import read_once
 
 # "staff <id>" / "dossier <id>" -> the facts a replay must reproduce.
 Facts = dict[str, tuple[str | bool | datetime | None, ...]]
@@ -26,12 +26,7 @@ def of_state(state: AccessState) -> Facts:
 
 
 def of_tables(database_url: str) -> Facts:
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            staff, dossiers = store.projection_rows(connection)
-    finally:
-        engine.dispose()
+    staff, dossiers = read_once(database_url, store.projection_rows)
     facts: Facts = {f"staff {UUID(row.staff_id)}": (row.role, row.branch_id, row.departed_at) for row in staff}
     facts.update({f"dossier {row.dossier_id}": (row.contact_staff_id, row.open) for row in dossiers})
     return facts
@@ -39,9 +34,4 @@ def of_tables(database_url: str) -> Facts:
 
 def view_chain_heads(database_url: str) -> dict[str, tuple[str, int]]:
     """Per dossier the head of its hash chain of views (the audit checks the log against it)."""
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return store.chain_heads(connection)
-    finally:
-        engine.dispose()
+    return read_once(database_url, store.chain_heads)

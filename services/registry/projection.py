@@ -9,7 +9,7 @@ from datetime import datetime
 
 from services.registry import store
 from services.registry.domain import RegistryState
-from shared.db import make_engine
+from shared.db import read_once
 
 # "branch <id>" / "person <id>" -> the facts a replay must reproduce.
 Facts = dict[str, tuple[str | bool | None, ...]]
@@ -22,12 +22,7 @@ def of_state(state: RegistryState) -> Facts:
 
 
 def of_tables(database_url: str) -> Facts:
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            branches, people = store.projection_rows(connection)
-    finally:
-        engine.dispose()
+    branches, people = read_once(database_url, store.projection_rows)
     facts: Facts = {f"branch {row.branch_id}": (row.vestigingscode, row.name, row.closed) for row in branches}
     facts.update({f"person {row.staff_id}": (row.active,) for row in people})
     return facts
@@ -35,11 +30,6 @@ def of_tables(database_url: str) -> Facts:
 
 def accepted_mutations(database_url: str, now: datetime) -> list[tuple[str, list[str], bool]]:
     """(sender/mutation id, the event ids it led to, still scheduled for later) per recorded mutation."""
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            rows = store.all_mutations(connection)
-    finally:
-        engine.dispose()
+    rows = read_once(database_url, store.all_mutations)
     return [(f"{row.sender}/{row.mutation_id}", json.loads(row.event_ids),
              row.status == "scheduled" and row.effective_at > now) for row in rows]
