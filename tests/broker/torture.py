@@ -62,7 +62,11 @@ DEFAULT_SECONDS = 45.0
 # failing): the producer is closed and a new one (a new producer id) sends the payload again.
 RECREATE_ON = frozenset({"OutOfOrderSequenceNumberError", "UnknownProducerIdError",
                          "InvalidProducerEpochError", "ProducerFencedError",
-                         "InvalidProducerIdMappingError", "IllegalStateError"})
+                         "InvalidProducerIdMappingError", "IllegalStateError",
+                         # An expired send: a producer that could not deliver for
+                         # delivery_timeout_ms is usually waiting on a producer id it will not
+                         # get (a CI run saw its next send hang for good); start afresh.
+                         "KafkaTimeoutError"})
 RECREATE_AFTER_CONSECUTIVE_FAILURES = 3
 
 
@@ -76,12 +80,14 @@ class TortureConfig:
     # No round starts in the last quiet_tail_s: every producer must recover before the end.
     kill_every_s: float = 7.0
     storage_round: int = 3
-    quiet_tail_s: float = 10.0
+    # A send started just before the last kill may take delivery_timeout_ms to expire, and its
+    # fresh producer a few seconds more: the tail leaves room for both.
+    quiet_tail_s: float = 15.0
     max_down_s: float = 1.0  # Tansu stays dead a random 0..max_down_s before it is started again
     seed: int = 20_250
     # Bounds for each send: a future always resolves (acknowledged or expired) within these.
     request_timeout_ms: int = 5_000
-    delivery_timeout_ms: int = 15_000
+    delivery_timeout_ms: int = 10_000
     # Reading the log back. Tansu bounds each partition's fetch (a listing of all its batch
     # objects, then one GET per batch) by the request's fetch wait: the reader waits long.
     read_fetch_max_wait_ms: int = 2_000
@@ -215,7 +221,7 @@ class TortureProducer(threading.Thread):
         # A send resolves within delivery_timeout_ms, except while the idempotent producer has
         # no producer id: kafka-python's sender then waits for InitProducerId and expires
         # nothing, so a send can hang for good. Past wait_s the producer counts as hung.
-        wait_s = self.config.delivery_timeout_ms / 1000 + 5
+        wait_s = self.config.delivery_timeout_ms / 1000 + 2
         while producer is not None and not self.stop_event.is_set():
             self.stats.sends += 1
             self.stats.resends += attempt > 0
