@@ -15,18 +15,17 @@ Rules (each decision names its rule, the role it rests on and since when):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from shared.contracts.envelope import RecordedEvent
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
-    BranchBrinChanged,
     BranchFounded,
     BranchWijknetwerkChanged,
     ConsultantDeparted,
@@ -242,40 +241,164 @@ def _with(mapping: Mapping[Any, Any], key: Any, value: Any) -> Mapping[Any, Any]
     return MappingProxyType(copy)
 
 
-# The event types `evolve` reads; every other event leaves the state as it is. Folds over the
-# whole log (the audit, a leak) skip the rest before sorting: views alone are most of the log.
-FOLDED_TYPES = frozenset({
-    "StaffJoined", "StaffRoleChanged", "StaffDeparted", "ConsultantJoined", "ConsultantDeparted",
-    "DossierOpened", "DossierContactAssigned", "DossierClosed", "BranchFounded", "BranchWijknetwerkChanged",
-    "BranchBrinChanged", "PupilDataPurged", "AccessGranted", "AccessRevoked",
+# --- the dispatch table: what each event does to the access state ----------------------------
+
+class AccessEntities(Protocol):
+    """Where the handlers read and write the access state: the service's tables live
+    (`services.access.store.Tables`), an AccessState in a replay (`StateEntities`)."""
+
+    def member(self, staff_id: UUID) -> StaffMember | None: ...
+    def save_member(self, member: StaffMember, recorded: RecordedEvent) -> None: ...
+    def dossier(self, dossier_id: UUID) -> Dossier | None: ...
+    def save_dossier(self, dossier: Dossier) -> None: ...
+    def save_wijknetwerk(self, branch_id: UUID, wijknetwerk: str) -> None: ...
+    def grant(self, staff_id: UUID, dossier_id: UUID) -> Grant | None: ...
+    def save_grant(self, grant: Grant) -> None: ...
+    def grants_of(self, staff_id: UUID) -> list[Grant]: ...
+    def drop_pupil(self, pupil_id: UUID) -> None: ...
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    before: StaffMember | None
+    after: StaffMember
+
+
+def _member_changed(entities: AccessEntities, recorded: RecordedEvent) -> MemberChange | None:
+    before = entities.member(recorded.event.staff_id)  # type: ignore[attr-defined]
+    after = evolve_member(before, recorded)
+    if after is None:
+        return None
+    entities.save_member(after, recorded)
+    return MemberChange(before, after)
+
+
+def _member_reactions(entities: AccessEntities, recorded: RecordedEvent, change: Any) -> list[Event]:
+    if not isinstance(change, MemberChange):
+        return []
+    grants = entities.grants_of(change.after.staff_id) if isinstance(
+        recorded.event, StaffDeparted | ConsultantDeparted) else []
+    return reactions(recorded, change.before, change.after, grants)
+
+
+def _dossier_changed(entities: AccessEntities, recorded: RecordedEvent) -> Dossier | None:
+    dossier = evolve_dossier(entities.dossier(recorded.event.dossier_id), recorded)  # type: ignore[attr-defined]
+    if dossier is not None:
+        entities.save_dossier(dossier)
+    return dossier
+
+
+def _wijknetwerk_changed(entities: AccessEntities, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    wijknetwerk = branch_wijknetwerk(None, event)
+    if wijknetwerk is not None:
+        entities.save_wijknetwerk(event.branch_id, wijknetwerk)  # type: ignore[attr-defined]
+
+
+def _pupil_purged(entities: AccessEntities, recorded: RecordedEvent) -> None:
+    entities.drop_pupil(recorded.event.pupil_id)  # type: ignore[attr-defined]
+
+
+def _grant_changed(entities: AccessEntities, recorded: RecordedEvent) -> Grant | None:
+    event = recorded.event
+    staff_id, dossier_id = getattr(event, "staff_id", None), getattr(event, "dossier_id", None)
+    if staff_id is None or dossier_id is None:  # a rule-wide grant: the role already says it
+        return None
+    grant = evolve_grant(entities.grant(staff_id, dossier_id), recorded)
+    if grant is not None:
+        entities.save_grant(grant)
+    return grant
+
+
+def _no_reactions(entities: AccessEntities, recorded: RecordedEvent, change: Any) -> list[Event]:
+    return []
+
+
+@dataclass(frozen=True)
+class Handler:
+    """`fold` changes the state and says what it changed; `react` turns that into the events the
+    access service emits (live only: a replay reads them from the log instead)."""
+
+    fold: Callable[[AccessEntities, RecordedEvent], Any]
+    react: Callable[[AccessEntities, RecordedEvent, Any], list[Event]] = _no_reactions
+
+
+_MEMBER = Handler(_member_changed, _member_reactions)
+_DOSSIER = Handler(_dossier_changed)
+_WIJKNETWERK = Handler(_wijknetwerk_changed)
+_GRANT = Handler(_grant_changed)
+
+HANDLERS: Mapping[type[Event], Handler] = MappingProxyType({
+    StaffJoined: _MEMBER, StaffRoleChanged: _MEMBER, StaffDeparted: _MEMBER,
+    ConsultantJoined: _MEMBER, ConsultantDeparted: _MEMBER,
+    DossierOpened: _DOSSIER, DossierContactAssigned: _DOSSIER, DossierClosed: _DOSSIER,
+    BranchFounded: _WIJKNETWERK, BranchWijknetwerkChanged: _WIJKNETWERK,
+    PupilDataPurged: Handler(_pupil_purged),
+    AccessGranted: _GRANT, AccessRevoked: _GRANT,
 })
+
+# The event types the fold reads; every other event leaves the state as it is. Folds over the
+# whole log (the audit, a leak) skip the rest before sorting: views alone are most of the log.
+FOLDED_TYPES = frozenset(cls.event_type for cls in HANDLERS)
+
+
+def handle(entities: AccessEntities, recorded: RecordedEvent) -> list[Event]:
+    """The live processor's step: fold one event into the tables, return the reactions."""
+    handler = HANDLERS.get(type(recorded.event))
+    if handler is None:
+        return []
+    return handler.react(entities, recorded, handler.fold(entities, recorded))
+
+
+class StateEntities:
+    """An AccessState behind the AccessEntities port: a replay folds through the same handlers
+    as the live tables. Each save copies one mapping, so every intermediate state stays valid."""
+
+    def __init__(self, state: AccessState) -> None:
+        self.state = state
+
+    def member(self, staff_id: UUID) -> StaffMember | None:
+        return self.state.staff.get(staff_id)
+
+    def save_member(self, member: StaffMember, recorded: RecordedEvent) -> None:
+        self.state = replace(self.state, staff=_with(self.state.staff, member.staff_id, member))
+
+    def dossier(self, dossier_id: UUID) -> Dossier | None:
+        return self.state.dossiers.get(dossier_id)
+
+    def save_dossier(self, dossier: Dossier) -> None:
+        self.state = replace(self.state, dossiers=_with(self.state.dossiers, dossier.dossier_id, dossier))
+
+    def save_wijknetwerk(self, branch_id: UUID, wijknetwerk: str) -> None:
+        self.state = replace(self.state, wijknetwerken=_with(self.state.wijknetwerken, branch_id, wijknetwerk))
+
+    def grant(self, staff_id: UUID, dossier_id: UUID) -> Grant | None:
+        return self.state.grants.get((staff_id, dossier_id))
+
+    def save_grant(self, grant: Grant) -> None:
+        key = (grant.staff_id, grant.dossier_id)
+        self.state = replace(self.state, grants=_with(self.state.grants, key, grant))
+
+    def grants_of(self, staff_id: UUID) -> list[Grant]:
+        return [grant for (owner, _), grant in self.state.grants.items() if owner == staff_id]
+
+    def drop_pupil(self, pupil_id: UUID) -> None:
+        state = self.state
+        gone = {d.dossier_id for d in state.dossiers.values() if d.pupil_id == pupil_id}
+        if gone:
+            self.state = replace(
+                state, dossiers=MappingProxyType({k: v for k, v in state.dossiers.items() if k not in gone}),
+                grants=MappingProxyType({k: v for k, v in state.grants.items() if k[1] not in gone}))
 
 
 def evolve(state: AccessState, recorded: RecordedEvent) -> AccessState:
-    event = recorded.event
-    staff_id = getattr(event, "staff_id", None)
-    if isinstance(event, StaffJoined | StaffRoleChanged | StaffDeparted | ConsultantJoined | ConsultantDeparted):
-        member = evolve_member(state.staff.get(event.staff_id), recorded)
-        if member is not None:
-            state = replace(state, staff=_with(state.staff, member.staff_id, member))
-    elif isinstance(event, DossierOpened | DossierContactAssigned | DossierClosed):
-        dossier = evolve_dossier(state.dossiers.get(event.dossier_id), recorded)
-        if dossier is not None:
-            state = replace(state, dossiers=_with(state.dossiers, dossier.dossier_id, dossier))
-    elif isinstance(event, BranchFounded | BranchWijknetwerkChanged | BranchBrinChanged):
-        wijknetwerk = branch_wijknetwerk(state.wijknetwerken.get(event.branch_id), event)
-        if wijknetwerk is not None:
-            state = replace(state, wijknetwerken=_with(state.wijknetwerken, event.branch_id, wijknetwerk))
-    elif isinstance(event, PupilDataPurged):
-        gone = {d.dossier_id for d in state.dossiers.values() if d.pupil_id == event.pupil_id}
-        state = replace(state, dossiers=MappingProxyType({k: v for k, v in state.dossiers.items() if k not in gone}),
-                        grants=MappingProxyType({k: v for k, v in state.grants.items() if k[1] not in gone}))
-    elif isinstance(event, AccessGranted | AccessRevoked) and staff_id is not None and event.dossier_id is not None:
-        key = (staff_id, event.dossier_id)
-        grant = evolve_grant(state.grants.get(key), recorded)
-        if grant is not None:
-            state = replace(state, grants=_with(state.grants, key, grant))
-    return state
+    """The replay's step: the same fold as the live processor's, into an AccessState."""
+    handler = HANDLERS.get(type(recorded.event))
+    if handler is None:
+        return state
+    entities = StateEntities(state)
+    handler.fold(entities, recorded)
+    return entities.state
 
 
 # --- reactions: the events the access service itself emits for a registry event ------------

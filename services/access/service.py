@@ -9,25 +9,11 @@ from uuid import UUID
 from sqlalchemy.engine import Connection
 
 from services.access import store
-from services.access.domain import (
-    Decision,
-    Dossier,
-    StaffMember,
-    evolve_dossier,
-    evolve_grant,
-    evolve_member,
-    may_see,
-    reactions,
-)
+from services.access.domain import Decision, Dossier, StaffMember, handle, may_see
 from services.access.mail import contact_missing, dossier_changed
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
-    ERASED,
-    AccessGranted,
-    AccessRevoked,
-    BranchFounded,
-    BranchWijknetwerkChanged,
     ConsultantDeparted,
     ConsultantJoined,
     ContactPersonMissing,
@@ -35,7 +21,6 @@ from shared.contracts.events import (
     DossierContactAssigned,
     DossierOpened,
     Event,
-    PupilDataPurged,
     StaffDeparted,
     StaffJoined,
     StaffRoleChanged,
@@ -56,46 +41,18 @@ class AccessService:
     # --- the processor's handler ------------------------------------------------------------
 
     def apply(self, recorded: RecordedEvent, connection: Connection) -> None:
+        """Fold the event into the tables through the domain's handler table, emit what follows
+        from it, and send the mail it calls for."""
         event = recorded.event
-        if isinstance(event, STAFF_EVENTS):
-            self._apply_staff(recorded, connection)
-        elif isinstance(event, DOSSIER_EVENTS):
-            self._apply_dossier(recorded, connection)
+        self._emit(connection, recorded, handle(store.Tables(connection), recorded))
+        if isinstance(event, DossierContactAssigned):
+            store.resolve_missing_contact(connection, event.dossier_id)
+        if isinstance(event, DOSSIER_EVENTS):
+            dossier = store.load_dossier(connection, event.dossier_id)
+            if dossier is not None:
+                self._notify(connection, recorded, dossier)
         elif isinstance(event, ContactPersonMissing):
             self._flag_missing_contact(recorded, event, connection)
-        elif isinstance(event, BranchFounded | BranchWijknetwerkChanged):
-            store.save_wijknetwerk(connection, event.branch_id, event.wijknetwerk)
-        elif isinstance(event, PupilDataPurged):
-            store.drop_pupil(connection, event.pupil_id)
-        elif isinstance(event, AccessGranted | AccessRevoked) and event.dossier_id is not None:
-            # Explicit grants: written by our own API, applied again here so the log rebuilds them.
-            grant = evolve_grant(store.load_grant(connection, event.staff_id, event.dossier_id), recorded)
-            if grant is not None:
-                store.save_grant(connection, grant)
-
-    def _apply_staff(self, recorded: RecordedEvent, connection: Connection) -> None:
-        event = recorded.event
-        staff_id: UUID = event.staff_id  # type: ignore[attr-defined]
-        before = store.load_member(connection, staff_id)
-        after = evolve_member(before, recorded)
-        if after is None:
-            return
-        email = getattr(event, "email", None)
-        store.save_member(connection, after, email=email if email and email != ERASED else None)
-        if isinstance(event, StaffDeparted | ConsultantDeparted):
-            store.record_departure(connection, recorded)
-        self._emit(connection, recorded, reactions(recorded, before, after, store.grants_of(connection, staff_id)))
-
-    def _apply_dossier(self, recorded: RecordedEvent, connection: Connection) -> None:
-        event = recorded.event
-        dossier_id: UUID = event.dossier_id  # type: ignore[attr-defined]
-        dossier = evolve_dossier(store.load_dossier(connection, dossier_id), recorded)
-        if dossier is None:
-            return
-        store.save_dossier(connection, dossier)
-        if isinstance(event, DossierContactAssigned):
-            store.resolve_missing_contact(connection, dossier_id)
-        self._notify(connection, recorded, dossier)
 
     def _flag_missing_contact(self, recorded: RecordedEvent, event: ContactPersonMissing,
                               connection: Connection) -> None:

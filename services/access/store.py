@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -30,9 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.access.domain import TIME_BOUND_ROLES, Dossier, Grant, StaffMember
+from services.access.domain import TIME_BOUND_ROLES, AccessState, Dossier, Grant, StaffMember
 from shared.contracts.envelope import RecordedEvent
-from shared.contracts.events import StaffRole
+from shared.contracts.events import ERASED, ConsultantDeparted, StaffDeparted, StaffRole
 from shared.db import UtcDateTime, migrate
 from shared.kafka.progress import define_progress_tables
 from shared.outbox import define_outbox_tables
@@ -352,3 +353,51 @@ def projection_rows(connection: Connection) -> tuple[Sequence[Any], Sequence[Any
 
 def chain_heads(connection: Connection) -> dict[str, tuple[str, int]]:
     return {row.dossier_id: (row.last_hash, row.length) for row in connection.execute(select(view_chain))}
+
+
+class Tables:
+    """The access tables behind the domain's AccessEntities port: the live processor folds every
+    event through the same handlers (`domain.HANDLERS`) as a replay does into an AccessState."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def member(self, staff_id: UUID) -> StaffMember | None:
+        return load_member(self.connection, staff_id)
+
+    def save_member(self, member: StaffMember, recorded: RecordedEvent) -> None:
+        email = getattr(recorded.event, "email", None)
+        save_member(self.connection, member, email=email if email and email != ERASED else None)
+        if isinstance(recorded.event, StaffDeparted | ConsultantDeparted):
+            record_departure(self.connection, recorded)
+
+    def dossier(self, dossier_id: UUID) -> Dossier | None:
+        return load_dossier(self.connection, dossier_id)
+
+    def save_dossier(self, dossier: Dossier) -> None:
+        save_dossier(self.connection, dossier)
+
+    def save_wijknetwerk(self, branch_id: UUID, wijknetwerk: str) -> None:
+        save_wijknetwerk(self.connection, branch_id, wijknetwerk)
+
+    def grant(self, staff_id: UUID, dossier_id: UUID) -> Grant | None:
+        return load_grant(self.connection, staff_id, dossier_id)
+
+    def save_grant(self, grant: Grant) -> None:
+        save_grant(self.connection, grant)
+
+    def grants_of(self, staff_id: UUID) -> list[Grant]:
+        return grants_of(self.connection, staff_id)
+
+    def drop_pupil(self, pupil_id: UUID) -> None:
+        drop_pupil(self.connection, pupil_id)
+
+
+def load_state(connection: Connection) -> AccessState:
+    """Every entity in the tables as one AccessState (the live side of "replay equals live")."""
+    members = {UUID(row.staff_id): _member(row) for row in connection.execute(select(staff))}
+    found = {UUID(row.dossier_id): _dossier(row) for row in connection.execute(select(dossiers))}
+    wijknetwerken = {UUID(row.branch_id): row.wijknetwerk for row in connection.execute(select(branches))}
+    explicit = {(UUID(row.staff_id), UUID(row.dossier_id)): _grant(row) for row in connection.execute(select(grants))}
+    return AccessState(MappingProxyType(members), MappingProxyType(found), MappingProxyType(wijknetwerken),
+                       MappingProxyType(explicit))

@@ -39,6 +39,7 @@ from services.access.history import Axis, state_at, timeline, what_could_see, wh
 from services.audit import snapshot
 from services.audit import verify as checks
 from services.registry import projection as registry_projection
+from services.registry.domain import FOLDED_TYPES as REGISTRY_FOLDED
 from services.registry.domain import INITIAL_STATE as REGISTRY_INITIAL
 from services.registry.domain import evolve as registry_evolve
 from shared.contracts.envelope import EventCodec
@@ -215,8 +216,10 @@ def replay_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option
             for record in records:
                 positions[(record.topic, record.partition)] = record.offset + 1
         snapshot.save(snapshot_dir, options.prefix, access_state, positions)
+    # The registry's own events and what it folds from elsewhere (a purge, from retention).
     registry_state = reduce(registry_evolve, (e.event.event for e in log.entries
-                                              if e.record.topic == Topic.REGISTRY_EVENTS.value), REGISTRY_INITIAL)
+                                              if e.record.topic == Topic.REGISTRY_EVENTS.value
+                                              or e.event.type in REGISTRY_FOLDED), REGISTRY_INITIAL)
     fold_seconds = time.monotonic() - started
     found_differences = {
         "access": differences(access_projection.of_tables(access_db), access_projection.of_state(access_state))

@@ -1,11 +1,11 @@
 """The registry's domain: which reported mutations become which canonical events, and the state
 those events build. Pure: no I/O, no clock, no logging. The live service and the audit replay
-both fold with `evolve`.
+both fold with `evolve`, which runs from one dispatch table (`HANDLERS`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
@@ -28,6 +28,7 @@ from shared.contracts.events import (
     DossierContactAssigned,
     DossierOpened,
     Event,
+    PupilDataPurged,
     PupilEnrolled,
     PupilLeft,
     StaffDeparted,
@@ -331,14 +332,12 @@ def _decide_branch(command: ReportMutation, report: BranchReport, state: Registr
     raise TypeError(f"unhandled branch change {report.change}")
 
 
-# --- reactions: facts that follow from other facts ------------------------------------------
+# --- the dispatch table: what each event does to the registry, and what follows from it -----
 
-def react(state: RegistryState, event: Event) -> tuple[Event, ...]:
+def _contact_successors(state: RegistryState, event: StaffDeparted) -> tuple[Event, ...]:
     """Every open dossier keeps a working contact person: when a contact person departs, each of
     their open dossiers goes to the branch's IB'er, or is flagged when the branch has none.
     `state` must hold the departed person's open dossiers and the branch's people."""
-    if not isinstance(event, StaffDeparted):
-        return ()
     orphaned = sorted((d for d in state.dossiers.values() if d.open and d.contact_staff_id == event.staff_id),
                       key=lambda d: d.dossier_id)
     successors = sorted(p.staff_id for p in state.people.values()
@@ -352,62 +351,124 @@ def react(state: RegistryState, event: Event) -> tuple[Event, ...]:
                                       previous_contact_staff_id=event.staff_id) for d in orphaned)
 
 
-# --- evolve ---------------------------------------------------------------------------------
+def _branch_founded(state: RegistryState, event: BranchFounded) -> RegistryState:
+    branch = Branch(event.branch_id, event.vestigingscode, event.name, event.address, event.phone, event.wijknetwerk)
+    return _with(state, branches={branch.branch_id: branch}, codes={branch.vestigingscode: branch.branch_id})
+
+
+def _branch_moved(state: RegistryState, event: BranchMoved) -> RegistryState:
+    return _change_branch(state, event.branch_id, address=event.address, phone=event.phone)
+
+
+def _branch_renamed(state: RegistryState, event: BranchRenamed) -> RegistryState:
+    return _change_branch(state, event.branch_id, name=event.name)
+
+
+def _branch_wijknetwerk_changed(state: RegistryState, event: BranchWijknetwerkChanged) -> RegistryState:
+    return _change_branch(state, event.branch_id, wijknetwerk=event.wijknetwerk)
+
+
+def _branch_closed(state: RegistryState, event: BranchClosed) -> RegistryState:
+    return _change_branch(state, event.branch_id, closed=True)
+
+
+def _branch_brin_changed(state: RegistryState, event: BranchBrinChanged) -> RegistryState:
+    changed = _change_branch(state, event.branch_id, vestigingscode=event.vestigingscode)
+    # The old code stays an alias of the same branch: history follows the branch.
+    return _with(changed, codes={event.vestigingscode: event.branch_id})
+
+
+def _staff_joined(state: RegistryState, event: StaffJoined) -> RegistryState:
+    return _with(state, people={event.staff_id: Person(event.staff_id, event.branch_id, event.role, True)})
+
+
+def _consultant_joined(state: RegistryState, event: ConsultantJoined) -> RegistryState:
+    return _with(state, people={event.staff_id: Person(event.staff_id, None, StaffRole.SWV_CONSULTANT, True)})
+
+
+def _staff_role_changed(state: RegistryState, event: StaffRoleChanged) -> RegistryState:
+    person = state.people.get(event.staff_id)
+    return _with(state, people={event.staff_id: replace(person, role=event.role)}) if person else state
+
+
+def _departed(state: RegistryState, event: StaffDeparted | ConsultantDeparted) -> RegistryState:
+    person = state.people.get(event.staff_id)
+    return _with(state, people={event.staff_id: replace(person, active=False)}) if person else state
+
+
+def _pupil_enrolled(state: RegistryState, event: PupilEnrolled) -> RegistryState:
+    return _with(state, pupils={event.pupil_id: Pupil(event.pupil_id, event.branch_id, True)})
+
+
+def _pupil_left(state: RegistryState, event: PupilLeft) -> RegistryState:
+    pupil = state.pupils.get(event.pupil_id)
+    return _with(state, pupils={event.pupil_id: replace(pupil, enrolled=False)}) if pupil else state
+
+
+def _pupil_purged(state: RegistryState, event: PupilDataPurged) -> RegistryState:
+    """The pupil's data was erased (retention): the pupil and their dossiers leave the registry.
+    `state` must hold the pupil's dossiers."""
+    return replace(state, pupils=MappingProxyType({k: v for k, v in state.pupils.items() if k != event.pupil_id}),
+                   dossiers=MappingProxyType({k: v for k, v in state.dossiers.items()
+                                              if v.pupil_id != event.pupil_id}))
+
+
+def _dossier_opened(state: RegistryState, event: DossierOpened) -> RegistryState:
+    opened = Dossier(event.dossier_id, event.branch_id, event.pupil_id, event.contact_staff_id, True)
+    return _with(state, dossiers={event.dossier_id: opened})
+
+
+def _dossier_contact_assigned(state: RegistryState, event: DossierContactAssigned) -> RegistryState:
+    dossier = state.dossiers.get(event.dossier_id)
+    return _with(state, dossiers={event.dossier_id: replace(dossier, contact_staff_id=event.contact_staff_id)}) \
+        if dossier else state
+
+
+def _dossier_closed(state: RegistryState, event: DossierClosed) -> RegistryState:
+    dossier = state.dossiers.get(event.dossier_id)
+    return _with(state, dossiers={event.dossier_id: replace(dossier, open=False)}) if dossier else state
+
+
+def _no_reactions(state: RegistryState, event: Any) -> tuple[Event, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Handler:
+    """`evolve` gives the registry after the event; `react` the facts that follow from it (the
+    live service emits those; a replay reads them from the log)."""
+
+    evolve: Callable[[RegistryState, Any], RegistryState]
+    react: Callable[[RegistryState, Any], tuple[Event, ...]] = _no_reactions
+
+
+HANDLERS: Mapping[type[Event], Handler] = MappingProxyType({
+    BranchFounded: Handler(_branch_founded), BranchMoved: Handler(_branch_moved),
+    BranchRenamed: Handler(_branch_renamed), BranchWijknetwerkChanged: Handler(_branch_wijknetwerk_changed),
+    BranchClosed: Handler(_branch_closed), BranchBrinChanged: Handler(_branch_brin_changed),
+    StaffJoined: Handler(_staff_joined), StaffRoleChanged: Handler(_staff_role_changed),
+    StaffDeparted: Handler(_departed, _contact_successors),
+    ConsultantJoined: Handler(_consultant_joined), ConsultantDeparted: Handler(_departed),
+    PupilEnrolled: Handler(_pupil_enrolled), PupilLeft: Handler(_pupil_left),
+    PupilDataPurged: Handler(_pupil_purged),
+    DossierOpened: Handler(_dossier_opened), DossierContactAssigned: Handler(_dossier_contact_assigned),
+    DossierClosed: Handler(_dossier_closed),
+})
+
+# The event types `evolve` reads, whatever topic they are on (a purge comes from retention).
+FOLDED_TYPES = frozenset(cls.event_type for cls in HANDLERS)
+
 
 def evolve(state: RegistryState, event: Event) -> RegistryState:
     """The registry after one more canonical event."""
-    match event:
-        case BranchFounded():
-            branch = Branch(event.branch_id, event.vestigingscode, event.name, event.address, event.phone,
-                            event.wijknetwerk)
-            return _with(state, branches={branch.branch_id: branch}, codes={branch.vestigingscode: branch.branch_id})
-        case BranchMoved():
-            return _change_branch(state, event.branch_id, address=event.address, phone=event.phone)
-        case BranchRenamed():
-            return _change_branch(state, event.branch_id, name=event.name)
-        case BranchWijknetwerkChanged():
-            return _change_branch(state, event.branch_id, wijknetwerk=event.wijknetwerk)
-        case BranchClosed():
-            return _change_branch(state, event.branch_id, closed=True)
-        case BranchBrinChanged():
-            changed = _change_branch(state, event.branch_id, vestigingscode=event.vestigingscode)
-            # The old code stays an alias of the same branch: history follows the branch.
-            return _with(changed, codes={event.vestigingscode: event.branch_id})
-        case StaffJoined():
-            return _with(state, people={event.staff_id: Person(event.staff_id, event.branch_id, event.role, True)})
-        case StaffRoleChanged():
-            person = state.people.get(event.staff_id)
-            if person is None:
-                return state
-            return _with(state, people={event.staff_id: replace(person, role=event.role)})
-        case StaffDeparted() | ConsultantDeparted():
-            person = state.people.get(event.staff_id)
-            if person is None:
-                return state
-            return _with(state, people={event.staff_id: replace(person, active=False)})
-        case ConsultantJoined():
-            return _with(state, people={event.staff_id: Person(event.staff_id, None, StaffRole.SWV_CONSULTANT, True)})
-        case PupilEnrolled():
-            return _with(state, pupils={event.pupil_id: Pupil(event.pupil_id, event.branch_id, True)})
-        case PupilLeft():
-            pupil = state.pupils.get(event.pupil_id)
-            if pupil is None:
-                return state
-            return _with(state, pupils={event.pupil_id: replace(pupil, enrolled=False)})
-        case DossierOpened():
-            opened = Dossier(event.dossier_id, event.branch_id, event.pupil_id, event.contact_staff_id, True)
-            return _with(state, dossiers={event.dossier_id: opened})
-        case DossierContactAssigned():
-            dossier = state.dossiers.get(event.dossier_id)
-            if dossier is None:
-                return state
-            return _with(state, dossiers={event.dossier_id: replace(dossier, contact_staff_id=event.contact_staff_id)})
-        case DossierClosed():
-            dossier = state.dossiers.get(event.dossier_id)
-            if dossier is None:
-                return state
-            return _with(state, dossiers={event.dossier_id: replace(dossier, open=False)})
-    return state
+    handler = HANDLERS.get(type(event))
+    return handler.evolve(state, event) if handler else state
+
+
+def react(state: RegistryState, event: Event) -> tuple[Event, ...]:
+    """What follows from `event` (contact persons of departed staff); `state` as `evolve` left it."""
+    handler = HANDLERS.get(type(event))
+    return handler.react(state, event) if handler else ()
 
 
 def _change_branch(state: RegistryState, branch_id: UUID, **changes: Any) -> RegistryState:

@@ -17,6 +17,7 @@ from services.registry.credentials import (
     CredentialStore,
     signature_matches,
 )
+from services.registry.domain import References, evolve
 from services.registry.service import MutationProblem, RegistryService
 from shared.contracts.envelope import RecordedEvent, UndecodableMessage, summarise_validation_error
 from shared.contracts.events import PupilDataPurged
@@ -64,5 +65,9 @@ def handle_intake(service: RegistryService, message: IntakeMessage, connection: 
 
 
 def apply_retention_event(recorded: RecordedEvent, connection: Connection) -> None:
-    if isinstance(recorded.event, PupilDataPurged):
-        store.drop_pupil(connection, recorded.event.pupil_id)
+    """A purge leaves the registry through the same `evolve` a replay folds it with."""
+    event = recorded.event
+    if isinstance(event, PupilDataPurged):
+        state = store.load_state(connection, References(pupils=(event.pupil_id,),
+                                                        dossiers=store.dossier_ids_of(connection, event.pupil_id)))
+        store.save_state(connection, evolve(state, event), before=state)

@@ -154,8 +154,17 @@ def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str,
 
 
 def save_state(connection: Connection, state: RegistryState, before: RegistryState | None = None) -> None:
-    """Write a (partial) state back: only what differs from `before`, when given."""
+    """Write a (partial) state back: only what differs from `before`, when given; what `before`
+    held and `state` no longer does is deleted (a purged pupil and their dossiers)."""
     if before is not None:
+        for table, key, old, new in ((branches, "branch_id", before.branches, state.branches),
+                                     (codes, "vestigingscode", before.codes, state.codes),
+                                     (people, "staff_id", before.people, state.people),
+                                     (pupils, "pupil_id", before.pupils, state.pupils),
+                                     (dossiers, "dossier_id", before.dossiers, state.dossiers)):
+            gone = [str(k) for k in old.keys() - new.keys()]
+            if gone:
+                connection.execute(delete(table).where(table.c[key].in_(gone)))
         state = RegistryState(
             branches={k: v for k, v in state.branches.items() if before.branches.get(k) != v},
             codes={k: v for k, v in state.codes.items() if before.codes.get(k) != v},
@@ -199,10 +208,19 @@ def record_mutation(connection: Connection, *, sender: str, mutation_id: str, ki
         event_ids=json.dumps(event_ids), received_at=received_at, effective_at=effective_at))
 
 
-def drop_pupil(connection: Connection, pupil_id: UUID) -> None:
-    """The pupil's data was purged: their registry rows go too (their dossiers with them)."""
-    connection.execute(delete(dossiers).where(dossiers.c.pupil_id == str(pupil_id)))
-    connection.execute(delete(pupils).where(pupils.c.pupil_id == str(pupil_id)))
+def dossier_ids_of(connection: Connection, pupil_id: UUID) -> tuple[UUID, ...]:
+    return tuple(UUID(row.dossier_id) for row in connection.execute(
+        select(dossiers.c.dossier_id).where(dossiers.c.pupil_id == str(pupil_id))))
+
+
+def load_all(connection: Connection) -> RegistryState:
+    """Every entity in the tables (the live side of "replay equals live")."""
+    return load_state(connection, References(
+        vestigingscodes=tuple(row.vestigingscode for row in connection.execute(select(codes.c.vestigingscode))),
+        people=tuple(UUID(row.staff_id) for row in connection.execute(select(people.c.staff_id))),
+        pupils=tuple(UUID(row.pupil_id) for row in connection.execute(select(pupils.c.pupil_id))),
+        dossiers=tuple(UUID(row.dossier_id) for row in connection.execute(select(dossiers.c.dossier_id)))),
+        branch_ids=[UUID(row.branch_id) for row in connection.execute(select(branches.c.branch_id))])
 
 
 def projection_rows(connection: Connection) -> tuple[Sequence[Any], Sequence[Any]]:
