@@ -8,7 +8,6 @@ reporting, or the database is unavailable, the answer is a 503 problem, never an
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -22,12 +21,11 @@ from sqlalchemy.exc import OperationalError
 
 from services.access import store
 from services.access.bootstrap import AccessDeps, build, progress
-from services.access.domain import Decision, Refused, decide_grant, decide_revoke
+from services.access.domain import Decision, Refused
 from services.access.settings import AccessSettings
-from shared.contracts.envelope import derived_id
-from shared.contracts.events import AccessGranted, AccessRevoked, DossierViewed, Event, StaffRole, view_entry_hash
+from shared.contracts.events import StaffRole
 from shared.logging import configure_logging
-from shared.outbox import enqueue_event, outbox_router, outbox_status
+from shared.outbox import outbox_router, outbox_status
 from shared.problems import Problem, install_problem_handlers
 
 
@@ -197,21 +195,10 @@ def view(dossier_id: UUID, body: ViewRequest, deps: Fresh, after_event: AfterEve
     now = deps.clock.now()
     for _attempt in range(5):
         with deps.engine.begin() as connection:
-            decision = deps.service.decide(connection, body.staff_id, dossier_id, now)
-            member = store.load_member(connection, body.staff_id)
-            dossier = store.load_dossier(connection, dossier_id)
-            event_id = str(uuid.uuid4())
-            previous, length = store.chain_head(connection, dossier_id)
-            entry_hash = view_entry_hash(previous, event_id, body.staff_id, dossier_id, decision.allowed,
-                                         decision.rule, now)
-            if not store.advance_chain(connection, dossier_id, previous, entry_hash, event_id, length):
-                continue  # another view of this dossier won the race: link to it instead
-            viewed = DossierViewed(staff_id=body.staff_id, branch_id=dossier.branch_id if dossier else
-                                   (member.branch_id if member else None), dossier_id=dossier_id,
-                                   allowed=decision.allowed, rule=decision.rule, viewed_at=now,
-                                   previous_hash=previous, entry_hash=entry_hash)
-            _emit(deps, connection, viewed, event_id, now)
-        return _public(body.staff_id, dossier_id, decision, now)
+            decision = deps.service.record_view(connection, body.staff_id, dossier_id, now)
+        if decision is not None:
+            return _public(body.staff_id, dossier_id, decision, now)
+        # another view of this dossier won the race for the chain's head: link to it instead
     raise Problem(503, "unavailable", "The access log is busy; nothing was shown", detail="Try again.")
 
 
@@ -254,41 +241,22 @@ def grant(dossier_id: UUID, body: GrantRequest, deps: Fresh) -> GrantPublic:
     """An IB'er or director grants one dossier to a colleague, an extern or a stagiair."""
     now = deps.clock.now()
     with deps.engine.begin() as connection:
-        granter = store.load_member(connection, body.granted_by)
-        outcome = decide_grant(granter, deps.service.decide(connection, body.granted_by, dossier_id, now),
-                               store.load_member(connection, body.staff_id), store.load_dossier(connection, dossier_id),
-                               body.until, now)
-        if isinstance(outcome, Refused):
-            raise Problem(403 if outcome.code == "not-allowed-to-grant" else 422, "rule-violation",
-                          "Grant refused", detail=outcome.detail, reason=outcome.code)
-        event_id = derived_id("grant", str(body.staff_id), str(dossier_id), now.isoformat())
-        _emit(deps, connection, outcome, event_id, now)
-    return GrantPublic(event_id=event_id, staff_id=body.staff_id, dossier_id=dossier_id, until=body.until)
+        outcome = deps.service.grant(connection, body.granted_by, body.staff_id, dossier_id, body.until, now)
+    if isinstance(outcome, Refused):
+        raise Problem(403 if outcome.code == "not-allowed-to-grant" else 422, "rule-violation",
+                      "Grant refused", detail=outcome.detail, reason=outcome.code)
+    return GrantPublic(event_id=outcome, staff_id=body.staff_id, dossier_id=dossier_id, until=body.until)
 
 
 @dossiers_router.delete("/{dossier_id}/grants/{staff_id}", status_code=204)
 def revoke(dossier_id: UUID, staff_id: UUID, revoked_by: UUID, deps: Fresh) -> None:
     now = deps.clock.now()
     with deps.engine.begin() as connection:
-        outcome = decide_revoke(store.load_member(connection, revoked_by),
-                                deps.service.decide(connection, revoked_by, dossier_id, now),
-                                store.load_grant(connection, staff_id, dossier_id), now)
-        if isinstance(outcome, Refused):
-            raise Problem(403 if outcome.code == "not-allowed-to-grant" else 404,
-                          "forbidden" if outcome.code == "not-allowed-to-grant" else "not-found",
-                          "Revocation refused", detail=outcome.detail, reason=outcome.code)
-        _emit(deps, connection, outcome, derived_id("revoke", str(staff_id), str(dossier_id), now.isoformat()), now)
-
-
-def _emit(deps: AccessDeps, connection: Connection, event: Event, event_id: str, now: datetime) -> None:
-    """Apply our own decision at once (the API answers from it) and queue the event for the log."""
-    encoded = deps.codec.encode(event, event_id=event_id, recorded_at=now)
-    if isinstance(event, AccessGranted | AccessRevoked):
-        deps.service.apply(deps.codec.decode(encoded.value), connection)
-        # Applied here, so the processor must not apply it again when it comes back from the
-        # log: a grant re-applied after its revocation would briefly revive it.
-        progress(deps).mark_processed(connection, event_id, encoded.topic, -1, -1, now)
-    enqueue_event(connection, store.outbox, encoded, emit_at=now)
+        refused = deps.service.revoke(connection, revoked_by, staff_id, dossier_id, now)
+    if refused is not None:
+        raise Problem(403 if refused.code == "not-allowed-to-grant" else 404,
+                      "forbidden" if refused.code == "not-allowed-to-grant" else "not-found",
+                      "Revocation refused", detail=refused.detail, reason=refused.code)
 
 
 @staff_router.put("/{staff_id}/subscription", status_code=204)

@@ -41,7 +41,9 @@ def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
     topics = TopicNames(settings.topic_prefix)
     clock = clock or SystemClock()
     codec = EventCodec(keys, source="/samenveilig/access", topics=topics)
-    service = AccessService(codec, clock, settings.kindkans_url, str(settings.mail_from).split("@")[1])
+    service = AccessService(codec, clock, settings.kindkans_url, str(settings.mail_from).split("@")[1],
+                            progress=Progress(store.processed_events, store.consumer_positions,
+                                              settings.consumer_group, store.stream_versions))
     upstream = UpstreamOutboxes(settings.upstream_outbox_urls.split(","), settings.outbox_max_age_s)
     return AccessDeps(settings=settings, engine=engine, keys=keys, codec=codec, topics=topics, clock=clock,
                       service=service, upstream_outboxes=upstream)

@@ -3,37 +3,50 @@ notifications into the mail outbox; all inside the caller's transaction."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy.engine import Connection
 
 from services.access import store
-from services.access.domain import Decision, Dossier, StaffMember, handle, may_see
+from services.access.domain import (
+    Decision,
+    Dossier,
+    Refused,
+    StaffMember,
+    decide_grant,
+    decide_revoke,
+    handle,
+    may_see,
+)
 from services.access.mail import contact_missing, dossier_changed
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
-    ConsultantDeparted,
-    ConsultantJoined,
+    AccessGranted,
+    AccessRevoked,
     ContactPersonMissing,
     DossierClosed,
     DossierContactAssigned,
     DossierOpened,
+    DossierViewed,
     Event,
-    StaffDeparted,
-    StaffJoined,
-    StaffRoleChanged,
+    view_entry_hash,
 )
+from shared.kafka.progress import Progress
 from shared.outbox import enqueue_event, enqueue_mail
 
-STAFF_EVENTS = (StaffJoined, StaffRoleChanged, StaffDeparted, ConsultantJoined, ConsultantDeparted)
 DOSSIER_EVENTS = (DossierOpened, DossierContactAssigned, DossierClosed)
 
 
 class AccessService:
-    def __init__(self, codec: EventCodec, clock: Clock, kindkans_url: str, mail_domain: str) -> None:
+    def __init__(self, codec: EventCodec, clock: Clock, kindkans_url: str, mail_domain: str,
+                 progress: Progress | None = None) -> None:
         self._codec = codec
+        # Where the processor records what it applied: our own grants are applied at once and
+        # marked there, so they are not applied twice when they come back from the log.
+        self._progress = progress
         self._clock = clock
         self._kindkans_url = kindkans_url
         self._mail_domain = mail_domain
@@ -84,6 +97,62 @@ class AccessService:
                                          recorded_at=now, effective_at=cause.effective_at,
                                          correlation_id=cause.correlation_id, causation_id=cause.id)
             enqueue_event(connection, store.outbox, encoded, emit_at=now)
+
+    # --- commands from the API: decided by the domain, applied at once, queued for the log ------
+
+    def record_view(self, connection: Connection, staff_id: UUID, dossier_id: UUID, now: datetime
+                    ) -> Decision | None:
+        """Decide whether the view is allowed and log it either way, linked into the dossier's
+        hash chain. None: another view of this dossier took the chain's head first (the caller
+        tries again in a new transaction; this one wrote nothing)."""
+        decision = self.decide(connection, staff_id, dossier_id, now)
+        member = store.load_member(connection, staff_id)
+        dossier = store.load_dossier(connection, dossier_id)
+        event_id = str(uuid.uuid4())
+        previous, length = store.chain_head(connection, dossier_id)
+        entry_hash = view_entry_hash(previous, event_id, staff_id, dossier_id, decision.allowed, decision.rule, now)
+        if not store.advance_chain(connection, dossier_id, previous, entry_hash, event_id, length):
+            return None
+        viewed = DossierViewed(staff_id=staff_id, branch_id=dossier.branch_id if dossier else
+                               (member.branch_id if member else None), dossier_id=dossier_id,
+                               allowed=decision.allowed, rule=decision.rule, viewed_at=now,
+                               previous_hash=previous, entry_hash=entry_hash)
+        self._record(connection, viewed, event_id, now)
+        return decision
+
+    def grant(self, connection: Connection, granted_by: UUID, staff_id: UUID, dossier_id: UUID,
+              until: datetime | None, now: datetime) -> str | Refused:
+        """An explicit grant, if the domain allows it: its event id, or why not."""
+        outcome = decide_grant(store.load_member(connection, granted_by),
+                               self.decide(connection, granted_by, dossier_id, now),
+                               store.load_member(connection, staff_id), store.load_dossier(connection, dossier_id),
+                               until, now)
+        if isinstance(outcome, Refused):
+            return outcome
+        event_id = derived_id("grant", str(staff_id), str(dossier_id), now.isoformat())
+        self._record(connection, outcome, event_id, now)
+        return event_id
+
+    def revoke(self, connection: Connection, revoked_by: UUID, staff_id: UUID, dossier_id: UUID,
+               now: datetime) -> Refused | None:
+        outcome = decide_revoke(store.load_member(connection, revoked_by),
+                                self.decide(connection, revoked_by, dossier_id, now),
+                                store.load_grant(connection, staff_id, dossier_id), now)
+        if isinstance(outcome, Refused):
+            return outcome
+        self._record(connection, outcome, derived_id("revoke", str(staff_id), str(dossier_id), now.isoformat()), now)
+        return None
+
+    def _record(self, connection: Connection, event: Event, event_id: str, now: datetime) -> None:
+        """Queue our own event for the log; a grant or revocation is applied at once (the API
+        answers from it) and marked as processed, so the processor does not apply it again when
+        it comes back from the log: a grant re-applied after its revocation would revive it."""
+        encoded = self._codec.encode(event, event_id=event_id, recorded_at=now)
+        if isinstance(event, AccessGranted | AccessRevoked):
+            self.apply(self._codec.decode(encoded.value), connection)
+            if self._progress is not None:
+                self._progress.mark_processed(connection, event_id, encoded.topic, -1, -1, now)
+        enqueue_event(connection, store.outbox, encoded, emit_at=now)
 
     # --- queries, used by the API and by the mail check at send time -------------------------
 

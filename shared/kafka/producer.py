@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from shared.contracts.envelope import EncodedEvent
 
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[str, bytes]]
 # The Kafka header carrying an event's version in its stream (topic and key), set by relays.
 STREAM_VERSION_HEADER = "samenveilig-stream-version"
+# A flush that timed out: not one record of the round resolved.
+ROUND_TIMED_OUT = "round-timed-out"
 
 
 def make_producer(bootstrap: str, client_id: str, wait_seconds: float = 30.0,
@@ -84,8 +86,10 @@ class EventPublisher:
     An acknowledgement counts only with an offset >= 0; anything else raises `NotAcknowledged`
     (or is reported as None), so the caller keeps the record and sends it again. A producer that
     is in a fatal state (kafka-python's idempotent producer after an `OutOfOrderSequenceNumber`
-    on a broker that gave its id to another producer), or that failed `recreate_after` rounds in
-    a row, is closed and replaced by a new one (a new producer id) when a factory is given;
+    on a broker that gave its id to another producer), that failed `recreate_after` rounds in
+    a row, or whose round timed out whole (after a broker came back without its producer state,
+    kafka-python resets its sequence and retries for good), is closed and replaced by a new one
+    (a new producer id) when a factory is given;
     without one the failure stays visible in `health.fatal`."""
 
     def __init__(self, producer: KafkaProducer | None = None, *,
@@ -116,7 +120,7 @@ class EventPublisher:
                            for r in records]
                 self._producer.flush(timeout=timeout_s)
             except KafkaError as error:
-                self._failed(type(error).__name__)
+                self._failed(ROUND_TIMED_OUT if isinstance(error, KafkaTimeoutError) else type(error).__name__)
                 return [None] * len(records)
             results: list[Acknowledged | None] = []
             failure: str | None = None
@@ -167,6 +171,8 @@ class EventPublisher:
     def _failed(self, reason: str) -> None:
         self.health.failures += 1
         self.health.consecutive_failures += 1
+        if reason == ROUND_TIMED_OUT:  # nothing resolved in timeout_s: waiting longer will not help
+            self.health.consecutive_failures = max(self.health.consecutive_failures, self._recreate_after)
         self.health.fatal = _is_fatal(self._producer)
         log.warning("publish not acknowledged, will retry", extra={
             "reason": reason, "attempt": self.health.consecutive_failures})

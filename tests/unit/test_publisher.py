@@ -108,6 +108,22 @@ def test_repeated_failures_recreate_the_producer_and_without_a_factory_stay_visi
     assert without.health.fatal is True
 
 
+class StuckProducer(ScriptedProducer):
+    """Like kafka-python after a broker came back without its producer state: nothing resolves."""
+
+    def flush(self, timeout: float) -> None:
+        raise KafkaTimeoutError("Timeout waiting for future")
+
+
+def test_a_round_that_timed_out_whole_gets_a_new_producer_at_once():
+    stuck, fresh = StuckProducer([]), ScriptedProducer([])
+    made = [stuck, fresh]
+    publisher = EventPublisher(factory=lambda: made.pop(0), recreate_after=3)  # type: ignore[arg-type,return-value]
+    assert publisher.send_records([record(0)]) == [None]
+    assert publisher.send_record(record(0)).offset == 0  # not two more rounds of waiting first
+    assert stuck.closed and publisher.health.recreated == 1 and fresh.sent == [b"event-0"]
+
+
 def _outbox(tmp_path):
     metadata = MetaData()
     outbox, _mail = define_outbox_tables(metadata, "test")
