@@ -45,7 +45,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from shared.clock import Clock
-from shared.contracts.envelope import EncodedEvent
+from shared.contracts.envelope import EncodedEvent, EventCodec, RecordedEvent
+from shared.contracts.events import Event
 from shared.db import UtcDateTime
 from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, NotAcknowledged, OutgoingRecord
 
@@ -112,6 +113,34 @@ def enqueue_event(connection: Connection, outbox: Table, encoded: EncodedEvent, 
     connection.execute(insert(outbox).values(
         event_id=encoded.id, topic=encoded.topic, key=encoded.key, value=encoded.value,
         headers=json.dumps([[k, v.decode()] for k, v in encoded.headers]), emit_at=emit_at, applied=applied))
+
+
+class Outbox:
+    """The one way a service writes an event: encoded (personal fields sealed) and queued in its
+    outbox inside the caller's transaction, for its relay to publish."""
+
+    def __init__(self, table: Table, codec: EventCodec) -> None:
+        self.table = table
+        self._codec = codec
+
+    def emit(self, connection: Connection, event: Event, *, event_id: str, now: datetime,
+             cause: RecordedEvent | None = None, effective_at: datetime | None = None,
+             correlation_id: str | None = None, emit_at: datetime | None = None,
+             applied: bool = True, unless_queued: bool = False) -> EncodedEvent | None:
+        """Queue `event`; it takes effect at `effective_at` (else its cause's, else now) and is
+        published from `emit_at` (else now). With `unless_queued`, an id queued before is not
+        queued again and None comes back (a decision repeated on purpose); without it a second
+        id fails on the table's unique key, as it should where ids are never repeated."""
+        if unless_queued and connection.execute(
+                select(self.table.c.seq).where(self.table.c.event_id == event_id)).first():
+            return None
+        encoded = self._codec.encode(
+            event, event_id=event_id, recorded_at=now,
+            effective_at=effective_at or (cause.effective_at if cause else now),
+            correlation_id=correlation_id or (cause.correlation_id if cause else None),
+            causation_id=cause.id if cause else None)
+        enqueue_event(connection, self.table, encoded, emit_at=emit_at or now, applied=applied)
+        return encoded
 
 
 def enqueue_mail(connection: Connection, outbox: Table, *, message_id: str, recipient: str, subject: str, body: str,

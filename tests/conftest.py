@@ -75,11 +75,27 @@ def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
 
 
+# Tansu completes a group join after about half the session timeout (6 s: 3 s per join; 2 s:
+# 1 s, its floor). Every service the tests build reads this through its settings; the
+# deployment keeps 6 s (shared/settings.py), where a join happens once per start.
+TEST_SESSION_TIMEOUT_MS = 2000
+os.environ.setdefault("SAMENVEILIG_CONSUMER_SESSION_TIMEOUT_MS", str(TEST_SESSION_TIMEOUT_MS))
+
+
 def _database_backends() -> list[str]:
     return ["sqlite", "postgresql"] if os.environ.get("SAMENVEILIG_TEST_POSTGRES_URL") else ["sqlite"]
 
 
-@pytest.fixture(params=_database_backends())
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that needs a service database runs on SQLite; those marked every_database (the
+    store tests: SQL, transactions, locking, what PostgreSQL does differently) run on
+    PostgreSQL too, when the test command started one."""
+    if "database_url" in metafunc.fixturenames:
+        every = metafunc.definition.get_closest_marker("every_database") is not None
+        metafunc.parametrize("database_url", _database_backends() if every else ["sqlite"], indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'service.sqlite'}"

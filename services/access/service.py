@@ -35,7 +35,7 @@ from shared.contracts.events import (
     view_entry_hash,
 )
 from shared.kafka.progress import Progress
-from shared.outbox import enqueue_event, enqueue_mail
+from shared.outbox import Outbox, enqueue_mail
 
 DOSSIER_EVENTS = (DossierOpened, DossierContactAssigned, DossierClosed)
 
@@ -44,6 +44,7 @@ class AccessService:
     def __init__(self, codec: EventCodec, clock: Clock, kindkans_url: str, mail_domain: str,
                  progress: Progress | None = None) -> None:
         self._codec = codec
+        self._outbox = Outbox(store.outbox, codec)
         # Where the processor records what it applied: our own grants are applied at once and
         # marked there, so they are not applied twice when they come back from the log.
         self._progress = progress
@@ -93,10 +94,8 @@ class AccessService:
     def _emit(self, connection: Connection, cause: RecordedEvent, events: list[Event]) -> None:
         now = self._clock.now()
         for index, event in enumerate(events):
-            encoded = self._codec.encode(event, event_id=derived_id("access-event", cause.id, str(index)),
-                                         recorded_at=now, effective_at=cause.effective_at,
-                                         correlation_id=cause.correlation_id, causation_id=cause.id)
-            enqueue_event(connection, store.outbox, encoded, emit_at=now)
+            self._outbox.emit(connection, event, event_id=derived_id("access-event", cause.id, str(index)), now=now,
+                              cause=cause)
 
     # --- commands from the API: decided by the domain, applied at once, queued for the log ------
 
@@ -147,12 +146,11 @@ class AccessService:
         """Queue our own event for the log; a grant or revocation is applied at once (the API
         answers from it) and marked as processed, so the processor does not apply it again when
         it comes back from the log: a grant re-applied after its revocation would revive it."""
-        encoded = self._codec.encode(event, event_id=event_id, recorded_at=now)
-        if isinstance(event, AccessGranted | AccessRevoked):
+        encoded = self._outbox.emit(connection, event, event_id=event_id, now=now)
+        if encoded is not None and isinstance(event, AccessGranted | AccessRevoked):
             self.apply(self._codec.decode(encoded.value), connection)
             if self._progress is not None:
                 self._progress.mark_processed(connection, event_id, encoded.topic, -1, -1, now)
-        enqueue_event(connection, store.outbox, encoded, emit_at=now)
 
     # --- queries, used by the API and by the mail check at send time -------------------------
 

@@ -47,7 +47,7 @@ from shared.contracts.events import (
     StaffJoined,
 )
 from shared.crypto import seal, unseal
-from shared.outbox import enqueue_event, enqueue_mail
+from shared.outbox import Outbox, enqueue_mail
 
 INVITATION_LIFETIME = timedelta(days=14)
 ENROLMENT_LIFETIME = timedelta(minutes=15)
@@ -94,6 +94,7 @@ class AuthService:
     def __init__(self, codec: EventCodec, clock: Clock, master_key: bytes, hasher: PasswordHasher,
                  auth_url: str, mail_domain: str) -> None:
         self._codec = codec
+        self._outbox = Outbox(store.outbox, codec)
         self._clock = clock
         self._master = master_key
         self._hasher = hasher
@@ -387,14 +388,7 @@ class AuthService:
                                            client=client[:200] or "unknown"), str(uuid.uuid4()), None)
 
     def _emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
-        now = self._clock.now()
-        encoded = self._codec.encode(event, event_id=event_id, recorded_at=now,
-                                     effective_at=cause.effective_at if cause else now,
-                                     correlation_id=cause.correlation_id if cause else None,
-                                     causation_id=cause.id if cause else None)
-        exists = connection.execute(select(store.outbox.c.seq).where(store.outbox.c.event_id == event_id)).first()
-        if not exists:
-            enqueue_event(connection, store.outbox, encoded, emit_at=now)
+        self._outbox.emit(connection, event, event_id=event_id, now=self._clock.now(), cause=cause, unless_queued=True)
 
 
 def _invitation_body(link: str, expires_at: datetime) -> str:

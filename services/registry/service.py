@@ -38,7 +38,7 @@ from shared.contracts.mutations import (
     Mutation,
     brins_of,
 )
-from shared.outbox import enqueue_event, enqueue_mail
+from shared.outbox import Outbox, enqueue_mail
 
 
 class MutationProblem(Exception):
@@ -79,6 +79,7 @@ def fingerprint(mutation: Mutation) -> str:
 class RegistryService:
     def __init__(self, codec: EventCodec, clock: Clock, office_email: str, mail_domain: str) -> None:
         self._codec = codec
+        self._outbox = Outbox(store.outbox, codec)
         self._clock = clock
         self._office_email = office_email
         self._mail_domain = mail_domain
@@ -118,10 +119,9 @@ class RegistryService:
         event_ids = [derived_id("registry-event", sender, mutation.mutation_id, str(n)) for n in range(len(events))]
         correlation = derived_id("mutation", sender, mutation.mutation_id)
         for event_id, event in zip(event_ids, events, strict=True):
-            encoded = self._codec.encode(event, event_id=event_id, recorded_at=now, effective_at=effective_at,
-                                         correlation_id=correlation)
-            enqueue_event(connection, store.outbox, encoded, emit_at=effective_at if scheduled else now,
-                          applied=not scheduled)
+            self._outbox.emit(connection, event, event_id=event_id, now=now, effective_at=effective_at,
+                              correlation_id=correlation, emit_at=effective_at if scheduled else now,
+                              applied=not scheduled)
         if isinstance(mutation, BranchReport):
             mail = branch_change_mail(mutation, reported_by=credential.name, effective_at=effective_at,
                                       reference=event_ids[0], domain=self._mail_domain)
@@ -145,10 +145,8 @@ class RegistryService:
             store.save_state(connection, evolve(state, recorded.event), before=state)
             connection.execute(update(store.outbox).where(store.outbox.c.seq == row.seq).values(applied=True))
             for n, reaction in enumerate(self._reactions(connection, [recorded.event])):
-                encoded = self._codec.encode(reaction, event_id=derived_id("registry-reaction", recorded.id, str(n)),
-                                             recorded_at=now, effective_at=recorded.effective_at,
-                                             correlation_id=recorded.correlation_id, causation_id=recorded.id)
-                enqueue_event(connection, store.outbox, encoded, emit_at=now)
+                self._outbox.emit(connection, reaction, event_id=derived_id("registry-reaction", recorded.id, str(n)),
+                                  now=now, cause=recorded)
         return len(rows)
 
     def _reactions(self, connection: Connection, events: list[Event]) -> list[Event]:

@@ -33,7 +33,7 @@ from shared.contracts.events import (
     pupil_key_id,
 )
 from shared.crypto import KeyStore
-from shared.outbox import enqueue_event
+from shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -59,6 +59,7 @@ class RetentionService:
     def __init__(self, codec: EventCodec, keys: KeyStore, clock: Clock,
                  periods: dict[str, int] | None = None) -> None:
         self._codec = codec
+        self._outbox = Outbox(store.outbox, codec)
         self.keys = keys
         self.clock = clock
         self._periods = dict(periods or DEFAULT_PERIODS)
@@ -167,13 +168,6 @@ class RetentionService:
         return consent(purpose, row.date_of_birth, given, self.today())
 
     def emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
-        now = self.clock.now()
-        if connection.execute(select(store.outbox.c.seq).where(store.outbox.c.event_id == event_id)).first():
-            return
-        encoded = self._codec.encode(event, event_id=event_id, recorded_at=now,
-                                     effective_at=cause.effective_at if cause else now,
-                                     correlation_id=cause.correlation_id if cause else None,
-                                     causation_id=cause.id if cause else None)
-        enqueue_event(connection, store.outbox, encoded, emit_at=now)
+        self._outbox.emit(connection, event, event_id=event_id, now=self.clock.now(), cause=cause, unless_queued=True)
 
 

@@ -13,7 +13,8 @@ Defect 2  aiokafka's idempotent producer cannot start: it sends InitProducerId v
           answers with an unknown error. kafka-python's idempotent producer works (see
           test_conformance.test_idempotent_acks_all_producer).
 Defect 3  A consumer joins a group only after about half the session timeout. Not tested here;
-          a benchmark measures it. The suite uses session_timeout_ms=6000 to keep joins short.
+          a benchmark measures it. The suite uses session_timeout_ms=2000 (a join in about 1 s,
+          which is the floor; tests/conftest.py).
 Defect 4  faust Tables rebuilt from their changelog topics come back wrong. A consequence of
           defect 1: faust's recovery reads each changelog up to end_offsets(), so with a wrong
           (too low) end offset it stops early and the rebuilt table misses the newest updates.

@@ -134,6 +134,7 @@ def test_a_departed_ib_er_is_denied_at_once_and_gets_no_more_mail_while_the_succ
     assert {w["staff_id"] for w in who} == {str(new_ib_er.staff_id), str(teacher.staff_id)}
 
 
+@pytest.mark.every_database
 def test_mail_queued_before_a_departure_is_not_sent_after_it(access):
     access.start(build_runner(access.deps))
     ib_er, teacher = person("ib_er", "ib@school.example"), person("leerkracht", "meester@school.example")
@@ -214,6 +215,7 @@ def test_a_check_fails_closed_while_the_log_misses_an_event_of_a_stream_and_answ
     assert not decision["allowed"] and decision["rule"] == "departed"
 
 
+@pytest.mark.every_database
 def test_listings_are_complete_and_paged(access):
     access.start(build_runner(access.deps))
     ib_er, teacher = person("ib_er", "ib@school.example"), person("leerkracht", "juf@school.example")
@@ -234,6 +236,7 @@ def test_listings_are_complete_and_paged(access):
     assert mine["total"] == 50 and {i["rule"] for i in mine["items"]} == {"contact-person"}
 
 
+@pytest.mark.every_database
 def test_views_are_logged_allowed_or_not_and_explicit_grants_work(access):
     access.start(build_runner(access.deps))
     access.start(build_relay(access.deps))

@@ -130,6 +130,7 @@ def introspect(auth: Auth, token: str) -> dict:
     return auth.client().post("/v1/sessions/introspect", json={"token": token}).json()
 
 
+@pytest.mark.every_database
 def test_a_departure_ends_the_live_session_at_once_and_for_good(auth):
     person = enrol(auth)
     # The code used at enrolment cannot be used again in the same step: wait for a fresh one.
@@ -156,6 +157,7 @@ def auth_events(auth: Auth) -> list:
     return [auth.deps.codec.decode(r.value) for r in read_all(auth.bootstrap, auth.deps.topics(Topic.AUTH_EVENTS))]
 
 
+@pytest.mark.every_database
 def test_recovery_codes_work_once_and_password_failures_do_not_lock_the_code(auth):
     person = enrol(auth)
     client, status = login(auth, person, code=person.recovery_codes[0])

@@ -26,7 +26,7 @@ from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, NotAckn
 from shared.outbox import enqueue_event, publish_due
 from tests.support import read_all, wait_until
 
-pytestmark = [pytest.mark.broker, pytest.mark.tansu_only, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.every_database, pytest.mark.broker, pytest.mark.tansu_only, pytest.mark.timeout(120)]
 
 
 @pytest.fixture

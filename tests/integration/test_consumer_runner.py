@@ -7,6 +7,7 @@ import threading
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
 from services.access import store
@@ -18,9 +19,13 @@ from shared.contracts.topics import Topic
 from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, OutgoingRecord, make_producer
+from tests.conftest import TEST_SESSION_TIMEOUT_MS
 from tests.support import read_all, wait_until
 
 BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000c1")
+
+
+pytestmark = [pytest.mark.every_database]
 
 
 def test_a_failing_event_is_dead_lettered_and_its_batch_neighbours_applied_once(
@@ -50,7 +55,7 @@ def test_a_failing_event_is_dead_lettered_and_its_batch_neighbours_applied_once(
         consumer_name=settings.consumer_group, topics=[topic], bootstrap=broker.bootstrap, engine=deps.engine,
         codec=deps.codec, handler=fragile_handler, progress=progress(deps),
         dlq=EventPublisher.connect(broker.bootstrap, "runner-test-dlq"), clock=SystemClock(),
-        retry_backoff_s=0.01)
+        retry_backoff_s=0.01, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
     try:
@@ -110,7 +115,7 @@ def test_a_stream_is_applied_in_version_order_even_when_the_log_holds_a_gap_and_
         consumer_name=settings.consumer_group, topics=[topic], bootstrap=broker.bootstrap, engine=deps.engine,
         codec=deps.codec, handler=recording_handler, progress=progress(deps),
         dlq=EventPublisher.connect(broker.bootstrap, "stream-test-dlq"), clock=SystemClock(),
-        retry_backoff_s=0.01)
+        retry_backoff_s=0.01, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
     thread = threading.Thread(target=runner.run, daemon=True)
     send([1, 3, 4])
     thread.start()

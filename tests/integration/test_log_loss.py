@@ -23,7 +23,7 @@ from shared.contracts import events as e
 from shared.kafka.producer import EventPublisher
 from tests.support import wait_until
 
-pytestmark = [pytest.mark.broker, pytest.mark.tansu_only, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.every_database, pytest.mark.broker, pytest.mark.tansu_only, pytest.mark.timeout(120)]
 
 BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000d1")
 

@@ -194,6 +194,7 @@ def test_a_malformed_kafka_message_lands_in_the_dead_letter_topic(registry):
     assert any(b"staff_ref" in d for d in detail), "the detail names the missing fields"
 
 
+@pytest.mark.every_database
 def test_a_replayed_mutation_id_emits_nothing_new_and_a_reused_one_is_refused(registry):
     first = registry.post(branch_founded("12AB00", "d-1"))
     second = registry.post(branch_founded("12AB00", "d-1"))
@@ -217,6 +218,7 @@ def _intake_caught_up(registry: Registry) -> bool:
     return sum(next_offset for next_offset, _ in positions.values()) >= 1
 
 
+@pytest.mark.every_database
 def test_a_future_dated_departure_is_emitted_at_its_moment(registry):
     registry.post({"mutations": [branch_founded("12AB00", "s-1"), staff_joined("12AB00", "s-2")]})
     leaving = START + timedelta(days=10)
@@ -278,6 +280,7 @@ def wait_until_or_none(check, timeout_s: float):
         return None
 
 
+@pytest.mark.every_database
 def test_a_brin_change_keeps_the_branch_under_both_codes(registry):
     registry.post(branch_founded("12AB00", "c-1"))
     changed = {**branch_founded("12AB00", "c-2"), "change": "brin_changed", "new_vestigingscode": "12AB05"}

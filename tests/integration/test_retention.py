@@ -67,6 +67,7 @@ def system(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
         thread.join(timeout=15)
 
 
+@pytest.mark.every_database
 def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic_prefix, master_key, tmp_path):
     registry, access, retention, clock = system
     school = registry.credentials.create("ParnasSys De Regenboog", ["12AB"], [])

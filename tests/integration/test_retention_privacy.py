@@ -219,6 +219,7 @@ def test_a_leak_without_scope_or_from_the_future_is_refused(school):
     assert api.get("/v1/leaks").json() == []
 
 
+@pytest.mark.every_database
 def test_inspect_correct_and_delete_requests(school):
     api, clock, ids, events, smtp_server = school.api, school.clock, school.ids, school.events, school.smtp
     retention = school.retention

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select
 
 from services.retention import store
@@ -21,6 +22,9 @@ from shared.db import make_engine
 from shared.kafka.log import Entry, LogRecord
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+pytestmark = [pytest.mark.every_database]
 
 
 def entry(event: e.Event, offset: int) -> Entry:

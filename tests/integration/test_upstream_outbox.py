@@ -8,6 +8,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
@@ -28,6 +29,9 @@ from shared.outbox import enqueue_event
 from tests.support import wait_until
 
 BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000f1")
+
+
+pytestmark = [pytest.mark.every_database]
 
 
 def test_a_change_stuck_in_the_registry_outbox_makes_the_access_check_fail_closed(

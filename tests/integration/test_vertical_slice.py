@@ -147,6 +147,7 @@ def _processor_env(settings: AccessSettings) -> dict[str, str]:
     return env
 
 
+@pytest.mark.every_database
 def test_processor_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         deps, settings, publisher, tmp_path):
     departures, chunk = 3000, 50
