@@ -95,6 +95,47 @@ def define_outbox_tables(metadata: MetaData, prefix: str) -> tuple[Table, Table]
     return events, mail
 
 
+def create_outbox_tables(op: Any, prefix: str) -> None:
+    """Alembic step of every service's first migration: its event outbox and mail outbox (the
+    tables `define_outbox_tables` describes), defined here once."""
+    import sqlalchemy as sa
+
+    op.create_table(
+        f"{prefix}_outbox",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.String(length=100), nullable=False),
+        sa.Column("topic", sa.String(length=250), nullable=False),
+        sa.Column("key", sa.LargeBinary(), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
+        sa.Column("headers", sa.Text(), nullable=False),
+        sa.Column("emit_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("applied", sa.Boolean(), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("event_id"),
+    )
+    op.create_index(op.f(f"ix_{prefix}_outbox_emit_at"), f"{prefix}_outbox", ["emit_at"], unique=False)
+    op.create_index(op.f(f"ix_{prefix}_outbox_published_at"), f"{prefix}_outbox", ["published_at"], unique=False)
+    op.create_table(
+        f"{prefix}_mail_outbox",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("message_id", sa.String(length=200), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=300), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("staff_id", sa.String(length=36), nullable=True),
+        sa.Column("dossier_id", sa.String(length=36), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("suppressed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("suppressed_reason", sa.String(length=100), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("message_id"),
+    )
+    op.create_index(op.f(f"ix_{prefix}_mail_outbox_sent_at"), f"{prefix}_mail_outbox", ["sent_at"], unique=False)
+
+
 def migrate_outbox_to_streams(op: Any, prefix: str) -> None:
     """Alembic step every service's migrations call: stream versions and read-back columns."""
     import sqlalchemy as sa

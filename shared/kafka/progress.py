@@ -52,6 +52,34 @@ def define_progress_tables(metadata: MetaData) -> tuple[Table, Table, Table]:
     return processed, positions, streams
 
 
+def create_progress_tables(op: Any) -> None:
+    """Alembic step of every consuming service's first migration: consumer positions and
+    processed events (the tables `define_progress_tables` describes), defined here once."""
+    import sqlalchemy as sa
+
+    op.create_table(
+        "consumer_positions",
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("topic", sa.String(length=250), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("next_offset", sa.BigInteger(), nullable=False),
+        sa.Column("high_water", sa.BigInteger(), nullable=True),
+        sa.Column("dead_lettered", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "topic", "partition"),
+    )
+    op.create_table(
+        "processed_events",
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("event_id", sa.String(length=100), nullable=False),
+        sa.Column("topic", sa.String(length=250), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id"),
+    )
+
+
 def migrate_to_stream_versions(op: Any) -> None:
     """Alembic step every consuming service's migrations call: the stream_versions table."""
     import sqlalchemy as sa

@@ -7,6 +7,9 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+from shared.kafka.progress import create_progress_tables
+from shared.outbox import create_outbox_tables
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -14,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    create_outbox_tables(op, "access")
+    create_progress_tables(op)
     op.create_table(
         "access_branches",
         sa.Column("branch_id", sa.String(length=36), nullable=False),
@@ -46,24 +51,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_access_grants_dossier", "access_grants", ["dossier_id"], unique=False)
     op.create_table(
-        "access_mail_outbox",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("message_id", sa.String(length=200), nullable=False),
-        sa.Column("recipient", sa.String(length=320), nullable=False),
-        sa.Column("subject", sa.String(length=300), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("staff_id", sa.String(length=36), nullable=True),
-        sa.Column("dossier_id", sa.String(length=36), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("suppressed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("suppressed_reason", sa.String(length=100), nullable=True),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("message_id"),
-    )
-    op.create_index(op.f("ix_access_mail_outbox_sent_at"), "access_mail_outbox", ["sent_at"], unique=False)
-    op.create_table(
         "access_missing_contacts",
         sa.Column("dossier_id", sa.String(length=36), nullable=False),
         sa.Column("branch_id", sa.String(length=36), nullable=False),
@@ -71,22 +58,6 @@ def upgrade() -> None:
         sa.Column("flagged_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("dossier_id"),
     )
-    op.create_table(
-        "access_outbox",
-        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("event_id", sa.String(length=100), nullable=False),
-        sa.Column("topic", sa.String(length=250), nullable=False),
-        sa.Column("key", sa.LargeBinary(), nullable=False),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("headers", sa.Text(), nullable=False),
-        sa.Column("emit_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("applied", sa.Boolean(), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("seq"),
-        sa.UniqueConstraint("event_id"),
-    )
-    op.create_index(op.f("ix_access_outbox_emit_at"), "access_outbox", ["emit_at"], unique=False)
-    op.create_index(op.f("ix_access_outbox_published_at"), "access_outbox", ["published_at"], unique=False)
     op.create_table(
         "access_staff",
         sa.Column("staff_id", sa.String(length=36), nullable=False),
@@ -120,27 +91,6 @@ def upgrade() -> None:
         sa.Column("last_event_id", sa.String(length=100), nullable=False),
         sa.Column("length", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("dossier_id"),
-    )
-    op.create_table(
-        "consumer_positions",
-        sa.Column("consumer", sa.String(length=100), nullable=False),
-        sa.Column("topic", sa.String(length=250), nullable=False),
-        sa.Column("partition", sa.Integer(), nullable=False),
-        sa.Column("next_offset", sa.BigInteger(), nullable=False),
-        sa.Column("high_water", sa.BigInteger(), nullable=True),
-        sa.Column("dead_lettered", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "topic", "partition"),
-    )
-    op.create_table(
-        "processed_events",
-        sa.Column("consumer", sa.String(length=100), nullable=False),
-        sa.Column("event_id", sa.String(length=100), nullable=False),
-        sa.Column("topic", sa.String(length=250), nullable=False),
-        sa.Column("partition", sa.Integer(), nullable=False),
-        sa.Column("offset", sa.BigInteger(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "event_id"),
     )
 
 
