@@ -6,13 +6,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import Engine
+
+from shared.clock import Clock
+from shared.contracts.envelope import EventCodec
 from shared.health import WorkerHealth, relay_health, runner_health
-from shared.kafka.consumer import ConsumerRunner, stop_on_signals
+from shared.kafka.admin import ensure_topics
+from shared.kafka.consumer import ConsumerRunner, Decoder, Handler, stop_on_signals
+from shared.kafka.producer import EventPublisher
+from shared.kafka.progress import Progress
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.settings import CommonSettings
 
 S = TypeVar("S", bound=CommonSettings)
+
+
+def build_consumer(settings: CommonSettings, tables: Any, *, topics: list[str], engine: Engine,
+                   codec: EventCodec | None, handler: Handler, clock: Clock, group: str,
+                   decoder: Decoder | None = None) -> ConsumerRunner:
+    """The consumer runner of every processor, wired one way: the topics and their dead-letter
+    topics exist, its progress lives in the service's own plumbing tables (`tables`: the
+    service's store module), its dead letters go out under the group's name, its timings come
+    from the settings."""
+    bootstrap = settings.kafka_bootstrap_servers
+    ensure_topics(bootstrap, topics + [f"{name}.dlq" for name in topics], settings.topic_partitions,
+                  settings.topic_replication)
+    return ConsumerRunner(
+        consumer_name=group, topics=topics, bootstrap=bootstrap, engine=engine, codec=codec, decoder=decoder,
+        handler=handler, clock=clock,
+        progress=Progress(tables.processed_events, tables.consumer_positions, group, tables.stream_versions),
+        dlq=EventPublisher.connect(bootstrap, f"{group}-dlq"),
+        session_timeout_ms=settings.consumer_session_timeout_ms, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
 
 
 def run_consumer(name: str, settings: S, build: Callable[[S], Any], build_runner: Callable[[Any], ConsumerRunner]

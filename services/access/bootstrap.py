@@ -20,6 +20,7 @@ from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
 from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, UpstreamOutboxes, publish_due
+from shared.runtime import build_consumer
 
 
 @dataclass
@@ -61,17 +62,8 @@ def source_topics(deps: AccessDeps) -> list[str]:
 
 
 def build_runner(deps: AccessDeps) -> ConsumerRunner:
-    settings = deps.settings
-    sources = source_topics(deps)
-    ensure_topics(settings.kafka_bootstrap_servers, sources + [f"{name}.dlq" for name in sources],
-                  settings.topic_partitions, settings.topic_replication)
-    return ConsumerRunner(
-        consumer_name=settings.consumer_group, topics=sources,
-        bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine, codec=deps.codec,
-        handler=deps.service.apply, progress=progress(deps),
-        dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
-        clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+    return build_consumer(deps.settings, store, topics=source_topics(deps), engine=deps.engine, codec=deps.codec,
+                          handler=deps.service.apply, clock=deps.clock, group=deps.settings.consumer_group)
 
 
 def build_relay(deps: AccessDeps) -> OutboxRelay:

@@ -20,8 +20,8 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.producer import EventPublisher
-from shared.kafka.progress import Progress
 from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
+from shared.runtime import build_consumer
 
 
 @dataclass
@@ -75,31 +75,15 @@ def build_relay(deps: RegistryDeps) -> OutboxRelay:
 
 
 def build_intake_runner(deps: RegistryDeps) -> ConsumerRunner:
-    settings = deps.settings
     ensure_registry_topics(deps)
-    return ConsumerRunner(
-        consumer_name=settings.consumer_group, topics=[deps.topics(Topic.REGISTRY_MUTATIONS)],
-        bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine, codec=None,
-        decoder=make_intake_decoder(deps.credentials),
-        handler=lambda message, connection: handle_intake(deps.service, message, connection),
-        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group,
-                          store.stream_versions),
-        dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
-        clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+    return build_consumer(deps.settings, store, topics=[deps.topics(Topic.REGISTRY_MUTATIONS)], engine=deps.engine,
+                          codec=None, decoder=make_intake_decoder(deps.credentials),
+                          handler=lambda message, connection: handle_intake(deps.service, message, connection),
+                          clock=deps.clock, group=deps.settings.consumer_group)
 
 
 def build_follower(deps: RegistryDeps) -> ConsumerRunner:
     """Follows the retention service: a purged pupil's registry rows go."""
-    settings = deps.settings
-    source = deps.topics(Topic.RETENTION_EVENTS)
-    ensure_topics(settings.kafka_bootstrap_servers, [source, f"{source}.dlq"], settings.topic_partitions,
-                  settings.topic_replication)
-    group = f"{settings.consumer_group}-follower"
-    return ConsumerRunner(
-        consumer_name=group, topics=[source], bootstrap=settings.kafka_bootstrap_servers, engine=deps.engine,
-        codec=deps.codec, handler=apply_retention_event,
-        progress=Progress(store.processed_events, store.consumer_positions, group,
-                          store.stream_versions),
-        dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{group}-dlq"), clock=deps.clock,
-        session_timeout_ms=settings.consumer_session_timeout_ms, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+    return build_consumer(deps.settings, store, topics=[deps.topics(Topic.RETENTION_EVENTS)], engine=deps.engine,
+                          codec=deps.codec, handler=apply_retention_event, clock=deps.clock,
+                          group=f"{deps.settings.consumer_group}-follower")

@@ -25,8 +25,8 @@ from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
 from shared.kafka.producer import EventPublisher
-from shared.kafka.progress import Progress
 from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
+from shared.runtime import build_consumer
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +81,9 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
 
 
 def build_runner(deps: RetentionDeps) -> ConsumerRunner:
-    settings = deps.settings
-    source = deps.topics(Topic.REGISTRY_EVENTS)
-    ensure_topics(settings.kafka_bootstrap_servers, [source, f"{source}.dlq", deps.topics(Topic.RETENTION_EVENTS)],
-                  settings.topic_partitions, settings.topic_replication)
-    return ConsumerRunner(
-        consumer_name=settings.consumer_group, topics=[source], bootstrap=settings.kafka_bootstrap_servers,
-        engine=deps.engine, codec=deps.codec, handler=deps.service.apply,
-        progress=Progress(store.processed_events, store.consumer_positions, settings.consumer_group,
-                          store.stream_versions),
-        dlq=EventPublisher.connect(settings.kafka_bootstrap_servers, f"{settings.consumer_group}-dlq"),
-        clock=deps.clock, session_timeout_ms=settings.consumer_session_timeout_ms,
-        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+    return build_consumer(deps.settings, store, topics=[deps.topics(Topic.REGISTRY_EVENTS)], engine=deps.engine,
+                          codec=deps.codec, handler=deps.service.apply, clock=deps.clock,
+                          group=deps.settings.consumer_group)
 
 
 class InBackground:
