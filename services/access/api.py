@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import select
@@ -23,10 +22,10 @@ from services.access import store
 from services.access.bootstrap import AccessDeps, build, progress
 from services.access.domain import Decision, Refused
 from services.access.settings import AccessSettings
+from shared.api import serve, service_app
 from shared.contracts.events import StaffRole
-from shared.logging import configure_logging
-from shared.outbox import outbox_router, outbox_status
-from shared.problems import Problem, install_problem_handlers
+from shared.outbox import outbox_status
+from shared.problems import Problem
 
 
 class DecisionPublic(BaseModel):
@@ -295,11 +294,6 @@ def missing_contacts(deps: Fresh, cursor: Annotated[str | None, Query(max_length
                                     next_cursor=rows[-1].dossier_id if len(rows) == limit else None)
 
 
-@ops_router.get("/healthz")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @ops_router.get("/v1/progress", response_model=list[PartitionProgressPublic])
 def consumer_progress(deps: Deps) -> list[PartitionProgressPublic]:
     """How far the processor has read, per partition (high-water mark from fetch responses)."""
@@ -312,21 +306,14 @@ def consumer_progress(deps: Deps) -> list[PartitionProgressPublic]:
 
 
 def create_app(deps: AccessDeps) -> FastAPI:
-    app = FastAPI(title="samenveilig access", version="1.0.0",
-                  description="Who may see which hulpvraag dossier, and why. Fails closed.")
-    app.state.deps = deps
-    install_problem_handlers(app)
-    for router in (checks_router, dossiers_router, staff_router, swv_router, ops_router):
-        app.include_router(router)
-    app.include_router(outbox_router(lambda deps: deps.engine, store.outbox, lambda deps: deps.clock))
-    return app
+    return service_app(name="access", description="Who may see which hulpvraag dossier, and why. Fails closed.",
+                       deps=deps, routers=(checks_router, dossiers_router, staff_router, swv_router, ops_router),
+                       outbox=store.outbox)
 
 
 def main() -> None:
     settings = AccessSettings()
-    configure_logging("access-api", settings.log_level)
-    uvicorn.run(create_app(build(settings)), host=settings.api_host, port=settings.api_port, log_config=None,
-                access_log=False)
+    serve("access-api", settings, lambda: create_app(build(settings)))
 
 
 if __name__ == "__main__":

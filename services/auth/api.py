@@ -14,7 +14,6 @@ from uuid import UUID
 
 import qrcode
 import qrcode.image.svg
-import uvicorn
 from fastapi import APIRouter, Cookie, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -24,9 +23,8 @@ from sqlalchemy.exc import OperationalError
 from services.auth import store
 from services.auth.bootstrap import AuthDeps, build
 from services.auth.settings import AuthSettings
-from shared.logging import configure_logging
-from shared.outbox import outbox_router
-from shared.problems import Problem, install_problem_handlers
+from shared.api import serve, service_app
+from shared.problems import Problem
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ENROL_COOKIE, CHALLENGE_COOKIE, SESSION_COOKIE = "sv_enrol", "sv_challenge", "sv_session"
@@ -192,19 +190,10 @@ def logout(body: IntrospectRequest, deps: Deps) -> None:
         deps.service.logout(connection, body.token)
 
 
-@ops.get("/healthz")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 def create_app(deps: AuthDeps) -> FastAPI:
-    app = FastAPI(title="samenveilig auth", version="1.0.0",
-                  description="Kindkans login with two-factor authentication, and session introspection.")
-    app.state.deps = deps
-    install_problem_handlers(app)
-    for router in (pages, api, ops):
-        app.include_router(router)
-    app.include_router(outbox_router(lambda deps: deps.engine, store.outbox, lambda deps: deps.clock))
+    app = service_app(name="auth", description="Kindkans login with two-factor authentication, and session "
+                                               "introspection.", deps=deps, routers=(pages, api, ops),
+                      outbox=store.outbox)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -215,9 +204,7 @@ def create_app(deps: AuthDeps) -> FastAPI:
 
 def main() -> None:
     settings = AuthSettings()
-    configure_logging("auth-api", settings.log_level)
-    uvicorn.run(create_app(build(settings)), host=settings.api_host, port=settings.api_port, log_config=None,
-                access_log=False)
+    serve("auth-api", settings, lambda: create_app(build(settings)))
 
 
 if __name__ == "__main__":

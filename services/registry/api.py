@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-import uvicorn
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -19,11 +18,10 @@ from services.registry.bootstrap import RegistryDeps, build
 from services.registry.credentials import Credential
 from services.registry.service import MutationProblem
 from services.registry.settings import RegistrySettings
+from shared.api import serve, service_app
 from shared.contracts.events import Address
 from shared.contracts.mutations import MutationBatch, MutationRequest, brin_of
-from shared.logging import configure_logging
-from shared.outbox import outbox_router
-from shared.problems import Problem, install_problem_handlers
+from shared.problems import Problem
 
 bearer = HTTPBearer(auto_error=False, description="The school system's API key: `Authorization: Bearer svk_...`")
 
@@ -139,29 +137,15 @@ def branch(vestigingscode: str, deps: Deps, sender: Sender) -> BranchPublic:
                         wijknetwerk=row.wijknetwerk, closed=row.closed)
 
 
-@ops_router.get("/healthz")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 def create_app(deps: RegistryDeps) -> FastAPI:
-    app = FastAPI(title="samenveilig registry", version="1.0.0",
-                  description="The door through which school systems report branch, staff, pupil and "
-                              "dossier mutations. Answers are RFC 9457 problem documents on error.")
-    app.state.deps = deps
-    install_problem_handlers(app)
-    app.include_router(mutations_router)
-    app.include_router(branches_router)
-    app.include_router(ops_router)
-    app.include_router(outbox_router(lambda deps: deps.engine, store.outbox, lambda deps: deps.clock))
-    return app
+    return service_app(name="registry", description="The door through which school systems report branch, staff, "
+                       "pupil and dossier mutations. Answers are RFC 9457 problem documents on error.",
+                       deps=deps, routers=(mutations_router, branches_router, ops_router), outbox=store.outbox)
 
 
 def main() -> None:
     settings = RegistrySettings()
-    configure_logging("registry-api", settings.log_level)
-    uvicorn.run(create_app(build(settings)), host=settings.api_host, port=settings.api_port, log_config=None,
-                access_log=False)
+    serve("registry-api", settings, lambda: create_app(build(settings)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -24,10 +23,9 @@ from services.retention.letters import answer_letter, inspection_page
 from services.retention.requests import Correction
 from services.retention.service import NotPossible
 from services.retention.settings import RetentionSettings
+from shared.api import serve, service_app
 from shared.contracts.events import ConsentGiver, ConsentPurpose, SubjectRequestKind
-from shared.logging import configure_logging
-from shared.outbox import outbox_router
-from shared.problems import Problem, install_problem_handlers
+from shared.problems import Problem
 
 
 class ConsentPublic(BaseModel):
@@ -379,29 +377,18 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
-@ops.get("/healthz")
-def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 def create_app(deps: RetentionDeps) -> FastAPI:
-    app = FastAPI(title="samenveilig retention", version="1.0.0",
-                  description="Retention, crypto-shredding purges, consent, data-subject requests, data leaks.")
-    app.state.deps = deps
+    app = service_app(name="retention", description="Retention, crypto-shredding purges, consent, data-subject "
+                      "requests, data leaks.", deps=deps, routers=(pupils, requests, purges, leaks, ops),
+                      outbox=store.outbox)
     app.state.metrics = CollectorRegistry(auto_describe=False)
     app.state.metrics.register(RetentionCollector(deps))
-    install_problem_handlers(app)
-    for router in (pupils, requests, purges, leaks, ops):
-        app.include_router(router)
-    app.include_router(outbox_router(lambda deps: deps.engine, store.outbox, lambda deps: deps.clock))
     return app
 
 
 def main() -> None:
     settings = RetentionSettings()
-    configure_logging("retention-api", settings.log_level)
-    uvicorn.run(create_app(build(settings)), host=settings.api_host, port=settings.api_port, log_config=None,
-                access_log=False)
+    serve("retention-api", settings, lambda: create_app(build(settings)))
 
 
 if __name__ == "__main__":
