@@ -14,7 +14,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
@@ -140,8 +139,7 @@ def fresh(deps: Deps, after_event: AfterEvent = None) -> AccessDeps:
 
 
 def _staleness(deps: AccessDeps, connection: Connection) -> str | None:
-    positions = connection.execute(select(store.consumer_positions).where(
-        store.consumer_positions.c.consumer == deps.settings.consumer_group)).all()
+    positions = store.consumer_position_rows(connection, deps.settings.consumer_group)
     if not positions:
         return "the access processor has not processed anything yet"
     newest = max(row.updated_at for row in positions)

@@ -351,6 +351,11 @@ def projection_rows(connection: Connection) -> tuple[Sequence[Any], Sequence[Any
             connection.execute(select(dossiers.c.dossier_id, dossiers.c.contact_staff_id, dossiers.c.open)).all())
 
 
+def consumer_position_rows(connection: Connection, consumer: str) -> Sequence[Any]:
+    """Where the processor stands per partition (the API fails closed on what these say)."""
+    return connection.execute(select(consumer_positions).where(consumer_positions.c.consumer == consumer)).all()
+
+
 def chain_heads(connection: Connection) -> dict[str, tuple[str, int]]:
     return {row.dossier_id: (row.last_hash, row.length) for row in connection.execute(select(view_chain))}
 

@@ -10,7 +10,6 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from services.registry import store
@@ -125,11 +124,7 @@ def branch(vestigingscode: str, deps: Deps, sender: Sender) -> BranchPublic:
     if not sender.is_swv_office and brin_of(vestigingscode) not in sender.brins:
         raise Problem(403, "forbidden", "This key does not serve that BRIN")
     with deps.engine.connect() as connection:
-        branch_id = store.branch_id_for(connection, vestigingscode)
-        row = connection.execute(select(store.branches).where(
-            store.branches.c.branch_id == str(branch_id))).first() if branch_id else None
-        aliases = connection.execute(select(store.codes.c.vestigingscode).where(
-            store.codes.c.branch_id == str(branch_id)).order_by(store.codes.c.vestigingscode)).scalars().all()
+        row, aliases = store.branch_with_aliases(connection, vestigingscode)
     if row is None:
         raise Problem(404, "not-found", "No branch with this vestigingscode")
     return BranchPublic(branch_id=UUID(row.branch_id), vestigingscode=row.vestigingscode, aliases=list(aliases),

@@ -13,7 +13,6 @@ from datetime import datetime
 from functools import reduce
 from uuid import UUID
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from services.registry import store
@@ -135,15 +134,13 @@ class RegistryService:
 
     def apply_due(self, connection: Connection, now: datetime, limit: int = 500) -> int:
         """Scheduled events whose moment has come change the state now; the relay then publishes them."""
-        rows = connection.execute(select(store.outbox.c.seq, store.outbox.c.value).where(
-            store.outbox.c.applied.is_(False), store.outbox.c.emit_at <= now)
-            .order_by(store.outbox.c.seq).limit(limit)).all()
+        rows = store.due_scheduled_events(connection, now, limit)
         for row in rows:
             recorded = self._codec.decode(row.value)
             refs, branch_ids = _event_references(recorded.event)
             state = store.load_state(connection, refs, branch_ids)
             store.save_state(connection, evolve(state, recorded.event), before=state)
-            connection.execute(update(store.outbox).where(store.outbox.c.seq == row.seq).values(applied=True))
+            store.mark_applied(connection, row.seq)
             for n, reaction in enumerate(self._reactions(connection, [recorded.event])):
                 self._outbox.emit(connection, reaction, event_id=derived_id("registry-reaction", recorded.id, str(n)),
                                   now=now, cause=recorded)

@@ -208,6 +208,27 @@ def record_mutation(connection: Connection, *, sender: str, mutation_id: str, ki
         event_ids=json.dumps(event_ids), received_at=received_at, effective_at=effective_at))
 
 
+def branch_with_aliases(connection: Connection, vestigingscode: str) -> tuple[Any, list[str]]:
+    """The branch a current or earlier vestigingscode names (None if none), and all its codes."""
+    branch_id = branch_id_for(connection, vestigingscode)
+    if branch_id is None:
+        return None, []
+    row = connection.execute(select(branches).where(branches.c.branch_id == str(branch_id))).first()
+    aliases = connection.execute(select(codes.c.vestigingscode).where(
+        codes.c.branch_id == str(branch_id)).order_by(codes.c.vestigingscode)).scalars().all()
+    return row, list(aliases)
+
+
+def due_scheduled_events(connection: Connection, now: datetime, limit: int) -> Sequence[Any]:
+    """Scheduled events whose moment has come and that have not changed the state yet, oldest first."""
+    return connection.execute(select(outbox.c.seq, outbox.c.value).where(
+        outbox.c.applied.is_(False), outbox.c.emit_at <= now).order_by(outbox.c.seq).limit(limit)).all()
+
+
+def mark_applied(connection: Connection, seq: int) -> None:
+    connection.execute(update(outbox).where(outbox.c.seq == seq).values(applied=True))
+
+
 def dossier_ids_of(connection: Connection, pupil_id: UUID) -> tuple[UUID, ...]:
     return tuple(UUID(row.dossier_id) for row in connection.execute(
         select(dossiers.c.dossier_id).where(dossiers.c.pupil_id == str(pupil_id))))
