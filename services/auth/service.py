@@ -13,14 +13,13 @@ from typing import Any, Literal
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import NoResultFound
 
 from services.auth import store
 from services.auth.domain import (
     AFTER_SUCCESS,
     CodeAccepted,
-    Failures,
     Session,
     after_failure,
     session_state,
@@ -116,15 +115,11 @@ class AuthService:
         if email == ERASED:
             return
         now = self._clock.now()
-        existing = connection.execute(select(store.accounts).where(store.accounts.c.staff_id == str(staff_id))).first()
-        if existing is None:
-            connection.execute(insert(store.accounts).values(staff_id=str(staff_id), username=email.lower(),
-                                                             invited_at=now))
+        if store.find_account(connection, str(staff_id)) is None:
+            store.add_account(connection, str(staff_id), email.lower(), now)
         else:  # a re-hire: a fresh start, nothing of the old credentials survives
-            connection.execute(update(store.accounts).where(store.accounts.c.staff_id == str(staff_id)).values(
-                username=email.lower(), password_hash=None, totp_secret=None, totp_pending=None, enrolled_at=None,
-                last_step=None, invited_at=now, disabled_at=None))
-            connection.execute(delete(store.recovery_codes).where(store.recovery_codes.c.staff_id == str(staff_id)))
+            store.reset_account(connection, str(staff_id), email.lower(), now)
+            store.drop_recovery_codes(connection, str(staff_id))
         token = self._issue_token(connection, "invitation", str(staff_id), now + INVITATION_LIFETIME)
         enqueue_mail(connection, store.mail_outbox, message_id=f"<{recorded.id}.invite@{self._mail_domain}>",
                      recipient=email, subject="Welkom bij Kindkans: stel uw wachtwoord in",
@@ -136,9 +131,8 @@ class AuthService:
     def disable(self, connection: Connection, staff_id: str, effective_at: datetime,
                 cause: RecordedEvent | None = None) -> int:
         """Departed: the account is disabled and every session ends, at once and for good."""
-        connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id)
-                           .values(disabled_at=effective_at))
-        connection.execute(delete(store.tokens).where(store.tokens.c.staff_id == staff_id))
+        store.disable_account(connection, staff_id, effective_at)
+        store.drop_tokens_of(connection, staff_id)
         ended = self._end_sessions(connection, staff_id, "staff departed", cause)
         if cause is not None:
             self._emit(connection, AccountDisabled(staff_id=uuid.UUID(staff_id), reason="staff departed"),
@@ -146,16 +140,12 @@ class AuthService:
         return ended
 
     def _end_sessions(self, connection: Connection, staff_id: str, reason: str, cause: RecordedEvent | None) -> int:
-        now = self._clock.now()
-        live = connection.execute(select(store.sessions.c.session_id).where(
-            store.sessions.c.staff_id == staff_id, store.sessions.c.active.is_(True))).scalars().all()
-        for session_id in live:
-            connection.execute(update(store.sessions).where(store.sessions.c.session_id == session_id).values(
-                active=False, ended_at=now, ended_reason=reason))
+        ended = store.end_sessions_of(connection, staff_id, self._clock.now(), reason)
+        for session_id in ended:
             self._emit(connection, SessionEnded(staff_id=uuid.UUID(staff_id), session_id=uuid.UUID(session_id),
                                                 reason=reason),
                        derived_id("auth", session_id, "ended"), cause)
-        return len(live)
+        return len(ended)
 
     # --- invitation and enrolment ----------------------------------------------------------
 
@@ -167,8 +157,7 @@ class AuthService:
         staff_id = self._redeem(connection, "invitation", invitation)
         if staff_id is None:
             return None, "Deze uitnodiging is ongeldig, verlopen of al gebruikt."
-        connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id).values(
-            password_hash=self._hasher.hash(password)))
+        store.set_password_hash(connection, staff_id, self._hasher.hash(password))
         return self._issue_token(connection, "enrolment", staff_id, self._clock.now() + ENROLMENT_LIFETIME), None
 
     def start_enrolment(self, connection: Connection, enrolment: str) -> Enrolment | None:
@@ -178,8 +167,7 @@ class AuthService:
             return None
         account = self._account(connection, staff_id)
         secret = pyotp.random_base32()
-        connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id).values(
-            totp_pending=seal(self._master, secret.encode(), staff_id.encode())))
+        store.set_pending_totp(connection, staff_id, seal(self._master, secret.encode(), staff_id.encode()))
         uri = pyotp.TOTP(secret).provisioning_uri(name=account.username, issuer_name=ISSUER)
         return Enrolment(secret, uri, account.username)
 
@@ -197,13 +185,9 @@ class AuthService:
             return None
         self._redeem(connection, "enrolment", enrolment)
         codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
-        connection.execute(delete(store.recovery_codes).where(store.recovery_codes.c.staff_id == staff_id))
-        for recovery in codes:
-            connection.execute(insert(store.recovery_codes).values(
-                staff_id=staff_id, code_hash=token_hash(normalise_recovery_code(recovery))))
-        connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id).values(
-            totp_secret=account.totp_pending, totp_pending=None, enrolled_at=self._clock.now(),
-            last_step=outcome.step))
+        store.replace_recovery_codes(connection, staff_id,
+                                     [token_hash(normalise_recovery_code(recovery)) for recovery in codes])
+        store.complete_enrolment(connection, staff_id, account.totp_pending, self._clock.now(), outcome.step)
         self._emit(connection, SecondFactorEnrolled(staff_id=uuid.UUID(staff_id)), str(uuid.uuid4()), None)
         return codes
 
@@ -211,11 +195,10 @@ class AuthService:
 
     def login_password(self, connection: Connection, username: str, password: str, client: str) -> LoginResult:
         now = self._clock.now()
-        account = connection.execute(select(store.accounts).where(
-            store.accounts.c.username == username.strip().lower())).first()
+        account = store.find_account_by_username(connection, username.strip().lower())
         staff_id = account.staff_id if account else None
         keys = [f"password|client|{client}"] + ([f"password|account|{staff_id}"] if staff_id else [])
-        if any(self._failures(connection, key).locked(now) for key in keys):
+        if any(store.load_failures(connection, key).locked(now) for key in keys):
             self._fail(connection, staff_id, "locked", client, [], "password")
             return LoginResult(False, message=GENERIC_FAILURE)
         if account is None or account.password_hash is None:
@@ -233,7 +216,7 @@ class AuthService:
             self._fail(connection, staff_id, "not-enrolled", client, [], "password")
             return LoginResult(False, message="Rond eerst de tweestapsverificatie af via uw uitnodiging.")
         for key in keys:
-            self._set_failures(connection, key, AFTER_SUCCESS)
+            store.save_failures(connection, key, AFTER_SUCCESS)
         return LoginResult(True, token=self._issue_token(connection, "challenge", str(account.staff_id),
                                                          now + CHALLENGE_LIFETIME))
 
@@ -245,7 +228,7 @@ class AuthService:
             return LoginResult(False, message="Uw inlogpoging is verlopen. Log opnieuw in.")
         account = self._account(connection, staff_id)
         keys = [f"code|account|{staff_id}", f"code|client|{client}"]
-        if any(self._failures(connection, key).locked(now) for key in keys):
+        if any(store.load_failures(connection, key).locked(now) for key in keys):
             self._fail(connection, staff_id, "locked", client, [], "code")
             return LoginResult(False, message=CODE_FAILURE)
         if account.disabled_at is not None and account.disabled_at <= now:
@@ -259,8 +242,7 @@ class AuthService:
             if not isinstance(outcome, CodeAccepted):
                 self._fail(connection, staff_id, outcome.reason, client, keys, "code")
                 return LoginResult(False, message=CODE_FAILURE)
-            connection.execute(update(store.accounts).where(store.accounts.c.staff_id == staff_id)
-                               .values(last_step=outcome.step))
+            store.set_last_step(connection, staff_id, outcome.step)
             factor = "totp"
         else:
             remaining = self._use_recovery_code(connection, staff_id, cleaned)
@@ -272,31 +254,25 @@ class AuthService:
             factor = "recovery-code"
         self._redeem(connection, "challenge", challenge)
         for key in keys:
-            self._set_failures(connection, key, AFTER_SUCCESS)
+            store.save_failures(connection, key, AFTER_SUCCESS)
         token = secrets.token_urlsafe(32)
         session_id = str(uuid.uuid4())
-        connection.execute(insert(store.sessions).values(
-            session_id=session_id, token_hash=token_hash(token), staff_id=staff_id, created_at=now,
-            last_seen_at=now, second_factor=factor, active=True))
+        store.add_session(connection, session_id, token_hash(token), staff_id, now, factor)
         self._emit(connection, LoginSucceeded(staff_id=uuid.UUID(staff_id), session_id=uuid.UUID(session_id),
                                               second_factor=factor), str(uuid.uuid4()), None)
         return LoginResult(True, token=token)
 
     def _use_recovery_code(self, connection: Connection, staff_id: str, code: str) -> int | None:
         digest = token_hash(normalise_recovery_code(code))
-        used = connection.execute(update(store.recovery_codes).where(
-            store.recovery_codes.c.staff_id == staff_id, store.recovery_codes.c.code_hash == digest,
-            store.recovery_codes.c.used_at.is_(None)).values(used_at=self._clock.now())).rowcount
-        if not used:
+        if not store.use_recovery_code(connection, staff_id, digest, self._clock.now()):
             return None
-        return len(connection.execute(select(store.recovery_codes.c.code_hash).where(
-            store.recovery_codes.c.staff_id == staff_id, store.recovery_codes.c.used_at.is_(None))).all())
+        return store.unused_recovery_codes(connection, staff_id)
 
     # --- sessions ---------------------------------------------------------------------------
 
     def introspect(self, connection: Connection, token: str) -> dict[str, Any]:
         now = self._clock.now()
-        row = connection.execute(select(store.sessions).where(store.sessions.c.token_hash == token_hash(token))).first()
+        row = store.find_session(connection, token_hash(token))
         if row is None:
             return {"active": False}
         account = self._account(connection, row.staff_id)
@@ -307,36 +283,34 @@ class AuthService:
             reason = {"idle": "idle", "expired": "expired", "account-disabled": "account disabled"}.get(state)
             # Only a session still marked active is ended here: a departure processed meanwhile
             # already ended it, with its own reason and time, which must not be overwritten.
-            if reason and connection.execute(update(store.sessions).where(
-                    store.sessions.c.session_id == row.session_id, store.sessions.c.active.is_(True))
-                    .values(active=False, ended_at=now, ended_reason=reason)).rowcount:
+            if reason and store.end_session_if_active(connection, row.session_id, now, reason):
                 self._emit(connection, SessionEnded(staff_id=uuid.UUID(row.staff_id),
                                                     session_id=uuid.UUID(row.session_id), reason=reason),
                            derived_id("auth", row.session_id, "ended"), None)
             return {"active": False}
         if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
             # The idle clock needs minutes, not every call: most introspections only read.
-            connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id)
-                               .values(last_seen_at=now))
+            store.mark_seen(connection, row.session_id, now)
         return {"active": True, "staff_id": row.staff_id, "session_id": row.session_id,
                 "username": account.username, "expires_at": min(row.created_at + timedelta(hours=12),
                                                                 now + timedelta(minutes=30)).isoformat()}
 
     def logout(self, connection: Connection, token: str) -> bool:
-        row = connection.execute(select(store.sessions).where(store.sessions.c.token_hash == token_hash(token),
-                                                              store.sessions.c.active.is_(True))).first()
+        row = store.find_active_session(connection, token_hash(token))
         if row is None:
             return False
-        connection.execute(update(store.sessions).where(store.sessions.c.session_id == row.session_id).values(
-            active=False, ended_at=self._clock.now(), ended_reason="logout"))
+        store.end_session(connection, row.session_id, self._clock.now(), "logout")
         self._emit(connection, SessionEnded(staff_id=uuid.UUID(row.staff_id), session_id=uuid.UUID(row.session_id),
                                             reason="logout"), derived_id("auth", row.session_id, "ended"), None)
         return True
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _account(self, connection: Connection, staff_id: str) -> Any:
-        return connection.execute(select(store.accounts).where(store.accounts.c.staff_id == staff_id)).one()
+    def _account(self, connection: Connection, staff_id: str) -> Row[Any]:
+        account = store.find_account(connection, staff_id)
+        if account is None:  # only reached with a staff id from a token or session: the tables disagree
+            raise NoResultFound(f"No auth account for staff member {staff_id}")
+        return account
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -346,13 +320,11 @@ class AuthService:
 
     def _issue_token(self, connection: Connection, kind: str, staff_id: str, expires_at: datetime) -> str:
         token = secrets.token_urlsafe(32)
-        connection.execute(insert(store.tokens).values(token_hash=token_hash(token), kind=kind, staff_id=staff_id,
-                                                       expires_at=expires_at))
+        store.add_token(connection, token_hash(token), kind, staff_id, expires_at)
         return token
 
     def _peek(self, connection: Connection, kind: str, token: str) -> str | None:
-        row = connection.execute(select(store.tokens).where(store.tokens.c.token_hash == token_hash(token),
-                                                            store.tokens.c.kind == kind)).first()
+        row = store.find_token(connection, token_hash(token), kind)
         if row is None or row.used_at is not None or row.expires_at <= self._clock.now():
             return None
         return str(row.staff_id)
@@ -360,27 +332,16 @@ class AuthService:
     def _redeem(self, connection: Connection, kind: str, token: str) -> str | None:
         staff_id = self._peek(connection, kind, token)
         if staff_id is not None:
-            connection.execute(update(store.tokens).where(store.tokens.c.token_hash == token_hash(token))
-                               .values(used_at=self._clock.now()))
+            store.mark_token_used(connection, token_hash(token), self._clock.now())
         return staff_id
-
-    def _failures(self, connection: Connection, key: str) -> Failures:
-        row = connection.execute(select(store.failures).where(store.failures.c.key == key)).first()
-        return Failures(row._mapping["count"], row.locked_until) if row else Failures()
-
-    def _set_failures(self, connection: Connection, key: str, value: Failures) -> None:
-        if not connection.execute(update(store.failures).where(store.failures.c.key == key)
-                                  .values(count=value.count, locked_until=value.locked_until)).rowcount:
-            connection.execute(insert(store.failures).values(key=key, count=value.count,
-                                                             locked_until=value.locked_until))
 
     def _fail(self, connection: Connection, staff_id: str | None, reason: str, client: str, keys: list[str],
               factor: Literal["password", "code"]) -> None:
         now = self._clock.now()
         for key in keys:
-            before = self._failures(connection, key)
+            before = store.load_failures(connection, key)
             after = after_failure(before, now)
-            self._set_failures(connection, key, after)
+            store.save_failures(connection, key, after)
             if after.locked(now) and not before.locked(now) and staff_id and "|account|" in key:
                 self._emit(connection, AccountLocked(staff_id=uuid.UUID(staff_id), factor=factor,
                                                      until=after.locked_until), str(uuid.uuid4()), None)

@@ -3,10 +3,14 @@ tokens and recovery codes as SHA-256 hashes, TOTP seeds sealed with AES-GCM unde
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Boolean, Column, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import Boolean, Column, Integer, LargeBinary, MetaData, String, Table, delete, insert, select, update
+from sqlalchemy.engine import Connection, Row
 
+from services.auth.domain import Failures
 from shared.db import UtcDateTime, migrate
 from shared.kafka.progress import define_progress_tables
 from shared.outbox import define_outbox_tables
@@ -67,3 +71,147 @@ processed_events, consumer_positions, stream_versions = define_progress_tables(m
 
 def migrate_to_newest(url: str) -> None:
     migrate(url, MIGRATIONS, VERSION_TABLE)
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+def find_account(connection: Connection, staff_id: str) -> Row[Any] | None:
+    return connection.execute(select(accounts).where(accounts.c.staff_id == staff_id)).first()
+
+
+def find_account_by_username(connection: Connection, username: str) -> Row[Any] | None:
+    return connection.execute(select(accounts).where(accounts.c.username == username)).first()
+
+
+def add_account(connection: Connection, staff_id: str, username: str, invited_at: datetime) -> None:
+    connection.execute(insert(accounts).values(staff_id=staff_id, username=username, invited_at=invited_at))
+
+
+def reset_account(connection: Connection, staff_id: str, username: str, invited_at: datetime) -> None:
+    """As if newly invited: no password, no second factor, not disabled."""
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(
+        username=username, password_hash=None, totp_secret=None, totp_pending=None, enrolled_at=None,
+        last_step=None, invited_at=invited_at, disabled_at=None))
+
+
+def disable_account(connection: Connection, staff_id: str, at: datetime) -> None:
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(disabled_at=at))
+
+
+def set_password_hash(connection: Connection, staff_id: str, password_hash: str) -> None:
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(password_hash=password_hash))
+
+
+def set_pending_totp(connection: Connection, staff_id: str, sealed_secret: bytes) -> None:
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(totp_pending=sealed_secret))
+
+
+def complete_enrolment(connection: Connection, staff_id: str, sealed_secret: bytes, enrolled_at: datetime,
+                       last_step: int) -> None:
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(
+        totp_secret=sealed_secret, totp_pending=None, enrolled_at=enrolled_at, last_step=last_step))
+
+
+def set_last_step(connection: Connection, staff_id: str, step: int) -> None:
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(last_step=step))
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+def add_token(connection: Connection, token_hash: str, kind: str, staff_id: str, expires_at: datetime) -> None:
+    connection.execute(insert(tokens).values(token_hash=token_hash, kind=kind, staff_id=staff_id,
+                                             expires_at=expires_at))
+
+
+def find_token(connection: Connection, token_hash: str, kind: str) -> Row[Any] | None:
+    return connection.execute(select(tokens).where(tokens.c.token_hash == token_hash, tokens.c.kind == kind)).first()
+
+
+def mark_token_used(connection: Connection, token_hash: str, at: datetime) -> None:
+    connection.execute(update(tokens).where(tokens.c.token_hash == token_hash).values(used_at=at))
+
+
+def drop_tokens_of(connection: Connection, staff_id: str) -> None:
+    connection.execute(delete(tokens).where(tokens.c.staff_id == staff_id))
+
+
+# --- recovery codes ------------------------------------------------------------------------
+
+def drop_recovery_codes(connection: Connection, staff_id: str) -> None:
+    connection.execute(delete(recovery_codes).where(recovery_codes.c.staff_id == staff_id))
+
+
+def replace_recovery_codes(connection: Connection, staff_id: str, code_hashes: list[str]) -> None:
+    drop_recovery_codes(connection, staff_id)
+    for code_hash in code_hashes:
+        connection.execute(insert(recovery_codes).values(staff_id=staff_id, code_hash=code_hash))
+
+
+def use_recovery_code(connection: Connection, staff_id: str, code_hash: str, at: datetime) -> bool:
+    """False when the staff member has no such code, or it was used before."""
+    return bool(connection.execute(update(recovery_codes).where(
+        recovery_codes.c.staff_id == staff_id, recovery_codes.c.code_hash == code_hash,
+        recovery_codes.c.used_at.is_(None)).values(used_at=at)).rowcount)
+
+
+def unused_recovery_codes(connection: Connection, staff_id: str) -> int:
+    return len(connection.execute(select(recovery_codes.c.code_hash).where(
+        recovery_codes.c.staff_id == staff_id, recovery_codes.c.used_at.is_(None))).all())
+
+
+# --- failures ------------------------------------------------------------------------------
+
+def load_failures(connection: Connection, key: str) -> Failures:
+    row = connection.execute(select(failures).where(failures.c.key == key)).first()
+    # Through the mapping: on a row, `count` is the tuple method.
+    return Failures(row._mapping["count"], row.locked_until) if row else Failures()
+
+
+def save_failures(connection: Connection, key: str, value: Failures) -> None:
+    if not connection.execute(update(failures).where(failures.c.key == key)
+                              .values(count=value.count, locked_until=value.locked_until)).rowcount:
+        connection.execute(insert(failures).values(key=key, count=value.count, locked_until=value.locked_until))
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+def add_session(connection: Connection, session_id: str, token_hash: str, staff_id: str, created_at: datetime,
+                second_factor: str) -> None:
+    connection.execute(insert(sessions).values(
+        session_id=session_id, token_hash=token_hash, staff_id=staff_id, created_at=created_at,
+        last_seen_at=created_at, second_factor=second_factor, active=True))
+
+
+def find_session(connection: Connection, token_hash: str) -> Row[Any] | None:
+    """Ended ones too, unlike find_active_session."""
+    return connection.execute(select(sessions).where(sessions.c.token_hash == token_hash)).first()
+
+
+def find_active_session(connection: Connection, token_hash: str) -> Row[Any] | None:
+    return connection.execute(select(sessions).where(sessions.c.token_hash == token_hash,
+                                                     sessions.c.active.is_(True))).first()
+
+
+def mark_seen(connection: Connection, session_id: str, at: datetime) -> None:
+    connection.execute(update(sessions).where(sessions.c.session_id == session_id).values(last_seen_at=at))
+
+
+def end_session(connection: Connection, session_id: str, at: datetime, reason: str) -> None:
+    connection.execute(update(sessions).where(sessions.c.session_id == session_id).values(
+        active=False, ended_at=at, ended_reason=reason))
+
+
+def end_session_if_active(connection: Connection, session_id: str, at: datetime, reason: str) -> bool:
+    """False when the session had already ended (its reason and time stay as they were)."""
+    return bool(connection.execute(update(sessions).where(
+        sessions.c.session_id == session_id, sessions.c.active.is_(True))
+        .values(active=False, ended_at=at, ended_reason=reason)).rowcount)
+
+
+def end_sessions_of(connection: Connection, staff_id: str, at: datetime, reason: str) -> list[str]:
+    """Ends every active session of the staff member; returns their ids."""
+    live = connection.execute(select(sessions.c.session_id).where(
+        sessions.c.staff_id == staff_id, sessions.c.active.is_(True))).scalars().all()
+    for session_id in live:
+        end_session(connection, session_id, at, reason)
+    return list(live)
