@@ -30,7 +30,8 @@ echo "== import-linter (the boundaries between services)"
 .venv/bin/lint-imports
 echo "== pytest"
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+# Line coverage of shared/, services/ and deploy/ ([tool.coverage.run]), summed up at the end.
+.venv/bin/python -m pytest --cov --cov-report=term:skip-covered "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure" >&2
     exit 1
