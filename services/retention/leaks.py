@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from services.retention import store
@@ -70,12 +69,10 @@ class LeakDesk:
         now = self._service.clock.now()
         if report.discovered_at > now:
             raise NotPossible("a leak cannot be discovered in the future")
-        connection.execute(insert(store.leaks).values(
-            leak_id=str(leak_id), nature=report.nature, consequences=report.consequences, measures=report.measures,
-            discovered_at=report.discovered_at, registered_at=now, deadline=regulator_deadline(report.discovered_at),
-            reported_pupil_ids=[str(p) for p in report.pupil_ids],
-            reported_dossier_ids=[str(d) for d in report.dossier_ids],
-            reported_staff_ids=[str(s) for s in report.staff_ids]))
+        store.add_leak(connection, leak_id, nature=report.nature, consequences=report.consequences,
+                       measures=report.measures, discovered_at=report.discovered_at, registered_at=now,
+                       deadline=regulator_deadline(report.discovered_at), pupil_ids=report.pupil_ids,
+                       dossier_ids=report.dossier_ids, staff_ids=report.staff_ids)
         self._service.emit(connection, self._event(leak_id, report), derived_id("retention", str(leak_id), "leaked"),
                            None)
         log.warning("data leak registered", extra={"leak_id": str(leak_id)})
@@ -90,8 +87,7 @@ class LeakDesk:
     def resolve_pending(self, engine: Engine) -> int:
         """Work out who each new leak affects and queue the parents' mail."""
         with engine.connect() as connection:
-            pending = connection.execute(select(store.leaks).where(store.leaks.c.resolved_at.is_(None))
-                                         .order_by(store.leaks.c.registered_at)).all()
+            pending = store.unresolved_leaks(connection)
         if not pending:
             return 0
         entries = self._history()
@@ -136,16 +132,7 @@ class LeakDesk:
             mailed = len(pupils_of)
             # Guarded: a second relay that got here first has done it; this transaction then
             # rolls back with its mails and events.
-            done = connection.execute(update(store.leaks).where(
-                store.leaks.c.leak_id == row.leak_id, store.leaks.c.resolved_at.is_(None)).values(
-                resolved_at=self._service.clock.now(),
-                affected_pupil_ids=[str(p) for p in scope.pupil_ids],
-                affected_dossier_ids=[str(d) for d in scope.dossier_ids],
-                exposures=[{"dossier_id": str(e.dossier_id), "staff_id": str(e.staff_id), "rule": e.rule}
-                           for e in scope.exposures],
-                unknown_ids=[str(u) for u in scope.unknown], parents_mailed=mailed,
-                pupils_unreachable=unreachable))
-            if not done.rowcount:
+            if not store.resolve_leak(connection, row.leak_id, scope, mailed, unreachable, self._service.clock.now()):
                 raise _AlreadyResolved()  # rolls back this transaction's mails and events
         return mailed, unreachable
 
@@ -153,14 +140,11 @@ class LeakDesk:
         """Once per leak: 72 hours passed and no report to the regulator recorded."""
         now = self._service.clock.now()
         with engine.begin() as connection:
-            overdue = connection.execute(select(store.leaks).where(
-                store.leaks.c.reported_at.is_(None), store.leaks.c.overdue_alarm_at.is_(None),
-                store.leaks.c.not_reportable_reason.is_(None), store.leaks.c.deadline < now)).all()
+            overdue = store.leaks_overdue_unalarmed(connection, now)
             for row in overdue:
                 self._service.emit(connection, LeakReportOverdue(leak_id=UUID(row.leak_id), deadline=row.deadline),
                                    derived_id("retention", row.leak_id, "overdue"), None)
-                connection.execute(update(store.leaks).where(store.leaks.c.leak_id == row.leak_id)
-                                   .values(overdue_alarm_at=now))
+                store.record_overdue_alarm(connection, row.leak_id, now)
                 log.error("leak not reported to the Autoriteit Persoonsgegevens within 72 hours",
                           extra={"leak_id": row.leak_id})
         return len(overdue)
@@ -169,7 +153,7 @@ class LeakDesk:
 
     def record_report(self, connection: Connection, leak_id: UUID, reported_at: datetime, reference: str,
                       delay_reason: str | None) -> bool:
-        row = connection.execute(select(store.leaks).where(store.leaks.c.leak_id == str(leak_id))).first()
+        row = store.load_leak(connection, leak_id)
         if row is None:
             return False
         if row.not_reportable_reason is not None:
@@ -180,8 +164,7 @@ class LeakDesk:
         problem = report_problem(row.discovered_at, reported_at, delay_reason, self._service.clock.now())
         if problem:
             raise NotPossible(problem)
-        connection.execute(update(store.leaks).where(store.leaks.c.leak_id == str(leak_id)).values(
-            reported_at=reported_at, report_reference=reference, delay_reason=delay_reason))
+        store.record_regulator_report(connection, leak_id, reported_at, reference, delay_reason)
         self._service.emit(connection, RegulatorNotified(leak_id=leak_id, reported_at=reported_at, reference=reference,
                                                          delay_reason=delay_reason),
                            derived_id("retention", str(leak_id), "reported"), None)
@@ -191,23 +174,19 @@ class LeakDesk:
                not_reportable_reason: str | None) -> bool:
         """Complete the register as the investigation goes (art. 33(4): in phases), and record the
         assessment that no report is due because a risk is unlikely (art. 33(1))."""
-        row = connection.execute(select(store.leaks).where(store.leaks.c.leak_id == str(leak_id))).first()
+        row = store.load_leak(connection, leak_id)
         if row is None:
             return False
-        values: dict[str, Any] = {}
-        if consequences is not None:
-            values["consequences"] = consequences
-        if measures is not None:
-            values["measures"] = measures
+        newly_not_reportable: str | None = None
         if not_reportable_reason is not None:
             if row.reported_at is not None:
                 raise NotPossible("the leak was already reported to the Autoriteit Persoonsgegevens")
             if row.not_reportable_reason is None:
-                values["not_reportable_reason"] = not_reportable_reason
+                newly_not_reportable = not_reportable_reason
                 self._service.emit(connection, LeakNotReportable(leak_id=leak_id, reason=not_reportable_reason),
                                    derived_id("retention", str(leak_id), "not-reportable"), None)
-        if values:
-            connection.execute(update(store.leaks).where(store.leaks.c.leak_id == str(leak_id)).values(**values))
+        store.amend_leak(connection, leak_id, consequences=consequences, measures=measures,
+                         not_reportable_reason=newly_not_reportable)
         return True
 
     def entry(self, row: Row[Any]) -> dict[str, Any]:
@@ -229,18 +208,14 @@ class LeakDesk:
         }
 
     def register_entries(self, connection: Connection) -> list[dict[str, Any]]:
-        rows = connection.execute(select(store.leaks).order_by(store.leaks.c.discovered_at.desc()))
-        return [self.entry(row) for row in rows]
+        return [self.entry(row) for row in store.breach_register(connection)]
 
     def one(self, connection: Connection, leak_id: UUID) -> dict[str, Any] | None:
-        row = connection.execute(select(store.leaks).where(store.leaks.c.leak_id == str(leak_id))).first()
+        row = store.load_leak(connection, leak_id)
         return self.entry(row) if row else None
 
     def overdue_count(self, connection: Connection) -> int:
-        return int(connection.execute(select(func.count()).select_from(store.leaks).where(
-            store.leaks.c.reported_at.is_(None), store.leaks.c.not_reportable_reason.is_(None),
-            store.leaks.c.deadline < self._service.clock.now())).scalar_one())
+        return store.overdue_leak_count(connection, self._service.clock.now())
 
     def open_count(self, connection: Connection) -> int:
-        return int(connection.execute(select(func.count()).select_from(store.leaks).where(
-            store.leaks.c.reported_at.is_(None), store.leaks.c.not_reportable_reason.is_(None))).scalar_one())
+        return store.open_leak_count(connection)

@@ -19,7 +19,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from services.retention import store
@@ -69,7 +68,7 @@ class RequestDesk:
 
     def receive(self, connection: Connection, pupil_id: UUID, kind: SubjectRequestKind, requested_by: ConsentGiver,
                 received_on: date | None) -> dict[str, Any] | None:
-        pupil = connection.execute(select(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))).first()
+        pupil = store.load_pupil(connection, pupil_id)
         if pupil is None:
             return None
         today = self._service.today()
@@ -81,9 +80,7 @@ class RequestDesk:
             raise NotPossible(refusal)
         request_id = uuid.uuid4()
         due = answer_due(received)
-        connection.execute(insert(store.requests).values(
-            request_id=str(request_id), pupil_id=str(pupil_id), branch_id=pupil.branch_id, kind=kind.value,
-            requested_by=requested_by.value, received_on=received, due_on=due, status="open"))
+        store.add_request(connection, request_id, pupil_id, pupil.branch_id, kind, requested_by, received, due)
         self._service.emit(connection, SubjectRequestReceived(pupil_id=pupil_id, request_id=request_id, kind=kind,
                                                               requested_by=requested_by, due_on=due),
                            derived_id("retention", str(request_id), "received"), None)
@@ -99,8 +96,7 @@ class RequestDesk:
                               else "the deadline was already extended once")
         if self._service.today() > row.due_on:
             raise NotPossible("the first month has passed: the extension had to be announced within it")
-        connection.execute(update(store.requests).where(store.requests.c.request_id == str(request_id)).values(
-            due_on=answer_due(row.received_on, extended=True), extension_reason=reason))
+        store.extend_request(connection, request_id, answer_due(row.received_on, extended=True), reason)
         return self.one(connection, request_id)
 
     # --- the relay's round: build inspection exports --------------------------------------------
@@ -108,13 +104,8 @@ class RequestDesk:
     def prepare_exports(self, engine: Engine) -> int:
         now = self._service.clock.now()
         with engine.connect() as connection:
-            # Only pupils still held: after a purge there is nothing to export (the officer
-            # answers the request as refused, saying the data has been removed).
-            pending = [row for row in connection.execute(
-                select(store.requests).join(store.pupils, store.pupils.c.pupil_id == store.requests.c.pupil_id)
-                .where(store.requests.c.kind == SubjectRequestKind.INSPECT.value, store.requests.c.status == "open",
-                       store.requests.c.export_sealed.is_(None))).all()
-                if self._not_before.get(row.request_id, now) <= now]
+            pending = [row for row in store.inspections_awaiting_export(connection)
+                       if self._not_before.get(row.request_id, now) <= now]
         if not pending or self._own_events_unpublished(engine):
             return 0
         entries = self._history()
@@ -135,10 +126,7 @@ class RequestDesk:
                 if export is None:
                     continue
                 sealed = seal(key, json.dumps(export, ensure_ascii=False).encode(), _export_aad(row.request_id))
-                # Guarded: an answer recorded meanwhile (a refusal) must not flip back.
-                connection.execute(update(store.requests).where(
-                    store.requests.c.request_id == row.request_id, store.requests.c.status == "open",
-                    store.requests.c.export_sealed.is_(None)).values(export_sealed=sealed, status="export-ready"))
+                store.attach_export(connection, row.request_id, sealed)
             self._not_before.pop(row.request_id, None)
             built += 1
             log.info("inspection export ready", extra={"request_id": row.request_id})
@@ -148,16 +136,12 @@ class RequestDesk:
         """The export is read from the log, so it waits until our own events (the request itself,
         a consent just given) are in it."""
         with engine.connect() as connection:
-            return connection.execute(select(store.outbox.c.seq).where(
-                store.outbox.c.published_at.is_(None), store.outbox.c.emit_at <= self._service.clock.now())
-                .limit(1)).first() is not None
+            return store.events_unpublished(connection, self._service.clock.now())
 
     def _held_here(self, connection: Connection, pupil_id: str) -> dict[str, Any]:
-        pupil = connection.execute(select(store.pupils).where(store.pupils.c.pupil_id == pupil_id)).first()
-        consents = connection.execute(select(store.consents).where(store.consents.c.pupil_id == pupil_id)
-                                      .order_by(store.consents.c.purpose, store.consents.c.giver)).all()
-        requests = connection.execute(select(store.requests).where(store.requests.c.pupil_id == pupil_id)
-                                      .order_by(store.requests.c.received_on)).all()
+        pupil = store.load_pupil(connection, pupil_id)
+        consents = store.consents_of(connection, pupil_id)
+        requests = store.requests_of(connection, pupil_id)
         return {
             "consents": [{"purpose": c.purpose, "giver": c.giver, "given": c.given, "at": c.at.isoformat()}
                          for c in consents],
@@ -194,41 +178,40 @@ class RequestDesk:
         if outcome not in (expected, "refused"):
             raise NotPossible(f"a {row.kind} request is answered with {expected!r} or 'refused'")
         pupil_id = UUID(row.pupil_id)
-        values: dict[str, Any] = {}
+        given_reason: str | None = None
+        corrected_fields: list[str] | None = None
         if outcome == "refused":
             if not refusal_reason:
                 raise NotPossible("a refusal must give the reason (AVG art. 12(4))")
-            values["refusal_reason"] = refusal_reason
+            given_reason = refusal_reason
         elif outcome == "provided" and row.export_sealed is None:
             raise NotPossible("the export is not ready yet")
         elif outcome == "corrected":
             if correction is None or not correction.fields():
                 raise NotPossible("a correction names at least one corrected field")
             self._correct(connection, pupil_id, UUID(row.request_id), correction)
-            values["corrected_fields"] = correction.fields()
+            corrected_fields = correction.fields()
         elif outcome == "deleted":
-            pupil = connection.execute(select(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id)).first()
+            pupil = store.load_pupil(connection, row.pupil_id)
             reason = may_delete_early(enrolled=bool(pupil and pupil.enrolled),
                                       legal_hold=bool(pupil and pupil.legal_hold), purged=pupil is None)
             if reason:
                 raise NotPossible(f"deleting is not lawful now: {reason}; answer 'refused' with that reason")
-        connection.execute(update(store.requests).where(store.requests.c.request_id == row.request_id).values(
-            status="answered", outcome=outcome, answered_at=self._service.clock.now(), **values))
+        store.record_answer(connection, row.request_id, outcome, self._service.clock.now(),
+                            refusal_reason=given_reason, corrected_fields=corrected_fields)
         self._service.emit(connection, SubjectRequestAnswered(pupil_id=pupil_id, request_id=UUID(row.request_id),
                                                               outcome=outcome),
                            derived_id("retention", row.request_id, "answered"), None)
         if outcome == "deleted":
             # Due today: the relay's next round shreds the key and emits PupilDataPurged, by the same
             # steps (and the same crash safety) as every scheduled purge.
-            connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id).values(
-                due_on=self._service.today(), category="erasure-request"))
+            store.schedule_purge(connection, row.pupil_id, "erasure-request", self._service.today())
             log.info("pupil data erasure granted", extra={"request_id": row.request_id})
         return self.one(connection, request_id)
 
     def _correct(self, connection: Connection, pupil_id: UUID, request_id: UUID, correction: Correction) -> None:
         if correction.date_of_birth is not None:
-            connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))
-                               .values(date_of_birth=correction.date_of_birth))
+            store.correct_date_of_birth(connection, pupil_id, correction.date_of_birth)
         event = PupilDetailsCorrected.model_validate({
             "pupil_id": pupil_id, "request_id": request_id, "name": correction.name,
             "date_of_birth": correction.date_of_birth, "parent_emails": correction.parent_emails})
@@ -237,8 +220,7 @@ class RequestDesk:
     # --- reading ---------------------------------------------------------------------------------
 
     def _row(self, connection: Connection, request_id: UUID) -> Row[Any] | None:
-        return connection.execute(select(store.requests).where(
-            store.requests.c.request_id == str(request_id))).first()
+        return store.load_request(connection, request_id)
 
     def _public(self, row: Row[Any]) -> dict[str, Any]:
         today = self._service.today()
@@ -256,13 +238,7 @@ class RequestDesk:
 
     def listed(self, connection: Connection, branch_id: UUID | None, open_only: bool) -> list[dict[str, Any]]:
         """The privacy officer's list: the most urgent first."""
-        query = select(store.requests).order_by(store.requests.c.due_on, store.requests.c.received_on)
-        if branch_id is not None:
-            query = query.where(store.requests.c.branch_id == str(branch_id))
-        if open_only:
-            query = query.where(store.requests.c.status != "answered")
-        return [self._public(row) for row in connection.execute(query)]
+        return [self._public(row) for row in store.requests_by_urgency(connection, branch_id, open_only)]
 
     def overdue_count(self, connection: Connection) -> int:
-        return int(connection.execute(select(func.count()).select_from(store.requests).where(
-            store.requests.c.status != "answered", store.requests.c.due_on < self._service.today())).scalar_one())
+        return store.overdue_request_count(connection, self._service.today())

@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from services.retention import store
@@ -44,11 +43,9 @@ def forget_pupil(connection: Connection, pupil_id: str) -> None:
     consents, the sealed inspection exports (unreadable already), the free texts of the requests,
     and the leak mails to the parents (their addresses; a mail still unsent then is not sent: the
     erasure wins). The request register and the breach register keep ids and dates only."""
-    connection.execute(delete(store.consents).where(store.consents.c.pupil_id == pupil_id))
-    connection.execute(update(store.requests).where(store.requests.c.pupil_id == pupil_id).values(
-        export_sealed=None, refusal_reason=None, extension_reason=None))
-    # Leak mails name the pupil in their Message-ID (see leaks.message_id).
-    connection.execute(delete(store.mail_outbox).where(store.mail_outbox.c.message_id.contains(f".{pupil_id}.")))
+    store.drop_consents(connection, pupil_id)
+    store.clear_request_free_texts(connection, pupil_id)
+    store.drop_leak_mails(connection, pupil_id)
 
 
 class NotPossible(Exception):
@@ -73,31 +70,24 @@ class RetentionService:
         event = recorded.event
         if isinstance(event, PupilEnrolled):
             birth = event.date_of_birth if isinstance(event.date_of_birth, date) else None
-            values = {"branch_id": str(event.branch_id), "date_of_birth": birth, "enrolled": True, "left_on": None,
-                      "due_on": None, "category": None}
-            if not connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == str(event.pupil_id))
-                                      .values(**values)).rowcount:
-                connection.execute(insert(store.pupils).values(pupil_id=str(event.pupil_id), has_swv_dossier=False,
-                                                               legal_hold=False, **values))
+            if not store.update_enrolment(connection, event.pupil_id, event.branch_id, birth):
+                store.add_pupil(connection, event.pupil_id, event.branch_id, birth)
         elif isinstance(event, DossierOpened):
-            connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == str(event.pupil_id))
-                               .values(has_swv_dossier=True))
+            store.note_swv_dossier(connection, event.pupil_id)
             self._schedule(connection, event.pupil_id, recorded)  # a longer period may now apply
         elif isinstance(event, PupilLeft):
-            connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == str(event.pupil_id))
-                               .values(enrolled=False, left_on=event.left_on))
+            store.record_leaving(connection, event.pupil_id, event.left_on)
             self._schedule(connection, event.pupil_id, recorded)
 
     def _schedule(self, connection: Connection, pupil_id: UUID, cause: RecordedEvent) -> None:
-        row = connection.execute(select(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))).first()
+        row = store.load_pupil(connection, pupil_id)
         if row is None or row.left_on is None:
             return
         category = category_for(row.has_swv_dossier)
         due = purge_due(row.left_on, category, self._periods)
         if (row.category, row.due_on) == (category, due):
             return
-        connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))
-                           .values(category=category, due_on=due))
+        store.schedule_purge(connection, pupil_id, category, due)
         self.emit(connection, PurgeScheduled(pupil_id=pupil_id, category=category, due_on=due),
                    derived_id("retention", cause.id, "scheduled"), cause)
 
@@ -107,36 +97,30 @@ class RetentionService:
         """Destroy the keys of every pupil whose time has come (and catch up on missed days)."""
         today = self.today()
         with engine.connect() as connection:
-            due = connection.execute(select(store.pupils).where(
-                store.pupils.c.due_on <= today, store.pupils.c.legal_hold.is_(False),
-                store.pupils.c.enrolled.is_(False))).all()
+            due = store.pupils_due_for_purge(connection, today)
         for row in due:
             key_id = pupil_key_id(UUID(row.pupil_id))
             # The key goes first: if we stop after this, the next round finds it gone and finishes.
             self.keys.destroy(key_id)
             with engine.begin() as connection:
-                connection.execute(insert(store.purges).values(
-                    pupil_id=row.pupil_id, key_id=key_id, category=row.category, due_on=row.due_on,
-                    purged_at=self.clock.now()))
+                store.record_purge(connection, row.pupil_id, key_id, row.category, row.due_on, self.clock.now())
                 forget_pupil(connection, row.pupil_id)
-                connection.execute(delete(store.pupils).where(store.pupils.c.pupil_id == row.pupil_id))
+                store.drop_pupil(connection, row.pupil_id)
                 self.emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
                            derived_id("retention", row.pupil_id, "purged"), None)
             log.info("pupil data purged", extra={"count": 1})
         return len(due)
 
     def purge_report(self, connection: Connection) -> list[dict[str, Any]]:
-        rows = connection.execute(select(store.purges).order_by(store.purges.c.purged_at))
         return [{"pupil_id": r.pupil_id, "category": r.category, "due_on": r.due_on, "purged_at": r.purged_at,
                  "removed": "the pupil's key (every sealed field in every topic), and every service's rows "
-                            "about the pupil"} for r in rows]
+                            "about the pupil"} for r in store.purge_report(connection)]
 
     # --- legal hold and consent (the API) ----------------------------------------------------
 
     def set_hold(self, connection: Connection, pupil_id: UUID, reason: str | None) -> bool:
         held = reason is not None
-        if not connection.execute(update(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))
-                                  .values(legal_hold=held, hold_reason=reason)).rowcount:
+        if not store.set_legal_hold(connection, pupil_id, held, reason):
             return False
         event: Event = LegalHoldPlaced(pupil_id=pupil_id, reason=reason) if reason else LegalHoldReleased(
             pupil_id=pupil_id)
@@ -145,26 +129,21 @@ class RetentionService:
 
     def record_consent(self, connection: Connection, pupil_id: UUID, purpose: ConsentPurpose, giver: ConsentGiver,
                        given: bool) -> bool:
-        if connection.execute(select(store.pupils.c.pupil_id).where(
-                store.pupils.c.pupil_id == str(pupil_id))).first() is None:
+        if not store.pupil_exists(connection, pupil_id):
             return False
         now = self.clock.now()
-        key = (store.consents.c.pupil_id == str(pupil_id), store.consents.c.purpose == purpose.value,
-               store.consents.c.giver == giver.value)
-        if not connection.execute(update(store.consents).where(*key).values(given=given, at=now)).rowcount:
-            connection.execute(insert(store.consents).values(pupil_id=str(pupil_id), purpose=purpose.value,
-                                                             giver=giver.value, given=given, at=now))
+        if not store.update_consent(connection, pupil_id, purpose, giver, given, now):
+            store.add_consent(connection, pupil_id, purpose, giver, given, now)
         event: Event = (ConsentGiven(pupil_id=pupil_id, purpose=purpose, given_by=giver) if given
                         else ConsentWithdrawn(pupil_id=pupil_id, purpose=purpose, withdrawn_by=giver))
         self.emit(connection, event, str(uuid.uuid4()), None)
         return True
 
     def consent_answer(self, connection: Connection, pupil_id: UUID, purpose: ConsentPurpose) -> ConsentAnswer | None:
-        row = connection.execute(select(store.pupils).where(store.pupils.c.pupil_id == str(pupil_id))).first()
+        row = store.load_pupil(connection, pupil_id)
         if row is None:
             return None
-        given = {ConsentGiver(r.giver): r.given for r in connection.execute(select(store.consents).where(
-            store.consents.c.pupil_id == str(pupil_id), store.consents.c.purpose == purpose.value))}
+        given = {ConsentGiver(r.giver): r.given for r in store.consents_for(connection, pupil_id, purpose)}
         return consent(purpose, row.date_of_birth, given, self.today())
 
     def emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:

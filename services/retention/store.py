@@ -4,13 +4,38 @@ key. Both go with the purge."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, Column, Date, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Row
 
+from shared.contracts.events import ConsentGiver, ConsentPurpose, SubjectRequestKind
 from shared.db import UtcDateTime, migrate
 from shared.kafka.progress import define_progress_tables
 from shared.outbox import define_outbox_tables
+
+if TYPE_CHECKING:
+    from services.retention.history import LeakScope
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_retention"
@@ -99,3 +124,265 @@ processed_events, consumer_positions, stream_versions = define_progress_tables(m
 
 def migrate_to_newest(url: str) -> None:
     migrate(url, MIGRATIONS, VERSION_TABLE)
+
+
+
+# --- pupils -----------------------------------------------------------------------------------
+
+def load_pupil(connection: Connection, pupil_id: UUID | str) -> Row[Any] | None:
+    return connection.execute(select(pupils).where(pupils.c.pupil_id == str(pupil_id))).first()
+
+
+def pupil_exists(connection: Connection, pupil_id: UUID) -> bool:
+    return connection.execute(select(pupils.c.pupil_id).where(pupils.c.pupil_id == str(pupil_id))).first() is not None
+
+
+def update_enrolment(connection: Connection, pupil_id: UUID, branch_id: UUID, date_of_birth: date | None) -> bool:
+    """Enrolled (again): no longer left, nothing scheduled. False when the pupil is not known yet."""
+    return bool(connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id)).values(
+        branch_id=str(branch_id), date_of_birth=date_of_birth, enrolled=True, left_on=None, due_on=None,
+        category=None)).rowcount)
+
+
+def add_pupil(connection: Connection, pupil_id: UUID, branch_id: UUID, date_of_birth: date | None) -> None:
+    connection.execute(insert(pupils).values(
+        pupil_id=str(pupil_id), has_swv_dossier=False, legal_hold=False, branch_id=str(branch_id),
+        date_of_birth=date_of_birth, enrolled=True, left_on=None, due_on=None, category=None))
+
+
+def note_swv_dossier(connection: Connection, pupil_id: UUID) -> None:
+    connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id)).values(has_swv_dossier=True))
+
+
+def record_leaving(connection: Connection, pupil_id: UUID, left_on: date) -> None:
+    connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id))
+                       .values(enrolled=False, left_on=left_on))
+
+
+def schedule_purge(connection: Connection, pupil_id: UUID | str, category: str, due_on: date) -> None:
+    connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id))
+                       .values(category=category, due_on=due_on))
+
+
+def set_legal_hold(connection: Connection, pupil_id: UUID, held: bool, reason: str | None) -> bool:
+    """False when the pupil is not known."""
+    return bool(connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id))
+                                   .values(legal_hold=held, hold_reason=reason)).rowcount)
+
+
+def correct_date_of_birth(connection: Connection, pupil_id: UUID, date_of_birth: date) -> None:
+    connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id)).values(date_of_birth=date_of_birth))
+
+
+# --- consents ---------------------------------------------------------------------------------
+
+def update_consent(connection: Connection, pupil_id: UUID, purpose: ConsentPurpose, giver: ConsentGiver,
+                   given: bool, at: datetime) -> bool:
+    """False when this giver has not answered for this purpose before."""
+    return bool(connection.execute(update(consents).where(
+        consents.c.pupil_id == str(pupil_id), consents.c.purpose == purpose.value, consents.c.giver == giver.value)
+        .values(given=given, at=at)).rowcount)
+
+
+def add_consent(connection: Connection, pupil_id: UUID, purpose: ConsentPurpose, giver: ConsentGiver,
+                given: bool, at: datetime) -> None:
+    connection.execute(insert(consents).values(pupil_id=str(pupil_id), purpose=purpose.value, giver=giver.value,
+                                               given=given, at=at))
+
+
+def consents_for(connection: Connection, pupil_id: UUID, purpose: ConsentPurpose) -> Sequence[Row[Any]]:
+    return connection.execute(select(consents).where(
+        consents.c.pupil_id == str(pupil_id), consents.c.purpose == purpose.value)).all()
+
+
+def consents_of(connection: Connection, pupil_id: str) -> Sequence[Row[Any]]:
+    return connection.execute(select(consents).where(consents.c.pupil_id == pupil_id)
+                              .order_by(consents.c.purpose, consents.c.giver)).all()
+
+
+# --- the purge --------------------------------------------------------------------------------
+
+def pupils_due_for_purge(connection: Connection, today: date) -> Sequence[Row[Any]]:
+    return connection.execute(select(pupils).where(
+        pupils.c.due_on <= today, pupils.c.legal_hold.is_(False), pupils.c.enrolled.is_(False))).all()
+
+
+def record_purge(connection: Connection, pupil_id: str, key_id: str, category: str, due_on: date,
+                 purged_at: datetime) -> None:
+    connection.execute(insert(purges).values(
+        pupil_id=pupil_id, key_id=key_id, category=category, due_on=due_on, purged_at=purged_at))
+
+
+def drop_consents(connection: Connection, pupil_id: str) -> None:
+    connection.execute(delete(consents).where(consents.c.pupil_id == pupil_id))
+
+
+def clear_request_free_texts(connection: Connection, pupil_id: str) -> None:
+    connection.execute(update(requests).where(requests.c.pupil_id == pupil_id).values(
+        export_sealed=None, refusal_reason=None, extension_reason=None))
+
+
+def drop_leak_mails(connection: Connection, pupil_id: str) -> None:
+    # Leak mails name the pupil in their Message-ID (see leaks.message_id).
+    connection.execute(delete(mail_outbox).where(mail_outbox.c.message_id.contains(f".{pupil_id}.")))
+
+
+def drop_pupil(connection: Connection, pupil_id: str) -> None:
+    connection.execute(delete(pupils).where(pupils.c.pupil_id == pupil_id))
+
+
+def purge_report(connection: Connection) -> Sequence[Row[Any]]:
+    return connection.execute(select(purges).order_by(purges.c.purged_at)).all()
+
+
+# --- data-subject requests --------------------------------------------------------------------
+
+def load_request(connection: Connection, request_id: UUID) -> Row[Any] | None:
+    return connection.execute(select(requests).where(requests.c.request_id == str(request_id))).first()
+
+
+def add_request(connection: Connection, request_id: UUID, pupil_id: UUID, branch_id: str, kind: SubjectRequestKind,
+                requested_by: ConsentGiver, received_on: date, due_on: date) -> None:
+    connection.execute(insert(requests).values(
+        request_id=str(request_id), pupil_id=str(pupil_id), branch_id=branch_id, kind=kind.value,
+        requested_by=requested_by.value, received_on=received_on, due_on=due_on, status="open"))
+
+
+def extend_request(connection: Connection, request_id: UUID, due_on: date, reason: str) -> None:
+    connection.execute(update(requests).where(requests.c.request_id == str(request_id)).values(
+        due_on=due_on, extension_reason=reason))
+
+
+def inspections_awaiting_export(connection: Connection) -> Sequence[Row[Any]]:
+    """Open inspection requests without an export, of pupils still held: after a purge there is
+    nothing to export (the officer answers the request as refused, saying the data has been removed)."""
+    return connection.execute(
+        select(requests).join(pupils, pupils.c.pupil_id == requests.c.pupil_id)
+        .where(requests.c.kind == SubjectRequestKind.INSPECT.value, requests.c.status == "open",
+               requests.c.export_sealed.is_(None))).all()
+
+
+def attach_export(connection: Connection, request_id: str, sealed: bytes) -> None:
+    # Guarded: an answer recorded meanwhile (a refusal) must not flip back.
+    connection.execute(update(requests).where(
+        requests.c.request_id == request_id, requests.c.status == "open",
+        requests.c.export_sealed.is_(None)).values(export_sealed=sealed, status="export-ready"))
+
+
+def requests_of(connection: Connection, pupil_id: str) -> Sequence[Row[Any]]:
+    return connection.execute(select(requests).where(requests.c.pupil_id == pupil_id)
+                              .order_by(requests.c.received_on)).all()
+
+
+def record_answer(connection: Connection, request_id: str, outcome: str, answered_at: datetime, *,
+                  refusal_reason: str | None = None, corrected_fields: list[str] | None = None) -> None:
+    values: dict[str, Any] = {}
+    if refusal_reason is not None:
+        values["refusal_reason"] = refusal_reason
+    if corrected_fields is not None:
+        values["corrected_fields"] = corrected_fields
+    connection.execute(update(requests).where(requests.c.request_id == request_id).values(
+        status="answered", outcome=outcome, answered_at=answered_at, **values))
+
+
+def requests_by_urgency(connection: Connection, branch_id: UUID | None, open_only: bool) -> Sequence[Row[Any]]:
+    """The most urgent first."""
+    query = select(requests).order_by(requests.c.due_on, requests.c.received_on)
+    if branch_id is not None:
+        query = query.where(requests.c.branch_id == str(branch_id))
+    if open_only:
+        query = query.where(requests.c.status != "answered")
+    return connection.execute(query).all()
+
+
+def overdue_request_count(connection: Connection, today: date) -> int:
+    return int(connection.execute(select(func.count()).select_from(requests).where(
+        requests.c.status != "answered", requests.c.due_on < today)).scalar_one())
+
+
+def events_unpublished(connection: Connection, now: datetime) -> bool:
+    """Whether any event due by now is still waiting in the outbox."""
+    return connection.execute(select(outbox.c.seq).where(
+        outbox.c.published_at.is_(None), outbox.c.emit_at <= now).limit(1)).first() is not None
+
+
+# --- data leaks -------------------------------------------------------------------------------
+
+def load_leak(connection: Connection, leak_id: UUID) -> Row[Any] | None:
+    return connection.execute(select(leaks).where(leaks.c.leak_id == str(leak_id))).first()
+
+
+def add_leak(connection: Connection, leak_id: UUID, *, nature: str, consequences: str | None, measures: str | None,
+             discovered_at: datetime, registered_at: datetime, deadline: datetime, pupil_ids: Sequence[UUID],
+             dossier_ids: Sequence[UUID], staff_ids: Sequence[UUID]) -> None:
+    connection.execute(insert(leaks).values(
+        leak_id=str(leak_id), nature=nature, consequences=consequences, measures=measures,
+        discovered_at=discovered_at, registered_at=registered_at, deadline=deadline,
+        reported_pupil_ids=[str(p) for p in pupil_ids], reported_dossier_ids=[str(d) for d in dossier_ids],
+        reported_staff_ids=[str(s) for s in staff_ids]))
+
+
+def unresolved_leaks(connection: Connection) -> Sequence[Row[Any]]:
+    return connection.execute(select(leaks).where(leaks.c.resolved_at.is_(None))
+                              .order_by(leaks.c.registered_at)).all()
+
+
+def resolve_leak(connection: Connection, leak_id: str, scope: LeakScope, parents_mailed: int,
+                 pupils_unreachable: int, at: datetime) -> bool:
+    """False when the leak was resolved already (by another relay that got here first)."""
+    return bool(connection.execute(update(leaks).where(
+        leaks.c.leak_id == leak_id, leaks.c.resolved_at.is_(None)).values(
+        resolved_at=at,
+        affected_pupil_ids=[str(p) for p in scope.pupil_ids],
+        affected_dossier_ids=[str(d) for d in scope.dossier_ids],
+        exposures=[{"dossier_id": str(e.dossier_id), "staff_id": str(e.staff_id), "rule": e.rule}
+                   for e in scope.exposures],
+        unknown_ids=[str(u) for u in scope.unknown], parents_mailed=parents_mailed,
+        pupils_unreachable=pupils_unreachable)).rowcount)
+
+
+def leaks_overdue_unalarmed(connection: Connection, now: datetime) -> Sequence[Row[Any]]:
+    """Past the deadline with no report recorded, not assessed as not reportable, and no alarm raised yet."""
+    return connection.execute(select(leaks).where(
+        leaks.c.reported_at.is_(None), leaks.c.overdue_alarm_at.is_(None),
+        leaks.c.not_reportable_reason.is_(None), leaks.c.deadline < now)).all()
+
+
+def record_overdue_alarm(connection: Connection, leak_id: str, at: datetime) -> None:
+    connection.execute(update(leaks).where(leaks.c.leak_id == leak_id).values(overdue_alarm_at=at))
+
+
+def record_regulator_report(connection: Connection, leak_id: UUID, reported_at: datetime, reference: str,
+                            delay_reason: str | None) -> None:
+    connection.execute(update(leaks).where(leaks.c.leak_id == str(leak_id)).values(
+        reported_at=reported_at, report_reference=reference, delay_reason=delay_reason))
+
+
+def amend_leak(connection: Connection, leak_id: UUID, *, consequences: str | None = None,
+               measures: str | None = None, not_reportable_reason: str | None = None) -> None:
+    """Sets what is given; None leaves a field as it is."""
+    values: dict[str, Any] = {}
+    if consequences is not None:
+        values["consequences"] = consequences
+    if measures is not None:
+        values["measures"] = measures
+    if not_reportable_reason is not None:
+        values["not_reportable_reason"] = not_reportable_reason
+    if values:
+        connection.execute(update(leaks).where(leaks.c.leak_id == str(leak_id)).values(**values))
+
+
+def breach_register(connection: Connection) -> Sequence[Row[Any]]:
+    """The newest discovery first."""
+    return connection.execute(select(leaks).order_by(leaks.c.discovered_at.desc())).all()
+
+
+def overdue_leak_count(connection: Connection, now: datetime) -> int:
+    return int(connection.execute(select(func.count()).select_from(leaks).where(
+        leaks.c.reported_at.is_(None), leaks.c.not_reportable_reason.is_(None), leaks.c.deadline < now)).scalar_one())
+
+
+def open_leak_count(connection: Connection) -> int:
+    """Neither reported to the regulator nor assessed as not reportable."""
+    return int(connection.execute(select(func.count()).select_from(leaks).where(
+        leaks.c.reported_at.is_(None), leaks.c.not_reportable_reason.is_(None))).scalar_one())
