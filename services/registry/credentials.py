@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row
 from sqlalchemy.engine import Engine
 
 from services.registry import store
@@ -89,11 +89,10 @@ class CredentialStore:
         secret = secrets.token_urlsafe(32)
         signing_key = secrets.token_bytes(32)
         with self._engine.begin() as connection:
-            connection.execute(insert(store.credentials).values(
-                client_id=client_id, name=name, key_hash=_hash(secret),
-                signing_key=seal(self._master, signing_key, client_id.encode()),
-                brins=json.dumps(sorted(set(brins))), wijknetwerken=json.dumps(sorted(set(wijknetwerken))),
-                created_at=self._clock.now()))
+            store.add_credential(connection, client_id=client_id, name=name, key_hash=_hash(secret),
+                                 sealed_signing_key=seal(self._master, signing_key, client_id.encode()),
+                                 brins=sorted(set(brins)), wijknetwerken=sorted(set(wijknetwerken)),
+                                 created_at=self._clock.now())
         return IssuedCredential(client_id, f"svk_{client_id}_{secret}", base64.b64encode(signing_key).decode())
 
     def authenticate(self, api_key: str) -> Credential | None:
@@ -112,25 +111,18 @@ class CredentialStore:
 
     def revoke(self, client_id: str) -> bool:
         with self._engine.begin() as connection:
-            result = connection.execute(update(store.credentials).where(
-                store.credentials.c.client_id == client_id, store.credentials.c.revoked_at.is_(None))
-                .values(revoked_at=self._clock.now()))
-        return bool(result.rowcount)
+            return store.revoke_credential(connection, client_id, self._clock.now())
 
     def list(self) -> list[dict[str, object]]:
         with self._engine.connect() as connection:
-            rows = connection.execute(select(
-                store.credentials.c.client_id, store.credentials.c.name, store.credentials.c.brins,
-                store.credentials.c.wijknetwerken, store.credentials.c.created_at, store.credentials.c.revoked_at)
-                .order_by(store.credentials.c.created_at)).all()
+            rows = store.credential_listing(connection)
         return [{"client_id": r.client_id, "name": r.name, "brins": json.loads(r.brins),
                  "wijknetwerken": json.loads(r.wijknetwerken), "created_at": r.created_at.isoformat(),
                  "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None} for r in rows]
 
     def _row(self, client_id: str) -> Row[Any] | None:
         with self._engine.connect() as connection:
-            return connection.execute(select(store.credentials).where(
-                store.credentials.c.client_id == client_id, store.credentials.c.revoked_at.is_(None))).first()
+            return store.active_credential(connection, client_id)
 
     def _credential(self, row: Row[Any]) -> Credential:
         return Credential(

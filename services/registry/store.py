@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from services.registry.domain import Branch, Dossier, Person, Pupil, References, RegistryState
 from shared.contracts.events import Address, StaffRole
@@ -206,6 +206,33 @@ def record_mutation(connection: Connection, *, sender: str, mutation_id: str, ki
     connection.execute(insert(mutations).values(
         sender=sender, mutation_id=mutation_id, kind=kind, fingerprint=fingerprint, status=status,
         event_ids=json.dumps(event_ids), received_at=received_at, effective_at=effective_at))
+
+
+# --- credentials of school systems and the SWV office ----------------------------------------
+
+def add_credential(connection: Connection, *, client_id: str, name: str, key_hash: str, sealed_signing_key: bytes,
+                   brins: list[str], wijknetwerken: list[str], created_at: datetime) -> None:
+    connection.execute(insert(credentials).values(
+        client_id=client_id, name=name, key_hash=key_hash, signing_key=sealed_signing_key, brins=json.dumps(brins),
+        wijknetwerken=json.dumps(wijknetwerken), created_at=created_at))
+
+
+def revoke_credential(connection: Connection, client_id: str, at: datetime) -> bool:
+    """False when there is no active credential with this id."""
+    return bool(connection.execute(update(credentials).where(
+        credentials.c.client_id == client_id, credentials.c.revoked_at.is_(None)).values(revoked_at=at)).rowcount)
+
+
+def credential_listing(connection: Connection) -> Sequence[Any]:
+    """Every credential, oldest first, without its secrets."""
+    return connection.execute(select(
+        credentials.c.client_id, credentials.c.name, credentials.c.brins, credentials.c.wijknetwerken,
+        credentials.c.created_at, credentials.c.revoked_at).order_by(credentials.c.created_at)).all()
+
+
+def active_credential(connection: Connection, client_id: str) -> Row[Any] | None:
+    return connection.execute(select(credentials).where(
+        credentials.c.client_id == client_id, credentials.c.revoked_at.is_(None))).first()
 
 
 def branch_with_aliases(connection: Connection, vestigingscode: str) -> tuple[Any, list[str]]:
