@@ -57,11 +57,11 @@ class StaffEntryPublic(BaseModel):
     since: datetime | None
 
 
-class ViewRequest(BaseModel):
+class ViewIn(BaseModel):
     staff_id: UUID
 
 
-class GrantRequest(BaseModel):
+class GrantIn(BaseModel):
     staff_id: UUID = Field(description="Who gets access.")
     granted_by: UUID = Field(description="The IB'er or director granting it.")
     until: AwareDatetime | None = Field(default=None, description="Required for extern and stagiair.")
@@ -74,7 +74,7 @@ class GrantPublic(BaseModel):
     until: datetime | None
 
 
-class SubscriptionRequest(BaseModel):
+class SubscriptionIn(BaseModel):
     subscribed: bool
 
 
@@ -187,7 +187,7 @@ def check(staff_id: UUID, dossier_id: UUID, deps: Fresh, after_event: AfterEvent
 
 
 @dossiers_router.post("/{dossier_id}/views", response_model=DecisionPublic)
-def view(dossier_id: UUID, body: ViewRequest, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
+def view(dossier_id: UUID, body: ViewIn, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
     """Kindkans asks before it shows a dossier; allowed or not, the view is logged (DossierViewed)."""
     now = deps.clock.now()
     for _attempt in range(5):
@@ -234,7 +234,7 @@ def dossiers_of(staff_id: UUID, deps: Fresh, cursor: Annotated[str | None, Query
 
 
 @dossiers_router.post("/{dossier_id}/grants", response_model=GrantPublic, status_code=201)
-def grant(dossier_id: UUID, body: GrantRequest, deps: Fresh) -> GrantPublic:
+def grant(dossier_id: UUID, body: GrantIn, deps: Fresh) -> GrantPublic:
     """An IB'er or director grants one dossier to a colleague, an extern or a stagiair."""
     now = deps.clock.now()
     with deps.engine.begin() as connection:
@@ -257,7 +257,7 @@ def revoke(dossier_id: UUID, staff_id: UUID, revoked_by: UUID, deps: Fresh) -> N
 
 
 @staff_router.put("/{staff_id}/subscription", status_code=204)
-def subscription(staff_id: UUID, body: SubscriptionRequest, deps: Deps) -> None:
+def subscription(staff_id: UUID, body: SubscriptionIn, deps: Deps) -> None:
     """Whether the staff member wants e-mail about dossiers they may see."""
     with deps.engine.begin() as connection:
         if not store.set_subscribed(connection, staff_id, body.subscribed):

@@ -30,7 +30,7 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ENROL_COOKIE, CHALLENGE_COOKIE, SESSION_COOKIE = "sv_enrol", "sv_challenge", "sv_session"
 
 
-class IntrospectRequest(BaseModel):
+class IntrospectIn(BaseModel):
     token: str = Field(min_length=1, max_length=200)
 
 
@@ -175,7 +175,7 @@ def logout_page(deps: Deps, sv_session: Annotated[str | None, Cookie()] = None) 
 
 
 @api.post("/introspect", response_model=IntrospectionPublic, response_model_exclude_none=True)
-def introspect(body: IntrospectRequest, deps: Deps) -> IntrospectionPublic:
+def introspect(body: IntrospectIn, deps: Deps) -> IntrospectionPublic:
     """For other services: is this session token active, and whose is it? Fails closed."""
     try:
         with deps.engine.begin() as connection:
@@ -185,7 +185,7 @@ def introspect(body: IntrospectRequest, deps: Deps) -> IntrospectionPublic:
 
 
 @api.post("/logout", status_code=204)
-def logout(body: IntrospectRequest, deps: Deps) -> None:
+def logout(body: IntrospectIn, deps: Deps) -> None:
     with deps.engine.begin() as connection:
         deps.service.logout(connection, body.token)
 

@@ -194,12 +194,12 @@ class Accepted:
 
 
 @dataclass(frozen=True)
-class Rejected:
+class Refused:
     code: str
     detail: str
 
 
-Decision = Accepted | Rejected
+Decision = Accepted | Refused
 
 
 def decide(command: ReportMutation, state: RegistryState) -> Decision:
@@ -210,54 +210,54 @@ def decide(command: ReportMutation, state: RegistryState) -> Decision:
         case ConsultantJoinedReport():
             person = state.people.get(consultant_id(mutation.consultant_ref))
             if person is not None and person.active:
-                return Rejected("consultant-already-joined", "this consultant is already registered")
+                return Refused("consultant-already-joined", "this consultant is already registered")
             return Accepted((ConsultantJoined(staff_id=consultant_id(mutation.consultant_ref), name=mutation.name,
                                               email=mutation.email, wijknetwerken=mutation.wijknetwerken),))
         case ConsultantDepartedReport():
             person = state.people.get(consultant_id(mutation.consultant_ref))
             if person is None or not person.active:
-                return Rejected("consultant-never-joined", "no active consultant with this reference")
+                return Refused("consultant-never-joined", "no active consultant with this reference")
             return Accepted((ConsultantDeparted(staff_id=person.staff_id),))
     branch = state.branch_by_code(mutation.vestigingscode)
     if branch is None:
-        return Rejected("unknown-branch", f"no branch with vestigingscode {mutation.vestigingscode}")
+        return Refused("unknown-branch", f"no branch with vestigingscode {mutation.vestigingscode}")
     match mutation:
         case StaffDepartedReport():
             person = state.people.get(staff_id(branch.branch_id, mutation.staff_ref))
             if person is None:
-                return Rejected("staff-never-joined", "no staff member with this reference joined this branch")
+                return Refused("staff-never-joined", "no staff member with this reference joined this branch")
             if not person.active:
-                return Rejected("staff-already-departed", "this staff member has already departed")
+                return Refused("staff-already-departed", "this staff member has already departed")
             return Accepted((StaffDeparted(branch_id=branch.branch_id, staff_id=person.staff_id),))
         case DossierClosedReport():
             dossier = state.dossiers.get(dossier_id(branch.branch_id, mutation.dossier_ref))
             if dossier is None or not dossier.open:
-                return Rejected("dossier-not-open", "no open dossier with this reference")
+                return Refused("dossier-not-open", "no open dossier with this reference")
             return Accepted((DossierClosed(branch_id=branch.branch_id, dossier_id=dossier.dossier_id),))
         case PupilLeftReport():
             pupil = state.pupils.get(pupil_id(branch.branch_id, mutation.pupil_ref))
             if pupil is None or not pupil.enrolled:
-                return Rejected("pupil-not-enrolled", "no enrolled pupil with this reference")
+                return Refused("pupil-not-enrolled", "no enrolled pupil with this reference")
             return Accepted((PupilLeft(branch_id=branch.branch_id, pupil_id=pupil.pupil_id,
                                        left_on=mutation.left_on),))
     # Everything below adds to a branch, which must be open.
     if branch.closed:
-        return Rejected("branch-closed", f"branch {branch.vestigingscode} is closed")
+        return Refused("branch-closed", f"branch {branch.vestigingscode} is closed")
     match mutation:
         case StaffJoinedReport():
             new_id = staff_id(branch.branch_id, mutation.staff_ref)
             person = state.people.get(new_id)
             if person is not None and person.active:
-                return Rejected("staff-already-joined", "this staff member is already active here")
+                return Refused("staff-already-joined", "this staff member is already active here")
             return Accepted((StaffJoined(branch_id=branch.branch_id, staff_id=new_id, role=mutation.role,
                                          name=mutation.name, email=mutation.email,
                                          access_until=mutation.access_until),))
         case StaffRoleChangedReport():
             person = state.people.get(staff_id(branch.branch_id, mutation.staff_ref))
             if person is None or not person.active:
-                return Rejected("staff-not-active", "no active staff member with this reference")
+                return Refused("staff-not-active", "no active staff member with this reference")
             if person.role is mutation.role and mutation.access_until is None:
-                return Rejected("nothing-changed", "the staff member already has this role")
+                return Refused("nothing-changed", "the staff member already has this role")
             return Accepted((StaffRoleChanged(branch_id=branch.branch_id, staff_id=person.staff_id,
                                               previous_role=person.role, role=mutation.role,
                                               access_until=mutation.access_until),))
@@ -265,29 +265,29 @@ def decide(command: ReportMutation, state: RegistryState) -> Decision:
             new_id = pupil_id(branch.branch_id, mutation.pupil_ref)
             pupil = state.pupils.get(new_id)
             if pupil is not None and pupil.enrolled:
-                return Rejected("pupil-already-enrolled", "this pupil is already enrolled here")
+                return Refused("pupil-already-enrolled", "this pupil is already enrolled here")
             return Accepted((PupilEnrolled(branch_id=branch.branch_id, pupil_id=new_id, name=mutation.name,
                                            date_of_birth=mutation.date_of_birth,
                                            parent_emails=list(mutation.parent_emails)),))
         case DossierOpenedReport():
             new_id = dossier_id(branch.branch_id, mutation.dossier_ref)
             if new_id in state.dossiers:
-                return Rejected("dossier-exists", "a dossier with this reference exists")
+                return Refused("dossier-exists", "a dossier with this reference exists")
             pupil = state.pupils.get(pupil_id(branch.branch_id, mutation.pupil_ref))
             if pupil is None or not pupil.enrolled:
-                return Rejected("pupil-not-enrolled", "the pupil is not enrolled at this branch")
+                return Refused("pupil-not-enrolled", "the pupil is not enrolled at this branch")
             contact = state.people.get(staff_id(branch.branch_id, mutation.contact_staff_ref))
             if contact is None or not contact.active:
-                return Rejected("contact-not-active", "the contact person does not work at this branch")
+                return Refused("contact-not-active", "the contact person does not work at this branch")
             return Accepted((DossierOpened(branch_id=branch.branch_id, dossier_id=new_id, pupil_id=pupil.pupil_id,
                                            contact_staff_id=contact.staff_id, summary=mutation.summary),))
         case DossierContactAssignedReport():
             dossier = state.dossiers.get(dossier_id(branch.branch_id, mutation.dossier_ref))
             if dossier is None or not dossier.open:
-                return Rejected("dossier-not-open", "no open dossier with this reference")
+                return Refused("dossier-not-open", "no open dossier with this reference")
             contact = state.people.get(staff_id(branch.branch_id, mutation.contact_staff_ref))
             if contact is None or not contact.active:
-                return Rejected("contact-not-active", "the contact person does not work at this branch")
+                return Refused("contact-not-active", "the contact person does not work at this branch")
             return Accepted((DossierContactAssigned(branch_id=branch.branch_id, dossier_id=dossier.dossier_id,
                                                     contact_staff_id=contact.staff_id, reason="reported"),))
     raise TypeError(f"unhandled mutation {type(mutation).__name__}")
@@ -296,35 +296,35 @@ def decide(command: ReportMutation, state: RegistryState) -> Decision:
 def _decide_branch(command: ReportMutation, report: BranchReport, state: RegistryState) -> Decision:
     if report.change is BranchChange.FOUNDED:
         if state.code_in_use(report.vestigingscode):
-            return Rejected("code-in-use", f"vestigingscode {report.vestigingscode} belongs to an open branch")
+            return Refused("code-in-use", f"vestigingscode {report.vestigingscode} belongs to an open branch")
         return Accepted((BranchFounded(
             branch_id=founded_branch_id(command.sender, report.mutation_id), vestigingscode=report.vestigingscode,
             name=report.name, address=report.address, phone=report.phone, wijknetwerk=report.wijknetwerk),))
     branch = state.branch_by_code(report.vestigingscode)
     if branch is None:
-        return Rejected("unknown-branch", f"no branch with vestigingscode {report.vestigingscode}")
+        return Refused("unknown-branch", f"no branch with vestigingscode {report.vestigingscode}")
     if branch.closed:
-        return Rejected("branch-closed", f"branch {branch.vestigingscode} is closed")
+        return Refused("branch-closed", f"branch {branch.vestigingscode} is closed")
     code = branch.vestigingscode
     match report.change:
         case BranchChange.MOVED:
             if report.address == branch.address and report.phone == branch.phone:
-                return Rejected("nothing-changed", "the branch already has this address and phone number")
+                return Refused("nothing-changed", "the branch already has this address and phone number")
             return Accepted((BranchMoved(branch_id=branch.branch_id, vestigingscode=code,
                                          address=report.address, phone=report.phone),))
         case BranchChange.RENAMED:
             if report.name == branch.name:
-                return Rejected("nothing-changed", "the branch already has this name")
+                return Refused("nothing-changed", "the branch already has this name")
             return Accepted((BranchRenamed(branch_id=branch.branch_id, vestigingscode=code, name=report.name),))
         case BranchChange.BRIN_CHANGED:
             assert report.new_vestigingscode is not None  # guaranteed by the report's validation
             if state.code_in_use(report.new_vestigingscode):
-                return Rejected("code-in-use", f"vestigingscode {report.new_vestigingscode} belongs to an open branch")
+                return Refused("code-in-use", f"vestigingscode {report.new_vestigingscode} belongs to an open branch")
             return Accepted((BranchBrinChanged(branch_id=branch.branch_id, previous_vestigingscode=code,
                                                vestigingscode=report.new_vestigingscode),))
         case BranchChange.WIJKNETWERK_CHANGED:
             if report.wijknetwerk == branch.wijknetwerk:
-                return Rejected("nothing-changed", "the branch is already in this wijknetwerk")
+                return Refused("nothing-changed", "the branch is already in this wijknetwerk")
             return Accepted((BranchWijknetwerkChanged(branch_id=branch.branch_id, vestigingscode=code,
                                                       wijknetwerk=report.wijknetwerk),))
         case BranchChange.CLOSED:

@@ -37,12 +37,12 @@ class ConsentPublic(BaseModel):
     on: date
 
 
-class ConsentChange(BaseModel):
+class ConsentIn(BaseModel):
     giver: ConsentGiver
     given: bool = Field(description="true: consent given; false: withdrawn (takes effect at once)")
 
 
-class HoldRequest(BaseModel):
+class HoldIn(BaseModel):
     reason: str = Field(min_length=3, max_length=200)
 
 
@@ -158,14 +158,14 @@ def may_we(pupil_id: UUID, purpose: ConsentPurpose, deps: Deps) -> ConsentPublic
 
 
 @pupils.put("/{pupil_id}/consent/{purpose}", status_code=204)
-def change_consent(pupil_id: UUID, purpose: ConsentPurpose, body: ConsentChange, deps: Deps) -> None:
+def change_consent(pupil_id: UUID, purpose: ConsentPurpose, body: ConsentIn, deps: Deps) -> None:
     with deps.engine.begin() as connection:
         if not deps.service.record_consent(connection, pupil_id, purpose, body.giver, body.given):
             raise Problem(404, "not-found", "Unknown pupil")
 
 
 @pupils.put("/{pupil_id}/legal-hold", status_code=204)
-def place_hold(pupil_id: UUID, body: HoldRequest, deps: Deps) -> None:
+def place_hold(pupil_id: UUID, body: HoldIn, deps: Deps) -> None:
     """Stops the purge until released."""
     with deps.engine.begin() as connection:
         if not deps.service.set_hold(connection, pupil_id, body.reason):

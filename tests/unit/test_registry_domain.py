@@ -12,8 +12,8 @@ from pydantic import TypeAdapter, ValidationError
 from services.registry.domain import (
     INITIAL_STATE,
     Accepted,
+    Refused,
     RegistryState,
-    Rejected,
     ReportMutation,
     decide,
     dossier_id,
@@ -43,7 +43,7 @@ def branch_report(change: str, **overrides: object) -> Mutation:
     return report(**fields)
 
 
-def run(state: RegistryState, mutation: Mutation) -> Accepted | Rejected:
+def run(state: RegistryState, mutation: Mutation) -> Accepted | Refused:
     return decide(ReportMutation(mutation, SENDER, received_at=NOW, effective_at=NOW), state)
 
 
@@ -77,7 +77,7 @@ def closed() -> RegistryState:
     return apply(with_staff(), branch_report("closed"))
 
 
-def only_event(decision: Accepted | Rejected) -> e.Event:
+def only_event(decision: Accepted | Refused) -> e.Event:
     assert isinstance(decision, Accepted), decision
     assert len(decision.events) == 1
     return decision.events[0]
@@ -93,7 +93,7 @@ def test_founding_a_branch_gives_it_a_stable_id_and_its_report():
 
 
 def test_a_code_of_an_open_branch_cannot_be_founded_again():
-    assert run(founded(), branch_report("founded", mutation_id="found-2")) == Rejected(
+    assert run(founded(), branch_report("founded", mutation_id="found-2")) == Refused(
         "code-in-use", "vestigingscode 12AB00 belongs to an open branch")
 
 
@@ -121,25 +121,25 @@ def test_a_closed_branch_takes_no_more_changes(change):
     overrides = {"moved": {"address": {**ADDRESS, "street": "Bergweg"}}, "renamed": {"name": "Nieuw"},
                  "wijknetwerk_changed": {"wijknetwerk": "Zuid"}, "closed": {}}[change]
     decision = run(closed(), branch_report(change, **overrides))
-    assert isinstance(decision, Rejected) and decision.code == "branch-closed"
+    assert isinstance(decision, Refused) and decision.code == "branch-closed"
 
 
 @pytest.mark.parametrize(("change", "overrides"), [
     ("moved", {}), ("renamed", {}), ("wijknetwerk_changed", {})])
 def test_a_change_that_changes_nothing_is_refused(change, overrides):
     decision = run(founded(), branch_report(change, **overrides))
-    assert isinstance(decision, Rejected) and decision.code == "nothing-changed"
+    assert isinstance(decision, Refused) and decision.code == "nothing-changed"
 
 
 def test_an_unknown_branch_cannot_change():
     decision = run(INITIAL_STATE, branch_report("moved"))
-    assert isinstance(decision, Rejected) and decision.code == "unknown-branch"
+    assert isinstance(decision, Refused) and decision.code == "unknown-branch"
 
 
 def test_no_brin_change_onto_a_code_in_use():
     state = apply(founded(), branch_report("founded", mutation_id="found-2", vestigingscode="34CD01"))
     decision = run(state, branch_report("brin_changed", new_vestigingscode="34CD01"))
-    assert decision == Rejected("code-in-use", "vestigingscode 34CD01 belongs to an open branch")
+    assert decision == Refused("code-in-use", "vestigingscode 34CD01 belongs to an open branch")
 
 
 def test_a_brin_change_keeps_the_branch_and_both_codes_find_it():
