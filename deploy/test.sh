@@ -31,7 +31,8 @@ echo "== import-linter (the boundaries between services)"
 echo "== pytest"
 status=0
 # Line coverage of shared/, services/ and deploy/ ([tool.coverage.run]), summed up at the end.
-.venv/bin/python -m pytest --cov --cov-report=term:skip-covered "$@" || status=$?
+# The 20 slowest tests are listed: the suite has a time budget (README, "Tests").
+.venv/bin/python -m pytest --cov --cov-report=term:skip-covered --durations=20 "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure" >&2
     exit 1

@@ -66,13 +66,15 @@ def test_events_the_broker_lost_after_acknowledging_them_are_published_again(
         forgetful_broker.start_broker()  # in memory: it comes back with nothing
         ensure_topics(bootstrap, [topic], partitions=1, replication=1)
 
-        def republished() -> bool:
+        def relay_round() -> None:  # what the relay does each round: read back, then publish what is due
             confirmer()
-            with contextlib.suppress(NotAcknowledged):  # the relay's next round sends them again
+            with contextlib.suppress(NotAcknowledged):
                 publish_due(deps.engine, store.outbox, publisher, clock)
-            return len(read_all(bootstrap, topic)) >= 3
-        wait_until(republished, timeout_s=60, message="the lost events published again")
-        wait_until(lambda: all_confirmed(confirmer, deps), message="the new copies confirmed")
+
+        def republished_and_confirmed() -> bool:
+            relay_round()
+            return len(read_all(bootstrap, topic)) >= 3 and all_confirmed(confirmer, deps)
+        wait_until(republished_and_confirmed, timeout_s=90, message="the lost events published again and confirmed")
     finally:
         publisher.close()
         confirmer.close()
@@ -80,7 +82,10 @@ def test_events_the_broker_lost_after_acknowledging_them_are_published_again(
     on_log = read_all(bootstrap, topic)
     versions = {r.value: dict(r.headers)[STREAM_VERSION_HEADER] for r in on_log}
     assert sorted(versions.values()) == [b"1", b"1", b"2"], "each stream keeps its versions"
-    assert sorted(r.value for r in on_log) == sorted(e.value for e in events), "the same events, each once"
+    # The same events. A round that timed out may have landed after all before a fresh producer
+    # (a new producer id) sent it again: a copy with the same id and version, which consumers
+    # drop by its event id (the processed-events table).
+    assert {r.value for r in on_log} == {e.value for e in events}, "the same events"
     assert confirmer.republished >= 1
 
 

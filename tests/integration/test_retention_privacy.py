@@ -95,15 +95,25 @@ def school(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
     def events(topic: Topic) -> list:
         return [codec.decode(r.value) for r in read_all(broker.bootstrap, f"{topic_prefix}{topic}")]
 
-    ids: dict[str, UUID] = {}
-    for recorded in events(Topic.REGISTRY_EVENTS):
-        event = recorded.event
-        if recorded.type == "PupilEnrolled":
-            ids[event.name.split()[0].lower()] = event.pupil_id
-        elif recorded.type == "DossierOpened":
-            ids[event.summary.split()[1].rstrip(":")] = event.dossier_id
-        elif recorded.type == "StaffJoined":
-            ids[event.email.split("@")[0]] = event.staff_id
+    def published_ids() -> dict[str, UUID]:
+        found: dict[str, UUID] = {}
+        for recorded in events(Topic.REGISTRY_EVENTS):
+            event = recorded.event
+            if recorded.type == "PupilEnrolled":
+                found[event.name.split()[0].lower()] = event.pupil_id
+            elif recorded.type == "DossierOpened":
+                found[event.summary.split()[1].rstrip(":")] = event.dossier_id
+            elif recorded.type == "StaffJoined":
+                found[event.email.split("@")[0]] = event.staff_id
+        return found
+
+    # The registry's relay publishes a moment after the 202: wait for all 12 (4 staff, 5 pupils,
+    # 3 dossiers) instead of reading whatever is on the log already.
+    def all_published() -> dict[str, UUID] | None:
+        found = published_ids()
+        return found if len(found) == 12 else None
+
+    ids = wait_until(all_published, message="the registry's events on the log")
 
     def known_pupils() -> int:
         with retention.engine.connect() as connection:
