@@ -10,11 +10,29 @@ times come in; nothing is read from a clock here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Protocol
+from uuid import UUID
 
-from shared.contracts.events import ConsentGiver, ConsentPurpose
+from shared.contracts.envelope import RecordedEvent
+from shared.contracts.events import (
+    ConsentGiven,
+    ConsentGiver,
+    ConsentPurpose,
+    ConsentWithdrawn,
+    DossierOpened,
+    Event,
+    LegalHoldPlaced,
+    LegalHoldReleased,
+    PupilDataPurged,
+    PupilDetailsCorrected,
+    PupilEnrolled,
+    PupilLeft,
+    PurgeScheduled,
+)
 
 DEFAULT_PERIODS: Mapping[str, int] = {
     "leerlingdossier": 2,        # pupil data: at most 2 years after leaving (the seed)
@@ -157,3 +175,175 @@ def report_problem(discovered_at: datetime, reported_at: datetime, delay_reason:
     if reported_at > regulator_deadline(discovered_at) and not delay_reason:
         return "the report was made after 72 hours: AVG art. 33(1) requires the reasons for the delay"
     return None
+
+
+# --- the retention state and its dispatch table --------------------------------------------
+
+@dataclass(frozen=True)
+class RetainedPupil:
+    """What retention keeps about a pupil: enough to know when their data must go."""
+
+    pupil_id: UUID
+    branch_id: UUID
+    date_of_birth: date | None  # None once erased (the field reads "verwijderd")
+    enrolled: bool
+    left_on: date | None
+    has_swv_dossier: bool
+    category: str | None  # which period applies, once the pupil has left
+    due_on: date | None  # when the purge is due
+    legal_hold: bool
+    hold_reason: str | None
+
+
+@dataclass(frozen=True)
+class Consent:
+    pupil_id: UUID
+    purpose: ConsentPurpose
+    giver: ConsentGiver
+    given: bool
+    at: datetime
+
+
+ConsentKey = tuple[UUID, ConsentPurpose, ConsentGiver]
+
+
+@dataclass(frozen=True)
+class RetentionState:
+    pupils: Mapping[UUID, RetainedPupil] = field(default_factory=lambda: MappingProxyType({}))
+    consents: Mapping[ConsentKey, Consent] = field(default_factory=lambda: MappingProxyType({}))
+
+
+INITIAL_STATE = RetentionState()
+
+
+class RetentionEntities(Protocol):
+    """Where the handlers read and write: the service's tables live (`store.Tables`), a
+    RetentionState in a replay (`StateEntities`)."""
+
+    def pupil(self, pupil_id: UUID) -> RetainedPupil | None: ...
+    def save_pupil(self, pupil: RetainedPupil) -> None: ...
+    def save_consent(self, consent: Consent) -> None: ...
+    def drop_pupil(self, pupil_id: UUID) -> None: ...
+
+
+def _enrolled(entities: RetentionEntities, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, PupilEnrolled)
+    known = entities.pupil(event.pupil_id)
+    # Enrolled (again): no longer left, nothing scheduled; an SWV dossier and a legal hold stay.
+    entities.save_pupil(RetainedPupil(
+        event.pupil_id, event.branch_id, event.date_of_birth if isinstance(event.date_of_birth, date) else None,
+        enrolled=True, left_on=None, has_swv_dossier=known.has_swv_dossier if known else False, category=None,
+        due_on=None, legal_hold=known.legal_hold if known else False, hold_reason=known.hold_reason if known else None))
+
+
+def _changed(**changes: Any) -> Callable[[RetentionEntities, RecordedEvent], None]:
+    """A handler that changes fields of a known pupil (an unknown one is left alone)."""
+    def fold(entities: RetentionEntities, recorded: RecordedEvent) -> None:
+        event = recorded.event
+        pupil = entities.pupil(event.pupil_id)  # type: ignore[attr-defined]
+        if pupil is not None:
+            values = {name: value(event) if callable(value) else value for name, value in changes.items()}
+            entities.save_pupil(replace(pupil, **values))
+    return fold
+
+
+def _corrected(entities: RetentionEntities, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, PupilDetailsCorrected)
+    pupil = entities.pupil(event.pupil_id)
+    if pupil is not None and isinstance(event.date_of_birth, date):
+        entities.save_pupil(replace(pupil, date_of_birth=event.date_of_birth))
+
+
+def _consent(entities: RetentionEntities, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, ConsentGiven | ConsentWithdrawn)
+    giver = event.given_by if isinstance(event, ConsentGiven) else event.withdrawn_by
+    entities.save_consent(Consent(event.pupil_id, event.purpose, giver, isinstance(event, ConsentGiven),
+                                  recorded.recorded_at))
+
+
+def _purged(entities: RetentionEntities, recorded: RecordedEvent) -> None:
+    entities.drop_pupil(recorded.event.pupil_id)  # type: ignore[attr-defined]
+
+
+def _schedule(entities: RetentionEntities, recorded: RecordedEvent, periods: Mapping[str, int]) -> list[Event]:
+    """Once a pupil has left, the purge is due when the longest period that applies ends; an
+    SWV dossier opened later may lengthen it."""
+    pupil = entities.pupil(recorded.event.pupil_id)  # type: ignore[attr-defined]
+    if pupil is None or pupil.left_on is None:
+        return []
+    category = category_for(pupil.has_swv_dossier)
+    due = purge_due(pupil.left_on, category, periods)
+    if (pupil.category, pupil.due_on) == (category, due):
+        return []
+    return [PurgeScheduled(pupil_id=pupil.pupil_id, category=category, due_on=due)]
+
+
+def _no_reactions(entities: RetentionEntities, recorded: RecordedEvent, periods: Mapping[str, int]) -> list[Event]:
+    return []
+
+
+@dataclass(frozen=True)
+class Handler:
+    """`fold` changes the state; `react` says what the retention service emits because of it
+    (live only: a replay reads those from the log)."""
+
+    fold: Callable[[RetentionEntities, RecordedEvent], None]
+    react: Callable[[RetentionEntities, RecordedEvent, Mapping[str, int]], list[Event]] = _no_reactions
+
+
+HANDLERS: Mapping[type[Event], Handler] = MappingProxyType({
+    PupilEnrolled: Handler(_enrolled),
+    DossierOpened: Handler(_changed(has_swv_dossier=True), _schedule),
+    PupilLeft: Handler(_changed(enrolled=False, left_on=lambda event: event.left_on), _schedule),
+    PurgeScheduled: Handler(_changed(category=lambda event: event.category, due_on=lambda event: event.due_on)),
+    LegalHoldPlaced: Handler(_changed(legal_hold=True, hold_reason=lambda event: event.reason)),
+    LegalHoldReleased: Handler(_changed(legal_hold=False, hold_reason=None)),
+    ConsentGiven: Handler(_consent), ConsentWithdrawn: Handler(_consent),
+    PupilDetailsCorrected: Handler(_corrected),
+    PupilDataPurged: Handler(_purged),
+})
+FOLDED_TYPES = frozenset(cls.event_type for cls in HANDLERS)
+
+
+def handle(entities: RetentionEntities, recorded: RecordedEvent, periods: Mapping[str, int]) -> list[Event]:
+    """The live step: fold one event into the tables, return what follows from it."""
+    handler = HANDLERS.get(type(recorded.event))
+    if handler is None:
+        return []
+    handler.fold(entities, recorded)
+    return handler.react(entities, recorded, periods)
+
+
+class StateEntities:
+    """A RetentionState behind the RetentionEntities port, for a replay."""
+
+    def __init__(self, state: RetentionState) -> None:
+        self.state = state
+
+    def pupil(self, pupil_id: UUID) -> RetainedPupil | None:
+        return self.state.pupils.get(pupil_id)
+
+    def save_pupil(self, pupil: RetainedPupil) -> None:
+        self.state = replace(self.state, pupils=MappingProxyType({**self.state.pupils, pupil.pupil_id: pupil}))
+
+    def save_consent(self, consent: Consent) -> None:
+        key = (consent.pupil_id, consent.purpose, consent.giver)
+        self.state = replace(self.state, consents=MappingProxyType({**self.state.consents, key: consent}))
+
+    def drop_pupil(self, pupil_id: UUID) -> None:
+        self.state = RetentionState(
+            MappingProxyType({k: v for k, v in self.state.pupils.items() if k != pupil_id}),
+            MappingProxyType({k: v for k, v in self.state.consents.items() if k[0] != pupil_id}))
+
+
+def evolve(state: RetentionState, recorded: RecordedEvent) -> RetentionState:
+    """The replay's step: the same fold as the live service's, into a RetentionState."""
+    handler = HANDLERS.get(type(recorded.event))
+    if handler is None:
+        return state
+    entities = StateEntities(state)
+    handler.fold(entities, recorded)
+    return entities.state

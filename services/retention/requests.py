@@ -30,6 +30,7 @@ from shared.contracts.envelope import derived_id
 from shared.contracts.events import (
     ConsentGiver,
     PupilDetailsCorrected,
+    PurgeScheduled,
     SubjectRequestAnswered,
     SubjectRequestKind,
     SubjectRequestReceived,
@@ -205,13 +206,13 @@ class RequestDesk:
         if outcome == "deleted":
             # Due today: the relay's next round shreds the key and emits PupilDataPurged, by the same
             # steps (and the same crash safety) as every scheduled purge.
-            store.schedule_purge(connection, row.pupil_id, "erasure-request", self._service.today())
+            self._service.emit(connection, PurgeScheduled(pupil_id=pupil_id, category="erasure-request",
+                                                          due_on=self._service.today()),
+                               derived_id("retention", row.request_id, "erasure-scheduled"), None)
             log.info("pupil data erasure granted", extra={"request_id": row.request_id})
         return self.one(connection, request_id)
 
     def _correct(self, connection: Connection, pupil_id: UUID, request_id: UUID, correction: Correction) -> None:
-        if correction.date_of_birth is not None:
-            store.correct_date_of_birth(connection, pupil_id, correction.date_of_birth)
         event = PupilDetailsCorrected.model_validate({
             "pupil_id": pupil_id, "request_id": request_id, "name": correction.name,
             "date_of_birth": correction.date_of_birth, "parent_emails": correction.parent_emails})

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Connection, Engine
 
 from services.retention import store
-from services.retention.domain import DEFAULT_PERIODS, ConsentAnswer, category_for, consent, purge_due
+from services.retention.domain import DEFAULT_PERIODS, HANDLERS, ConsentAnswer, consent, handle
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
@@ -21,14 +21,10 @@ from shared.contracts.events import (
     ConsentGiver,
     ConsentPurpose,
     ConsentWithdrawn,
-    DossierOpened,
     Event,
     LegalHoldPlaced,
     LegalHoldReleased,
     PupilDataPurged,
-    PupilEnrolled,
-    PupilLeft,
-    PurgeScheduled,
     pupil_key_id,
 )
 from shared.crypto import KeyStore
@@ -67,29 +63,9 @@ class RetentionService:
     # --- registry events -------------------------------------------------------------------
 
     def apply(self, recorded: RecordedEvent, connection: Connection) -> None:
-        event = recorded.event
-        if isinstance(event, PupilEnrolled):
-            birth = event.date_of_birth if isinstance(event.date_of_birth, date) else None
-            if not store.update_enrolment(connection, event.pupil_id, event.branch_id, birth):
-                store.add_pupil(connection, event.pupil_id, event.branch_id, birth)
-        elif isinstance(event, DossierOpened):
-            store.note_swv_dossier(connection, event.pupil_id)
-            self._schedule(connection, event.pupil_id, recorded)  # a longer period may now apply
-        elif isinstance(event, PupilLeft):
-            store.record_leaving(connection, event.pupil_id, event.left_on)
-            self._schedule(connection, event.pupil_id, recorded)
-
-    def _schedule(self, connection: Connection, pupil_id: UUID, cause: RecordedEvent) -> None:
-        row = store.load_pupil(connection, pupil_id)
-        if row is None or row.left_on is None:
-            return
-        category = category_for(row.has_swv_dossier)
-        due = purge_due(row.left_on, category, self._periods)
-        if (row.category, row.due_on) == (category, due):
-            return
-        store.schedule_purge(connection, pupil_id, category, due)
-        self.emit(connection, PurgeScheduled(pupil_id=pupil_id, category=category, due_on=due),
-                   derived_id("retention", cause.id, "scheduled"), cause)
+        """A registry event, folded through the domain's table; a purge it (re)schedules is emitted."""
+        for event in handle(store.Tables(connection), recorded, self._periods):
+            self.emit(connection, event, derived_id("retention", recorded.id, "scheduled"), recorded)
 
     # --- the purge: crypto-shredding -------------------------------------------------------
 
@@ -105,7 +81,6 @@ class RetentionService:
             with engine.begin() as connection:
                 store.record_purge(connection, row.pupil_id, key_id, row.category, row.due_on, self.clock.now())
                 forget_pupil(connection, row.pupil_id)
-                store.drop_pupil(connection, row.pupil_id)
                 self.emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
                            derived_id("retention", row.pupil_id, "purged"), None)
             log.info("pupil data purged", extra={"count": 1})
@@ -119,8 +94,7 @@ class RetentionService:
     # --- legal hold and consent (the API) ----------------------------------------------------
 
     def set_hold(self, connection: Connection, pupil_id: UUID, reason: str | None) -> bool:
-        held = reason is not None
-        if not store.set_legal_hold(connection, pupil_id, held, reason):
+        if not store.pupil_exists(connection, pupil_id):
             return False
         event: Event = LegalHoldPlaced(pupil_id=pupil_id, reason=reason) if reason else LegalHoldReleased(
             pupil_id=pupil_id)
@@ -131,9 +105,6 @@ class RetentionService:
                        given: bool) -> bool:
         if not store.pupil_exists(connection, pupil_id):
             return False
-        now = self.clock.now()
-        if not store.update_consent(connection, pupil_id, purpose, giver, given, now):
-            store.add_consent(connection, pupil_id, purpose, giver, given, now)
         event: Event = (ConsentGiven(pupil_id=pupil_id, purpose=purpose, given_by=giver) if given
                         else ConsentWithdrawn(pupil_id=pupil_id, purpose=purpose, withdrawn_by=giver))
         self.emit(connection, event, str(uuid.uuid4()), None)
@@ -147,6 +118,11 @@ class RetentionService:
         return consent(purpose, row.date_of_birth, given, self.today())
 
     def emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
-        self._outbox.emit(connection, event, event_id=event_id, now=self.clock.now(), cause=cause, unless_queued=True)
+        """Queue our own event and fold it into the tables at once, through the same table a
+        replay folds it with (the processor does not read our own topic back)."""
+        encoded = self._outbox.emit(connection, event, event_id=event_id, now=self.clock.now(), cause=cause,
+                                    unless_queued=True)
+        if encoded is not None and type(event) in HANDLERS:
+            handle(store.Tables(connection), self._codec.decode(encoded.value), self._periods)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -29,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Row
 
+from services.retention.domain import Consent, RetainedPupil, RetentionState
 from shared.contracts.events import ConsentGiver, ConsentPurpose, SubjectRequestKind
 from shared.db import UtcDateTime, migrate
 from shared.kafka.progress import define_progress_tables
@@ -135,43 +137,6 @@ def load_pupil(connection: Connection, pupil_id: UUID | str) -> Row[Any] | None:
 
 def pupil_exists(connection: Connection, pupil_id: UUID) -> bool:
     return connection.execute(select(pupils.c.pupil_id).where(pupils.c.pupil_id == str(pupil_id))).first() is not None
-
-
-def update_enrolment(connection: Connection, pupil_id: UUID, branch_id: UUID, date_of_birth: date | None) -> bool:
-    """Enrolled (again): no longer left, nothing scheduled. False when the pupil is not known yet."""
-    return bool(connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id)).values(
-        branch_id=str(branch_id), date_of_birth=date_of_birth, enrolled=True, left_on=None, due_on=None,
-        category=None)).rowcount)
-
-
-def add_pupil(connection: Connection, pupil_id: UUID, branch_id: UUID, date_of_birth: date | None) -> None:
-    connection.execute(insert(pupils).values(
-        pupil_id=str(pupil_id), has_swv_dossier=False, legal_hold=False, branch_id=str(branch_id),
-        date_of_birth=date_of_birth, enrolled=True, left_on=None, due_on=None, category=None))
-
-
-def note_swv_dossier(connection: Connection, pupil_id: UUID) -> None:
-    connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id)).values(has_swv_dossier=True))
-
-
-def record_leaving(connection: Connection, pupil_id: UUID, left_on: date) -> None:
-    connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id))
-                       .values(enrolled=False, left_on=left_on))
-
-
-def schedule_purge(connection: Connection, pupil_id: UUID | str, category: str, due_on: date) -> None:
-    connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id))
-                       .values(category=category, due_on=due_on))
-
-
-def set_legal_hold(connection: Connection, pupil_id: UUID, held: bool, reason: str | None) -> bool:
-    """False when the pupil is not known."""
-    return bool(connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id))
-                                   .values(legal_hold=held, hold_reason=reason)).rowcount)
-
-
-def correct_date_of_birth(connection: Connection, pupil_id: UUID, date_of_birth: date) -> None:
-    connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil_id)).values(date_of_birth=date_of_birth))
 
 
 # --- consents ---------------------------------------------------------------------------------
@@ -386,3 +351,49 @@ def open_leak_count(connection: Connection) -> int:
     """Neither reported to the regulator nor assessed as not reportable."""
     return int(connection.execute(select(func.count()).select_from(leaks).where(
         leaks.c.reported_at.is_(None), leaks.c.not_reportable_reason.is_(None))).scalar_one())
+
+
+# --- the retention state behind the domain's port ----------------------------------------------
+
+def _pupil(row: Row[Any]) -> RetainedPupil:
+    return RetainedPupil(UUID(row.pupil_id), UUID(row.branch_id), row.date_of_birth, row.enrolled, row.left_on,
+                         row.has_swv_dossier, row.category, row.due_on, row.legal_hold, row.hold_reason)
+
+
+class Tables:
+    """The retention tables behind the domain's RetentionEntities port: the live service folds
+    every event through the same handlers (`domain.HANDLERS`) as a replay does."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def pupil(self, pupil_id: UUID) -> RetainedPupil | None:
+        row = load_pupil(self.connection, pupil_id)
+        return _pupil(row) if row is not None else None
+
+    def save_pupil(self, pupil: RetainedPupil) -> None:
+        values = {"branch_id": str(pupil.branch_id), "date_of_birth": pupil.date_of_birth,
+                  "enrolled": pupil.enrolled, "left_on": pupil.left_on, "has_swv_dossier": pupil.has_swv_dossier,
+                  "category": pupil.category, "due_on": pupil.due_on, "legal_hold": pupil.legal_hold,
+                  "hold_reason": pupil.hold_reason}
+        if not self.connection.execute(update(pupils).where(pupils.c.pupil_id == str(pupil.pupil_id))
+                                       .values(**values)).rowcount:
+            self.connection.execute(insert(pupils).values(pupil_id=str(pupil.pupil_id), **values))
+
+    def save_consent(self, consent: Consent) -> None:
+        if not update_consent(self.connection, consent.pupil_id, consent.purpose, consent.giver, consent.given,
+                              consent.at):
+            add_consent(self.connection, consent.pupil_id, consent.purpose, consent.giver, consent.given, consent.at)
+
+    def drop_pupil(self, pupil_id: UUID) -> None:
+        drop_consents(self.connection, str(pupil_id))
+        drop_pupil(self.connection, str(pupil_id))
+
+
+def load_state(connection: Connection) -> RetentionState:
+    """Every pupil and consent in the tables (the live side of "replay equals live")."""
+    found = {UUID(row.pupil_id): _pupil(row) for row in connection.execute(select(pupils))}
+    given = {(UUID(r.pupil_id), ConsentPurpose(r.purpose), ConsentGiver(r.giver)):
+             Consent(UUID(r.pupil_id), ConsentPurpose(r.purpose), ConsentGiver(r.giver), r.given, r.at)
+             for r in connection.execute(select(consents))}
+    return RetentionState(MappingProxyType(found), MappingProxyType(given))

@@ -28,6 +28,9 @@ from services.registry import store as registry_store
 from services.registry.credentials import Credential
 from services.registry.handlers import apply_retention_event
 from services.registry.service import MutationProblem, RegistryService
+from services.retention import domain as retention_domain
+from services.retention import store as retention_store
+from services.retention.service import RetentionService
 from shared.clock import ManualClock
 from shared.contracts import events as e
 from shared.contracts import mutations as m
@@ -237,4 +240,70 @@ def test_registry_tables_equal_the_replayed_fold(migrated_registry, tmp_path, re
         log += [codec.decode(row.value).event for row in rows]
         replayed = reduce(registry_domain.evolve, log, registry_domain.INITIAL_STATE)
         assert live == replayed, f"after {report['kind']} (step {n})"
+    engine.dispose()
+
+
+# --- retention: registry events it follows, holds and consents from its API, purges when due ---
+
+RETENTION_PUPILS = [uuid.UUID(int=0x9A0 + n) for n in range(3)]
+retention_pupils = st.sampled_from(RETENTION_PUPILS)
+RETENTION_STEPS = st.one_of(
+    st.builds(lambda p, b, born: ("registry", e.PupilEnrolled(branch_id=b, pupil_id=p, name="Kind",
+                                                              date_of_birth=born,
+                                                              parent_emails=["ouder@thuis.example"])),
+              retention_pupils, branches, st.dates(date(2008, 1, 1), date(2020, 12, 31))),
+    st.builds(lambda p, b, d: ("registry", e.DossierOpened(branch_id=b, dossier_id=d, pupil_id=p,
+                                                           contact_staff_id=STAFF[0], summary="hulpvraag")),
+              retention_pupils, branches, dossier_ids),
+    st.builds(lambda p, b, days: ("registry", e.PupilLeft(branch_id=b, pupil_id=p,
+                                                          left_on=date(2026, 7, 1) + timedelta(days=days))),
+              retention_pupils, branches, st.integers(0, 400)),
+    st.builds(lambda p, reason: ("hold", p, reason), retention_pupils, st.none() | st.just("lopende procedure")),
+    st.builds(lambda p, purpose, giver, given: ("consent", p, purpose, giver, given), retention_pupils,
+              st.sampled_from(list(e.ConsentPurpose)), st.sampled_from(list(e.ConsentGiver)), st.booleans()),
+    st.builds(lambda days: ("time passes", days), st.integers(1, 4 * 365)),
+)
+
+
+@pytest.fixture(scope="module")
+def migrated_retention(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("retention-template") / "retention.sqlite"
+    retention_store.migrate_to_newest(f"sqlite:///{path}")
+    return path
+
+
+@given(steps=st.lists(RETENTION_STEPS, min_size=1, max_size=30))
+@HISTORY_SETTINGS
+def test_retention_tables_equal_the_replayed_fold(migrated_retention, tmp_path, steps) -> None:
+    path = tmp_path / f"retention-{uuid.uuid4()}.sqlite"
+    shutil.copyfile(migrated_retention, path)
+    engine = make_engine(f"sqlite:///{path}")
+    keys, clock = InMemoryKeyStore(), ManualClock(START)
+    codec = EventCodec(keys, source="/test")
+    service = RetentionService(codec, keys, clock)
+    log: list[RecordedEvent] = []
+    published = 0
+    for n, step in enumerate(steps):
+        clock.advance(timedelta(minutes=1))
+        if step[0] == "time passes":
+            clock.advance(timedelta(days=step[1]))
+            service.purge_due(engine)  # what the relay does each round
+        else:
+            with engine.begin() as connection:
+                if step[0] == "registry":
+                    recorded = _recorded(codec, step[1], clock.now(), n)
+                    service.apply(recorded, connection)
+                    log.append(recorded)
+                elif step[0] == "hold":
+                    service.set_hold(connection, step[1], step[2])
+                else:
+                    service.record_consent(connection, *step[1:])
+        with engine.begin() as connection:
+            rows = connection.execute(select(retention_store.outbox.c.value).order_by(retention_store.outbox.c.seq)
+                                      .offset(published)).all()
+            live = retention_store.load_state(connection)
+        published += len(rows)
+        log += [codec.decode(row.value) for row in rows]
+        replayed = reduce(retention_domain.evolve, log, retention_domain.INITIAL_STATE)
+        assert live == replayed, f"after step {n}: {step[0]}"
     engine.dispose()
