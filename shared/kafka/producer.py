@@ -93,26 +93,31 @@ class EventPublisher:
     without one the failure stays visible in `health.fatal`."""
 
     def __init__(self, producer: KafkaProducer | None = None, *,
-                 factory: Callable[[], KafkaProducer] | None = None, recreate_after: int = 3) -> None:
+                 factory: Callable[[], KafkaProducer] | None = None, recreate_after: int = 3,
+                 send_timeout_s: float = 30.0) -> None:
         if producer is None and factory is None:
             raise ValueError("a producer or a factory is needed")
         self._factory = factory
         self._producer = producer if producer is not None else factory()  # type: ignore[misc]
         self._recreate_after = recreate_after
+        # How long one round of sends may wait for its acknowledgements.
+        self._send_timeout_s = send_timeout_s
         self._lock = threading.Lock()
         self.health = PublisherHealth()
 
     @classmethod
-    def connect(cls, bootstrap: str, client_id: str, **overrides: Any) -> EventPublisher:
-        return cls(factory=lambda: make_producer(bootstrap, client_id, **overrides))
+    def connect(cls, bootstrap: str, client_id: str, send_timeout_s: float = 30.0, **overrides: Any
+                ) -> EventPublisher:
+        return cls(factory=lambda: make_producer(bootstrap, client_id, **overrides), send_timeout_s=send_timeout_s)
 
     @property
     def producer(self) -> KafkaProducer:
         return self._producer
 
-    def send_records(self, records: Sequence[OutgoingRecord], timeout_s: float = 30.0
+    def send_records(self, records: Sequence[OutgoingRecord], timeout_s: float | None = None
                      ) -> list[Acknowledged | None]:
         """Send all, wait for all; per record its acknowledgement, or None if it must be resent."""
+        timeout_s = timeout_s if timeout_s is not None else self._send_timeout_s
         with self._lock:
             self._heal()
             try:
@@ -147,7 +152,7 @@ class EventPublisher:
                 self._failed(failure)
             return results
 
-    def send_record(self, record: OutgoingRecord, timeout_s: float = 30.0) -> Acknowledged:
+    def send_record(self, record: OutgoingRecord, timeout_s: float | None = None) -> Acknowledged:
         result = self.send_records([record], timeout_s)[0]
         if result is None:
             raise NotAcknowledged(record.topic)
