@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import importlib.resources
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,10 +37,41 @@ def tansu_binary() -> Path:
     return path
 
 
-def free_port() -> int:
+_RANDOM = random.SystemRandom()
+LOWEST_PORT = 10_000
+
+
+def _ephemeral_start() -> int:
+    """Where the kernel's ports for outgoing connections begin (Linux: 32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _port_free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _candidates(span: int) -> range:
+    """Bases for `span` consecutive ports below the ephemeral range: an outgoing connection
+    (a Kafka client, another test run beside this one) never takes such a port between our
+    check and the server's bind, which a port from bind(0) can suffer."""
+    end = _ephemeral_start() - span
+    return range(LOWEST_PORT, end) if end > LOWEST_PORT + 1000 else range(LOWEST_PORT, 65536 - span)
+
+
+def free_port() -> int:
+    candidates = _candidates(1)
+    while True:
+        port = _RANDOM.choice(candidates)
+        if _port_free(port):
+            return port
 
 
 def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -91,13 +123,7 @@ def _wait_for_s3(port: int, timeout_s: float, process: subprocess.Popen[bytes]) 
 
 def _port_pair_free(port: int) -> bool:
     """SeaweedFS listens for gRPC on every HTTP port + 10000."""
-    for candidate in (port, port + GRPC_OFFSET):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                return False
-    return True
+    return _port_free(port) and _port_free(port + GRPC_OFFSET)
 
 
 def _output(log_dir: Path | None, name: str) -> int | IO[bytes]:
@@ -217,9 +243,10 @@ class S3rverStore(ObjectStore):
 
 def _free_port_run(count: int) -> int:
     """A base port such that base..base+count-1 and their gRPC twins are free."""
+    candidates = _candidates(count + GRPC_OFFSET)
     while True:
-        base = free_port()
-        if base + count - 1 + GRPC_OFFSET < 65536 and all(_port_pair_free(base + i) for i in range(count)):
+        base = _RANDOM.choice(candidates)
+        if all(_port_pair_free(base + i) for i in range(count)):
             return base
 
 

@@ -8,6 +8,7 @@ command starts one), each test in a database of its own.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -84,6 +85,30 @@ os.environ.setdefault("SAMENVEILIG_CONSUMER_SESSION_TIMEOUT_MS", str(TEST_SESSIO
 
 def _database_backends() -> list[str]:
     return ["sqlite", "postgresql"] if os.environ.get("SAMENVEILIG_TEST_POSTGRES_URL") else ["sqlite"]
+
+
+# The runs of the whole system or of a broker under kills take turns across the pytest-xdist
+# workers, so that none competes with another for the two cores (their timing bounds are the
+# user's, not a harness's); the other files run beside them.
+SYSTEM_RUNS = frozenset({"tests/broker/test_torture.py", "tests/broker/test_durability.py",
+                         "tests/e2e/test_chaos.py", "tests/e2e/test_run_command.py",
+                         "tests/e2e/test_auth_browser.py"})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_system_run_at_a_time(request: pytest.FixtureRequest,
+                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    path = Path(str(request.path)).relative_to(Path(str(request.config.rootpath))).as_posix()
+    if path not in SYSTEM_RUNS or not hasattr(request.config, "workerinput"):
+        yield
+        return
+    # The workers' temporary directories share a parent: the lock lives there.
+    with (tmp_path_factory.getbasetemp().parent / "system-runs.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

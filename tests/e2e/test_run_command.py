@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.localbroker import free_port
+from deploy.localbroker import _free_port_run, free_port
 from shared.contracts.topics import Topic
 from tests.support import read_all, wait_until
 
@@ -24,9 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 class RunCommand:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.ports = {name: free_port() for name in ("BROKER_PORT", "S3_PORT", "ACCESS_API_PORT",
-                                                     "REGISTRY_API_PORT", "AUTH_API_PORT",
-                                                     "RETENTION_API_PORT", "SMTP_PORT")}
+        self.ports = {name: free_port() for name in ("BROKER_PORT", "ACCESS_API_PORT", "REGISTRY_API_PORT",
+                                                     "AUTH_API_PORT", "RETENTION_API_PORT", "SMTP_PORT")}
+        # The object store takes S3_PORT and the four after it, each also + 10000 (gRPC).
+        self.ports["S3_PORT"] = _free_port_run(5)
         self.process: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / "run.out"
 
