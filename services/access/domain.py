@@ -41,6 +41,7 @@ from shared.contracts.events import (
     StaffRole,
     StaffRoleChanged,
 )
+from shared.fold import evolve_through
 
 RULE_IB_ER = "ib_er-sees-branch"
 RULE_DIRECTEUR = "directeur-sees-branch"
@@ -393,12 +394,7 @@ class StateEntities:
 
 def evolve(state: AccessState, recorded: RecordedEvent) -> AccessState:
     """The replay's step: the same fold as the live processor's, into an AccessState."""
-    handler = HANDLERS.get(type(recorded.event))
-    if handler is None:
-        return state
-    entities = StateEntities(state)
-    handler.fold(entities, recorded)
-    return entities.state
+    return evolve_through(HANDLERS, StateEntities, state, recorded)
 
 
 # --- reactions: the events the access service itself emits for a registry event ------------

@@ -33,6 +33,7 @@ from shared.contracts.events import (
     PupilLeft,
     PurgeScheduled,
 )
+from shared.fold import evolve_through
 
 DEFAULT_PERIODS: Mapping[str, int] = {
     "leerlingdossier": 2,        # pupil data: at most 2 years after leaving (the seed)
@@ -341,9 +342,4 @@ class StateEntities:
 
 def evolve(state: RetentionState, recorded: RecordedEvent) -> RetentionState:
     """The replay's step: the same fold as the live service's, into a RetentionState."""
-    handler = HANDLERS.get(type(recorded.event))
-    if handler is None:
-        return state
-    entities = StateEntities(state)
-    handler.fold(entities, recorded)
-    return entities.state
+    return evolve_through(HANDLERS, StateEntities, state, recorded)
