@@ -33,7 +33,7 @@ status=0
 # Line coverage of shared/, services/ and deploy/ ([tool.coverage.run]), summed up at the end.
 # The 20 slowest tests are listed: the suite has a time budget (README, "The two commands").
 # Three workers (PYTEST_WORKERS; 0 runs in one process). Each file stays on one worker, so that
-# its module fixtures are built once; the runs of the whole system take turns (tests/conftest.py,
+# its module fixtures are built once; the longest system runs take turns (tests/conftest.py,
 # SYSTEM_RUNS); each worker has its own session broker. Most of the suite's time is spent
 # waiting (group joins, kills, timeouts), so three fit on two cores.
 .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile --cov --cov-report=term:skip-covered \

@@ -90,9 +90,7 @@ def _database_backends() -> list[str]:
 # The runs of the whole system or of a broker under kills take turns across the pytest-xdist
 # workers, so that none competes with another for the two cores (their timing bounds are the
 # user's, not a harness's); the other files run beside them.
-SYSTEM_RUNS = frozenset({"tests/broker/test_torture.py", "tests/broker/test_durability.py",
-                         "tests/e2e/test_chaos.py", "tests/e2e/test_run_command.py",
-                         "tests/e2e/test_auth_browser.py"})
+SYSTEM_RUNS = frozenset({"tests/broker/test_torture.py", "tests/e2e/test_chaos.py", "tests/e2e/test_run_command.py"})
 
 
 @pytest.fixture(scope="module", autouse=True)
