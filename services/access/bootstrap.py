@@ -33,6 +33,8 @@ class AccessDeps:
     clock: Clock
     service: AccessService
     upstream_outboxes: UpstreamOutboxes
+    # What the processor applied, where it stands; the service marks its own grants in it too.
+    progress: Progress
 
 
 def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
@@ -42,17 +44,17 @@ def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
     topics = TopicNames(settings.topic_prefix)
     clock = clock or SystemClock()
     codec = EventCodec(keys, source="/samenveilig/access", topics=topics)
+    own_progress = Progress(store.processed_events, store.consumer_positions, settings.consumer_group,
+                            store.stream_versions)
     service = AccessService(codec, clock, settings.kindkans_url, str(settings.mail_from).split("@")[1],
-                            progress=Progress(store.processed_events, store.consumer_positions,
-                                              settings.consumer_group, store.stream_versions))
+                            progress=own_progress)
     upstream = UpstreamOutboxes(settings.upstream_outbox_urls.split(","), settings.outbox_max_age_s)
     return AccessDeps(settings=settings, engine=engine, keys=keys, codec=codec, topics=topics, clock=clock,
-                      service=service, upstream_outboxes=upstream)
+                      service=service, upstream_outboxes=upstream, progress=own_progress)
 
 
 def progress(deps: AccessDeps) -> Progress:
-    return Progress(store.processed_events, store.consumer_positions, deps.settings.consumer_group,
-                          store.stream_versions)
+    return deps.progress
 
 
 def source_topics(deps: AccessDeps) -> list[str]:

@@ -35,11 +35,11 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 def forget_pupil(connection: Connection, pupil_id: str) -> None:
-    """Drop what the retention service holds about a purged pupil besides the purge report: the
-    consents, the sealed inspection exports (unreadable already), the free texts of the requests,
-    and the leak mails to the parents (their addresses; a mail still unsent then is not sent: the
-    erasure wins). The request register and the breach register keep ids and dates only."""
-    store.drop_consents(connection, pupil_id)
+    """Drop what the retention service holds about a purged pupil beyond its state (the pupil
+    and the consents go with the fold of PupilDataPurged) and the purge report: the sealed
+    inspection exports (unreadable already), the free texts of the requests, and the leak mails
+    to the parents (their addresses; a mail still unsent then is not sent: the erasure wins).
+    The request register and the breach register keep ids and dates only."""
     store.clear_request_free_texts(connection, pupil_id)
     store.drop_leak_mails(connection, pupil_id)
 
