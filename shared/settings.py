@@ -70,7 +70,10 @@ class CommonSettings(BaseSettings):
 
 
 class MailSettings(CommonSettings):
-    """For services that send mail through an outbox and a relay."""
+    """For services that send mail through an outbox and a relay: all of ours (`shared.kit`)."""
+
+    # The consumer group of the service's processor (a second processor adds a suffix).
+    consumer_group: str = "samenveilig"
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025

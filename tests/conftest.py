@@ -87,10 +87,47 @@ def _database_backends() -> list[str]:
     return ["sqlite", "postgresql"] if os.environ.get("SAMENVEILIG_TEST_POSTGRES_URL") else ["sqlite"]
 
 
-# The runs of the whole system or of a broker under kills take turns across the pytest-xdist
-# workers, so that none competes with another for the two cores (their timing bounds are the
-# user's, not a harness's); the other files run beside them.
-SYSTEM_RUNS = frozenset({"tests/broker/test_torture.py", "tests/e2e/test_chaos.py", "tests/e2e/test_run_command.py"})
+# The runs of the whole system or of a broker under kills take turns, so that none competes with
+# another for the two cores (their timing bounds are the user's, not a harness's); the other
+# files run beside them. Under `--dist loadfile` they are one work unit, started first on a
+# worker that takes nothing else until they are done (`SystemRunsFirst`): no worker sits
+# waiting for another's run. Under any other distribution a file lock makes them take turns.
+# In this order: the broker torture last, when the other workers are done and its producers'
+# timing bounds meet the least contention.
+SYSTEM_RUNS = ("tests/e2e/test_run_command.py", "tests/e2e/test_chaos.py", "tests/broker/test_torture.py")
+SYSTEM_RUNS_SCOPE = "system-runs"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def system_run_rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SYSTEM_RUNS.index(path) + 1 if path in SYSTEM_RUNS else 0
+
+    items.sort(key=system_run_rank)  # stable: every other test keeps its place
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SystemRunsFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SYSTEM_RUNS_SCOPE if path in SYSTEM_RUNS else path
+
+        def _assign_work_unit(self, node: object) -> None:
+            if SYSTEM_RUNS_SCOPE in self.workqueue:
+                self.workqueue.move_to_end(SYSTEM_RUNS_SCOPE, last=False)
+            super()._assign_work_unit(node)
+
+        def _reschedule(self, node: object) -> None:
+            running = self.assigned_work.get(node, {}).get(SYSTEM_RUNS_SCOPE)
+            if running is not None and not all(running.values()):
+                return  # anything queued behind the system runs would wait minutes for a free worker
+            super()._reschedule(node)
+
+    return SystemRunsFirst(config, log)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,40 +1,21 @@
-"""Wires the access service's real adapters; tests build their own with other ones."""
+"""The access service, declared once (`SERVICE`), and its real adapters; tests build their own
+with other ones."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy.engine import Engine
-
-from services.access import store
+from services.access import routes, store
+from services.access.deps import AccessDeps
 from services.access.service import AccessService
 from services.access.settings import AccessSettings
 from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import EventCodec
 from shared.contracts.topics import Topic, TopicNames
-from shared.crypto import KeyStore, SqlKeyStore
+from shared.crypto import SqlKeyStore
 from shared.db import make_engine
-from shared.kafka.admin import ensure_topics
-from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
-from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
-from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, UpstreamOutboxes, publish_due
-from shared.runtime import build_consumer
-
-
-@dataclass
-class AccessDeps:
-    settings: AccessSettings
-    engine: Engine
-    keys: KeyStore
-    codec: EventCodec
-    topics: TopicNames
-    clock: Clock
-    service: AccessService
-    upstream_outboxes: UpstreamOutboxes
-    # What the processor applied, where it stands; the service marks its own grants in it too.
-    progress: Progress
+from shared.kit import Processor, ServiceDeclaration
+from shared.outbox import OutboxRelay, UpstreamOutboxes
 
 
 def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
@@ -53,30 +34,29 @@ def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
                       service=service, upstream_outboxes=upstream, progress=own_progress)
 
 
-def progress(deps: AccessDeps) -> Progress:
-    return deps.progress
+# Registry facts, our own explicit grants (so the tables rebuild from the log alone), and purges
+# (so a purged pupil's rows go).
+FOLLOWS = (Topic.REGISTRY_EVENTS, Topic.ACCESS_EVENTS, Topic.RETENTION_EVENTS)
+
+SERVICE: ServiceDeclaration[AccessSettings, AccessDeps] = ServiceDeclaration(
+    name="access",
+    description="Who may see which hulpvraag dossier, and why. Fails closed.",
+    settings=AccessSettings, build=build, tables=store,
+    publishes=(Topic.ACCESS_EVENTS,),
+    processors=(Processor("access-processor", FOLLOWS, lambda deps: deps.service.apply),),
+    routers=routes.ROUTERS,
+    # The notification mail checks the policy again at the moment of sending.
+    mail_options=lambda deps: {"check": deps.service.send_check},
+)
 
 
 def source_topics(deps: AccessDeps) -> list[str]:
-    # Registry facts, our own explicit grants (so the tables rebuild from the log alone), and
-    # purges (so a purged pupil's rows go).
-    return [deps.topics(Topic.REGISTRY_EVENTS), deps.topics(Topic.ACCESS_EVENTS), deps.topics(Topic.RETENTION_EVENTS)]
+    return [deps.topics(topic) for topic in FOLLOWS]
 
 
 def build_runner(deps: AccessDeps) -> ConsumerRunner:
-    return build_consumer(deps.settings, store, topics=source_topics(deps), engine=deps.engine, codec=deps.codec,
-                          handler=deps.service.apply, clock=deps.clock, group=deps.settings.consumer_group)
+    return SERVICE.runner(deps)
 
 
 def build_relay(deps: AccessDeps) -> OutboxRelay:
-    settings = deps.settings
-    sources = source_topics(deps)
-    ensure_topics(settings.kafka_bootstrap_servers, sources, settings.topic_partitions, settings.topic_replication)
-    confirmer = PublishedConfirmer(deps.engine, store.outbox, settings.kafka_bootstrap_servers, deps.clock)
-    publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "access-relay")
-    mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
-                      str(settings.mail_from), check=deps.service.send_check)
-    return OutboxRelay("access-relay", [lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
-                                        confirmer,
-                                        mail.send_pending], settings.relay_interval_s,
-                       relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))
+    return SERVICE.relay(deps)

@@ -1,6 +1,6 @@
 """samenveilig-audit: the audit team's questions answered from the event log alone.
 
-    samenveilig-audit replay [--access-db URL] [--registry-db URL]
+    samenveilig-audit replay [--access-db URL] [--registry-db URL] [--auth-db URL]
     samenveilig-audit who-could-see DOSSIER --at 2026-03-01T12:00+01:00 [--axis valid|record]
     samenveilig-audit what-could-see STAFF --at ...
     samenveilig-audit timeline DOSSIER
@@ -38,6 +38,8 @@ from services.access.domain import evolve as access_evolve
 from services.access.history import Axis, state_at, timeline, what_could_see, who_could_see
 from services.audit import snapshot
 from services.audit import verify as checks
+from services.auth import domain as auth_domain
+from services.auth import projection as auth_projection
 from services.registry import projection as registry_projection
 from services.registry.domain import FOLDED_TYPES as REGISTRY_FOLDED
 from services.registry.domain import INITIAL_STATE as REGISTRY_INITIAL
@@ -199,6 +201,7 @@ def differences(live: Mapping[str, Any], replay: Mapping[str, Any]) -> list[str]
 @app.command("replay")
 def replay_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option(help="compare with this")] = None,
                registry_db: Annotated[str | None, typer.Option(help="compare with this")] = None,
+               auth_db: Annotated[str | None, typer.Option(help="compare with this")] = None,
                snapshot_dir: Annotated[Path | None, typer.Option(help="resume from, and save, a snapshot")] = None
                ) -> None:
     """Fold the whole log with the services' own evolve functions; compare with their live state."""
@@ -220,12 +223,16 @@ def replay_cmd(ctx: typer.Context, access_db: Annotated[str | None, typer.Option
     registry_state = reduce(registry_evolve, (e.event.event for e in log.entries
                                               if e.record.topic == Topic.REGISTRY_EVENTS.value
                                               or e.event.type in REGISTRY_FOLDED), REGISTRY_INITIAL)
+    auth_state = reduce(auth_domain.evolve, (e.event for e in log.entries
+                                             if e.record.topic == Topic.AUTH_EVENTS.value), auth_domain.INITIAL_STATE)
     fold_seconds = time.monotonic() - started
     found_differences = {
         "access": differences(access_projection.of_tables(access_db), access_projection.of_state(access_state))
         if access_db else None,
         "registry": differences(registry_projection.of_tables(registry_db),
-                                registry_projection.of_state(registry_state)) if registry_db else None}
+                                registry_projection.of_state(registry_state)) if registry_db else None,
+        "auth": differences(auth_projection.of_tables(auth_db), auth_projection.of_state(auth_state))
+        if auth_db else None}
     counts = Counter(e.event.type for e in log.entries)
     payload = {"events": len(log.entries), "by_type": dict(sorted(counts.items())), "undecodable": len(log.undecodable),
                "read_seconds": round(log.seconds, 3), "fold_seconds": round(fold_seconds, 3),

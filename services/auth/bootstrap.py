@@ -1,13 +1,12 @@
-"""Wires the auth service's real adapters; tests build their own with other ones."""
+"""The auth service, declared once (`SERVICE`), and its real adapters; tests build their own with
+other ones."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from argon2 import PasswordHasher
-from sqlalchemy.engine import Engine
 
-from services.auth import store
+from services.auth import routes, store
+from services.auth.deps import AuthDeps
 from services.auth.service import AuthService
 from services.auth.settings import AuthSettings
 from shared.clock import Clock, SystemClock
@@ -15,22 +14,9 @@ from shared.contracts.envelope import EventCodec
 from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
-from shared.kafka.admin import ensure_topics
-from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
-from shared.kafka.producer import EventPublisher
-from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
-from shared.runtime import build_consumer
-
-
-@dataclass
-class AuthDeps:
-    settings: AuthSettings
-    engine: Engine
-    codec: EventCodec
-    topics: TopicNames
-    clock: Clock
-    service: AuthService
+from shared.kit import Processor, ServiceDeclaration
+from shared.outbox import OutboxRelay
 
 
 def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
@@ -46,21 +32,22 @@ def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
     return AuthDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service)
 
 
+SERVICE: ServiceDeclaration[AuthSettings, AuthDeps] = ServiceDeclaration(
+    name="auth",
+    description="Kindkans login with two-factor authentication, and session introspection.",
+    settings=AuthSettings, build=build, tables=store,
+    publishes=(Topic.AUTH_EVENTS,),
+    # Joined -> invited; departed -> disabled, every session ended.
+    processors=(Processor("auth-processor", (Topic.REGISTRY_EVENTS,), lambda deps: deps.service.apply),),
+    routers=routes.ROUTERS,
+    # An invitation carries a secret link: once sent, its body is not kept.
+    mail_options=lambda deps: {"redact_after_send": True},
+)
+
+
 def build_runner(deps: AuthDeps) -> ConsumerRunner:
-    return build_consumer(deps.settings, store, topics=[deps.topics(Topic.REGISTRY_EVENTS)], engine=deps.engine,
-                          codec=deps.codec, handler=deps.service.apply, clock=deps.clock,
-                          group=deps.settings.consumer_group)
+    return SERVICE.runner(deps)
 
 
 def build_relay(deps: AuthDeps) -> OutboxRelay:
-    settings = deps.settings
-    ensure_topics(settings.kafka_bootstrap_servers, [deps.topics(Topic.AUTH_EVENTS)], settings.topic_partitions,
-                  settings.topic_replication)
-    confirmer = PublishedConfirmer(deps.engine, store.outbox, settings.kafka_bootstrap_servers, deps.clock)
-    publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "auth-relay")
-    mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
-                      str(settings.mail_from), redact_after_send=True)
-    return OutboxRelay("auth-relay", [lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
-                                      confirmer,
-                                      mail.send_pending], settings.relay_interval_s,
-                       relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))
+    return SERVICE.relay(deps)

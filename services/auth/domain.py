@@ -1,4 +1,5 @@
-"""The auth service's rules: TOTP codes without replay, lockout with growing delays, session
+"""The auth service's rules: what registry events ask of it, the facts it records about accounts
+and sessions (one table each), TOTP codes without replay, lockout with growing delays, session
 lifetimes. Pure: no I/O, no clock (times come in), no logging.
 
 TOTP is RFC 6238 (30-second steps, 6 digits), computed by pyotp; what pyotp does not give us is
@@ -9,11 +10,28 @@ side, and a step is never accepted twice, nor one older than the last accepted.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Literal
 
 import pyotp
+
+from shared.contracts.envelope import RecordedEvent
+from shared.contracts.events import (
+    ERASED,
+    AccountDisabled,
+    AccountInvited,
+    ConsultantDeparted,
+    ConsultantJoined,
+    Event,
+    LoginSucceeded,
+    SecondFactorEnrolled,
+    SessionEnded,
+    StaffDeparted,
+    StaffJoined,
+)
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
@@ -109,3 +127,139 @@ def valid_password(password: str) -> str | None:
     if len(set(password)) < 5:
         return "Kies een wachtwoord met meer verschillende tekens."
     return None
+
+
+# --- the auth service's facts, and the one table that says which event changes them ----------
+#
+# What a registry event asks of auth is decided here (`REACTIONS`); carrying it out (a token, an
+# invitation mail, rows) is the service's I/O. What auth records about accounts and sessions is
+# folded from its own events (`EVOLVERS`), by the replay and, through `AuthService`, by nothing
+# else: the live tables hold the same facts (`services.auth.projection`), which the property test
+# proves for generated histories. Secrets (password hashes, TOTP secrets, recovery codes, token
+# hashes) are never on the log: they are not facts to replay but credentials to lose with the
+# database, after which the staff member is invited again.
+
+
+@dataclass(frozen=True)
+class Invite:
+    """A staff member joined: an account, as if new, and an invitation to its address."""
+
+    staff_id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class Disable:
+    """A staff member left: the account is disabled from `at`, and every session ends now."""
+
+    staff_id: str
+    at: datetime
+
+
+Reaction = Invite | Disable
+
+
+def _joined(recorded: RecordedEvent) -> list[Reaction]:
+    event = recorded.event
+    assert isinstance(event, StaffJoined | ConsultantJoined)
+    if str(event.email) == ERASED:  # a purged staff member's join, replayed: nobody to invite
+        return []
+    return [Invite(str(event.staff_id), str(event.email).lower())]
+
+
+def _departed(recorded: RecordedEvent) -> list[Reaction]:
+    event = recorded.event
+    assert isinstance(event, StaffDeparted | ConsultantDeparted)
+    return [Disable(str(event.staff_id), recorded.effective_at)]
+
+
+REACTIONS: Mapping[type[Event], Callable[[RecordedEvent], list[Reaction]]] = MappingProxyType({
+    StaffJoined: _joined,
+    ConsultantJoined: _joined,
+    StaffDeparted: _departed,
+    ConsultantDeparted: _departed,
+})
+FOLLOWED_TYPES = frozenset(cls.event_type for cls in REACTIONS)
+
+
+def react(recorded: RecordedEvent) -> list[Reaction]:
+    reaction = REACTIONS.get(type(recorded.event))
+    return reaction(recorded) if reaction else []
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    enrolled: bool = False
+    disabled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    staff_id: str
+    second_factor: str
+    ended_reason: str | None = None  # None while the session is active
+
+
+@dataclass(frozen=True)
+class AuthState:
+    accounts: Mapping[str, AccountFacts] = field(default_factory=dict)
+    sessions: Mapping[str, SessionFacts] = field(default_factory=dict)
+
+
+INITIAL_STATE = AuthState()
+
+
+def _invited(state: AuthState, recorded: RecordedEvent) -> AuthState:
+    event = recorded.event
+    assert isinstance(event, AccountInvited)
+    return replace(state, accounts={**state.accounts, str(event.staff_id): AccountFacts()})
+
+
+def _disabled(state: AuthState, recorded: RecordedEvent) -> AuthState:
+    event = recorded.event
+    assert isinstance(event, AccountDisabled)
+    account = state.accounts.get(str(event.staff_id))
+    if account is None:  # a departure of someone never invited (an erased join): nothing to disable
+        return state
+    return replace(state, accounts={**state.accounts,
+                                    str(event.staff_id): replace(account, disabled_at=recorded.effective_at)})
+
+
+def _enrolled(state: AuthState, recorded: RecordedEvent) -> AuthState:
+    event = recorded.event
+    assert isinstance(event, SecondFactorEnrolled)
+    account = state.accounts.get(str(event.staff_id), AccountFacts())
+    return replace(state, accounts={**state.accounts, str(event.staff_id): replace(account, enrolled=True)})
+
+
+def _session_started(state: AuthState, recorded: RecordedEvent) -> AuthState:
+    event = recorded.event
+    assert isinstance(event, LoginSucceeded)
+    session = SessionFacts(str(event.staff_id), event.second_factor)
+    return replace(state, sessions={**state.sessions, str(event.session_id): session})
+
+
+def _session_ended(state: AuthState, recorded: RecordedEvent) -> AuthState:
+    event = recorded.event
+    assert isinstance(event, SessionEnded)
+    session = state.sessions.get(str(event.session_id))
+    if session is None or session.ended_reason is not None:
+        return state
+    return replace(state, sessions={**state.sessions, str(event.session_id): replace(session,
+                                                                                      ended_reason=event.reason)})
+
+
+EVOLVERS: Mapping[type[Event], Callable[[AuthState, RecordedEvent], AuthState]] = MappingProxyType({
+    AccountInvited: _invited,
+    AccountDisabled: _disabled,
+    SecondFactorEnrolled: _enrolled,
+    LoginSucceeded: _session_started,
+    SessionEnded: _session_ended,
+})
+FOLDED_TYPES = frozenset(cls.event_type for cls in EVOLVERS)
+
+
+def evolve(state: AuthState, recorded: RecordedEvent) -> AuthState:
+    """The replay's step over auth.events.v1."""
+    evolver = EVOLVERS.get(type(recorded.event))
+    return evolver(state, recorded) if evolver else state

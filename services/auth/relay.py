@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-
-def main() -> None:
-    from services.auth.bootstrap import build, build_relay
-    from services.auth.settings import AuthSettings
-    from shared.runtime import run_relay
-
-    run_relay("auth-relay", AuthSettings(), build, build_relay)
-
+from services.auth.bootstrap import SERVICE
 
 if __name__ == "__main__":
-    main()
+    SERVICE.run_relay()

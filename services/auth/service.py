@@ -20,8 +20,10 @@ from services.auth import store
 from services.auth.domain import (
     AFTER_SUCCESS,
     CodeAccepted,
+    Invite,
     Session,
     after_failure,
+    react,
     session_state,
     valid_password,
     verify_code,
@@ -30,20 +32,15 @@ from shared import dutch
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
-    ERASED,
     AccountDisabled,
     AccountInvited,
     AccountLocked,
-    ConsultantDeparted,
-    ConsultantJoined,
     Event,
     LoginFailed,
     LoginSucceeded,
     RecoveryCodeUsed,
     SecondFactorEnrolled,
     SessionEnded,
-    StaffDeparted,
-    StaffJoined,
 )
 from shared.crypto import seal, unseal
 from shared.outbox import Outbox, enqueue_mail
@@ -105,27 +102,26 @@ class AuthService:
     # --- registry events -------------------------------------------------------------------
 
     def apply(self, recorded: RecordedEvent, connection: Connection) -> None:
-        event = recorded.event
-        if isinstance(event, StaffJoined | ConsultantJoined):
-            self._invite(recorded, event.staff_id, str(event.email), connection)
-        elif isinstance(event, StaffDeparted | ConsultantDeparted):
-            self.disable(connection, str(event.staff_id), recorded.effective_at, cause=recorded)
+        """A registry event, through the domain's table of what each asks of auth."""
+        for reaction in react(recorded):
+            if isinstance(reaction, Invite):
+                self._invite(recorded, reaction.staff_id, reaction.email, connection)
+            else:
+                self.disable(connection, reaction.staff_id, reaction.at, cause=recorded)
 
-    def _invite(self, recorded: RecordedEvent, staff_id: uuid.UUID, email: str, connection: Connection) -> None:
-        if email == ERASED:
-            return
+    def _invite(self, recorded: RecordedEvent, staff_id: str, email: str, connection: Connection) -> None:
         now = self._clock.now()
-        if store.find_account(connection, str(staff_id)) is None:
-            store.add_account(connection, str(staff_id), email.lower(), now)
+        if store.find_account(connection, staff_id) is None:
+            store.add_account(connection, staff_id, email, now)
         else:  # a re-hire: a fresh start, nothing of the old credentials survives
-            store.reset_account(connection, str(staff_id), email.lower(), now)
-            store.drop_recovery_codes(connection, str(staff_id))
-        token = self._issue_token(connection, "invitation", str(staff_id), now + INVITATION_LIFETIME)
+            store.reset_account(connection, staff_id, email, now)
+            store.drop_recovery_codes(connection, staff_id)
+        token = self._issue_token(connection, "invitation", staff_id, now + INVITATION_LIFETIME)
         enqueue_mail(connection, store.mail_outbox, message_id=f"<{recorded.id}.invite@{self._mail_domain}>",
                      recipient=email, subject="Welkom bij Kindkans: stel uw wachtwoord in",
                      body=_invitation_body(f"{self._auth_url}/uitnodiging/{token}", now + INVITATION_LIFETIME),
                      created_at=now)
-        self._emit(connection, AccountInvited(staff_id=staff_id, expires_at=now + INVITATION_LIFETIME),
+        self._emit(connection, AccountInvited(staff_id=uuid.UUID(staff_id), expires_at=now + INVITATION_LIFETIME),
                    derived_id("auth", recorded.id, "invited"), recorded)
 
     def disable(self, connection: Connection, staff_id: str, effective_at: datetime,

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Integer, LargeBinary, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy.engine import Connection, Row
 
-from services.auth.domain import Failures
+from services.auth.domain import AccountFacts, AuthState, Failures, SessionFacts
 from shared.db import UtcDateTime, migrate
 from shared.kafka.progress import define_progress_tables
 from shared.outbox import define_outbox_tables
@@ -71,6 +71,19 @@ processed_events, consumer_positions, stream_versions = define_progress_tables(m
 
 def migrate_to_newest(url: str) -> None:
     migrate(url, MIGRATIONS, VERSION_TABLE)
+
+
+def load_facts(connection: Connection) -> AuthState:
+    """What the tables say about accounts and sessions, as the domain's fold of the log says it."""
+    return AuthState(
+        accounts={row.staff_id: AccountFacts(enrolled=row.enrolled_at is not None, disabled_at=row.disabled_at)
+                  for row in connection.execute(select(accounts.c.staff_id, accounts.c.enrolled_at,
+                                                       accounts.c.disabled_at))},
+        sessions={row.session_id: SessionFacts(row.staff_id, row.second_factor,
+                                               None if row.active else row.ended_reason)
+                  for row in connection.execute(select(sessions.c.session_id, sessions.c.staff_id,
+                                                       sessions.c.second_factor, sessions.c.active,
+                                                       sessions.c.ended_reason))})
 
 
 # --- accounts ------------------------------------------------------------------------------

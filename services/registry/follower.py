@@ -3,14 +3,7 @@ rows about them go too (`services.registry.handlers`). `python -m services.regis
 
 from __future__ import annotations
 
-from services.registry.bootstrap import build, build_follower
-from services.registry.settings import RegistrySettings
-from shared.runtime import run_consumer
-
-
-def main() -> None:
-    run_consumer("registry-follower", RegistrySettings(), build, build_follower)
-
+from services.registry.bootstrap import SERVICE
 
 if __name__ == "__main__":
-    main()
+    SERVICE.run_processor("registry-follower")

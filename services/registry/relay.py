@@ -3,14 +3,7 @@ outbox to Kafka in order, and sends the office mail over SMTP. `python -m servic
 
 from __future__ import annotations
 
-from services.registry.bootstrap import build, build_relay
-from services.registry.settings import RegistrySettings
-from shared.runtime import run_relay
-
-
-def main() -> None:
-    run_relay("registry-relay", RegistrySettings(), build, build_relay)
-
+from services.registry.bootstrap import SERVICE
 
 if __name__ == "__main__":
-    main()
+    SERVICE.run_relay()

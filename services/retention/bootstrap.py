@@ -1,4 +1,5 @@
-"""Wires the retention service's real adapters; tests build their own with other ones."""
+"""The retention service, declared once (`SERVICE`), and its real adapters; tests build their own
+with other ones."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
-
-from services.retention import store
+from services.retention import routes, store
+from services.retention.deps import RetentionDeps
 from services.retention.leaks import HistoryReader, LeakDesk
 from services.retention.requests import RequestDesk
 from services.retention.service import RetentionService
@@ -20,28 +19,12 @@ from shared.contracts.envelope import EventCodec
 from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
-from shared.kafka.admin import ensure_topics
-from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
-from shared.kafka.producer import EventPublisher
-from shared.outbox import MailSender, OutboxRelay, RelayedOutbox, publish_due
-from shared.runtime import build_consumer
+from shared.kit import Processor, RelayTask, ServiceDeclaration
+from shared.outbox import OutboxRelay
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RetentionDeps:
-    settings: RetentionSettings
-    engine: Engine
-    codec: EventCodec
-    topics: TopicNames
-    clock: Clock
-    service: RetentionService
-    leaks: LeakDesk
-    requests: RequestDesk
-
 
 # What the leak and inspection work reads: the topics where pupils, their dossiers, who could see
 # them and what retention did are recorded (auth holds nothing about pupils).
@@ -80,12 +63,6 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
                          requests=RequestDesk(service, log_reader(settings, topics, codec)))
 
 
-def build_runner(deps: RetentionDeps) -> ConsumerRunner:
-    return build_consumer(deps.settings, store, topics=[deps.topics(Topic.REGISTRY_EVENTS)], engine=deps.engine,
-                          codec=deps.codec, handler=deps.service.apply, clock=deps.clock,
-                          group=deps.settings.consumer_group)
-
-
 class InBackground:
     """Runs slow relay work (a read of the whole event log) in a thread of its own, so the relay's
     other rounds (publishing, mail, purges, alarms) go on meanwhile. One run at a time; after a
@@ -116,22 +93,30 @@ class InBackground:
                         extra={"task": self._name, "reason": type(error).__name__})
 
 
-def build_relay(deps: RetentionDeps) -> OutboxRelay:
+def relay_tasks(deps: RetentionDeps) -> list[RelayTask]:
     """Purges when due (also catching up after downtime), works out who new leaks affect, raises
-    the 72-hour alarms, builds inspection exports, publishes the outbox and sends the mail."""
-    settings = deps.settings
-    ensure_topics(settings.kafka_bootstrap_servers, [deps.topics(Topic.RETENTION_EVENTS)], settings.topic_partitions,
-                  settings.topic_replication)
-    confirmer = PublishedConfirmer(deps.engine, store.outbox, settings.kafka_bootstrap_servers, deps.clock)
-    publisher = EventPublisher.connect(settings.kafka_bootstrap_servers, "retention-relay")
-    mail = MailSender(deps.engine, store.mail_outbox, deps.clock, settings.smtp_host, settings.smtp_port,
-                      str(settings.mail_from))
-    return OutboxRelay("retention-relay", [lambda: deps.service.purge_due(deps.engine),
-                                           InBackground("leaks", lambda: deps.leaks.resolve_pending(deps.engine)),
-                                           lambda: deps.leaks.raise_alarms(deps.engine),
-                                           InBackground("exports",
-                                                        lambda: deps.requests.prepare_exports(deps.engine)),
-                                           lambda: publish_due(deps.engine, store.outbox, publisher, deps.clock),
-                                           confirmer,
-                                           mail.send_pending], settings.relay_interval_s,
-                       relayed=RelayedOutbox(deps.engine, store.outbox, publisher, deps.clock))
+    the 72-hour alarms, builds inspection exports."""
+    return [lambda: deps.service.purge_due(deps.engine),
+            InBackground("leaks", lambda: deps.leaks.resolve_pending(deps.engine)),
+            lambda: deps.leaks.raise_alarms(deps.engine),
+            InBackground("exports", lambda: deps.requests.prepare_exports(deps.engine))]
+
+
+SERVICE: ServiceDeclaration[RetentionSettings, RetentionDeps] = ServiceDeclaration(
+    name="retention",
+    description="Retention, crypto-shredding purges, consent, data-subject requests, data leaks.",
+    settings=RetentionSettings, build=build, tables=store,
+    publishes=(Topic.RETENTION_EVENTS,),
+    processors=(Processor("retention-processor", (Topic.REGISTRY_EVENTS,), lambda deps: deps.service.apply),),
+    routers=routes.ROUTERS,
+    relay_tasks=relay_tasks,
+    configure_app=routes.configure_app,
+)
+
+
+def build_runner(deps: RetentionDeps) -> ConsumerRunner:
+    return SERVICE.runner(deps)
+
+
+def build_relay(deps: RetentionDeps) -> OutboxRelay:
+    return SERVICE.relay(deps)

@@ -73,9 +73,14 @@ def test_a_burst_through_both_doors_survives_tansu_killed_mid_stream(chaos: Chao
     kafka.start()
     restarts: list[TansuRestart] = []
     for share in KILL_AT:
-        wait_until(lambda share=share: min(http.progress, kafka.progress) >= share or
-                   not (http.is_alive() and kafka.is_alive()),
-                   timeout_s=120, interval_s=0.05, message=f"both doors to send {share:.0%} of their mutations")
+        try:
+            wait_until(lambda share=share: min(http.progress, kafka.progress) >= share or
+                       not (http.is_alive() and kafka.is_alive()),
+                       timeout_s=120, interval_s=0.05, message=f"both doors to send {share:.0%} of their mutations")
+        except AssertionError as stalled:  # say where each door stands and what it met
+            doors = {door.name: {"sent": door.sent, "of": len(door.mutations), "retries": door.retries,
+                                 "failures": dict(door.failure_reasons)} for door in (http, kafka)}
+            raise AssertionError(f"{stalled}: {doors}, restarts so far {len(restarts)}") from None
         if http.is_alive() and kafka.is_alive():  # still mid-stream
             restarts.append(chaos.kill_tansu_and_wait_back())
     for door in (http, kafka):

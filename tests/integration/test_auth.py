@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from services.audit.cli import app as audit_app
 from services.auth.api import create_app
 from services.auth.bootstrap import AuthDeps, build, build_relay, build_runner
 from services.auth.settings import AuthSettings
@@ -151,6 +153,20 @@ def test_a_departure_ends_the_live_session_at_once_and_for_good(auth):
     with restarted.engine.begin() as connection:
         assert restarted.service.introspect(connection, token) == {"active": False}
     assert login(auth, person, code=person.recovery_codes[1])[1] == 401
+
+    # The audit's replay of auth.events.v1 gives the tables' facts: the account disabled since the
+    # departure, the session ended for it.
+    wait_until(lambda: outbox_status_of(auth)["pending"] == 0, message="the auth outbox to be published")
+    replay = CliRunner().invoke(audit_app, ["--json", "replay", "--auth-db", auth.settings.database_url],
+                                env={"KAFKA_BOOTSTRAP_SERVERS": auth.bootstrap,
+                                     "SAMENVEILIG_TOPIC_PREFIX": auth.settings.topic_prefix})
+    answer = json.loads(replay.stdout)
+    assert replay.exit_code == 0 and answer["differences"]["auth"] == [], answer
+    assert answer["by_type"]["AccountDisabled"] == 1 and answer["by_type"]["LoginSucceeded"] == 1
+
+
+def outbox_status_of(auth: Auth) -> dict:
+    return auth.client().get("/v1/outbox").json()
 
 
 def auth_events(auth: Auth) -> list:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.access import store
-from services.access.bootstrap import build, progress
+from services.access.bootstrap import build
 from services.access.settings import AccessSettings
 from shared.clock import SystemClock
 from shared.contracts.events import StaffDeparted
@@ -53,7 +53,7 @@ def test_a_failing_event_is_dead_lettered_and_its_batch_neighbours_applied_once(
     publisher.close()
     runner = ConsumerRunner(
         consumer_name=settings.consumer_group, topics=[topic], bootstrap=broker.bootstrap, engine=deps.engine,
-        codec=deps.codec, handler=fragile_handler, progress=progress(deps),
+        codec=deps.codec, handler=fragile_handler, progress=deps.progress,
         dlq=EventPublisher.connect(broker.bootstrap, "runner-test-dlq"), clock=SystemClock(),
         retry_backoff_s=0.01, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
     thread = threading.Thread(target=runner.run, daemon=True)
@@ -73,7 +73,7 @@ def test_a_failing_event_is_dead_lettered_and_its_batch_neighbours_applied_once(
     assert calls[poisoned] == 1 + 3, "one try in the batch, then three on its own"
     with deps.engine.connect() as connection:
         rows = connection.execute(select(store.staff_departures.c.staff_id)).scalars().all()
-        positions = progress(deps).positions_of(connection)
+        positions = deps.progress.positions_of(connection)
     assert sorted(rows) == sorted(str(s) for s in staff_ids if s != poisoned)
     assert positions[(topic, 0)][0] == 50, "the runner moved past the dead letter"
     with deps.engine.connect() as connection:
@@ -113,7 +113,7 @@ def test_a_stream_is_applied_in_version_order_even_when_the_log_holds_a_gap_and_
 
     runner = ConsumerRunner(
         consumer_name=settings.consumer_group, topics=[topic], bootstrap=broker.bootstrap, engine=deps.engine,
-        codec=deps.codec, handler=recording_handler, progress=progress(deps),
+        codec=deps.codec, handler=recording_handler, progress=deps.progress,
         dlq=EventPublisher.connect(broker.bootstrap, "stream-test-dlq"), clock=SystemClock(),
         retry_backoff_s=0.01, session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
     thread = threading.Thread(target=runner.run, daemon=True)

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from deploy.localbroker import LocalBroker
 from services.access import store
 from services.access.api import create_app
-from services.access.bootstrap import build, build_runner, progress
+from services.access.bootstrap import build, build_runner
 from services.access.settings import AccessSettings
 from shared.contracts import events as e
 from shared.kafka.producer import EventPublisher
@@ -114,7 +114,7 @@ def test_the_access_api_fails_closed_while_a_position_lies_beyond_the_log_end(br
     now = deps.clock.now()
     with deps.engine.begin() as connection:
         # What the chaos run left behind: read up to 849, the log now ends at 207.
-        progress(deps).advance(connection, "beyond.registry.events.v1", 0, 849, 207, now)
+        deps.progress.advance(connection, "beyond.registry.events.v1", 0, 849, 207, now)
     response = api.get("/v1/check", params={"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())})
     assert response.status_code == 503
     assert response.headers["content-type"].startswith("application/problem+json")

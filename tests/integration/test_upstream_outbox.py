@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from deploy.localbroker import free_port
 from services.access.api import create_app as create_access_app
 from services.access.bootstrap import build as build_access
-from services.access.bootstrap import progress
 from services.access.settings import AccessSettings
 from services.registry import store as registry_store
 from services.registry.api import create_app as create_registry_app
@@ -53,7 +52,7 @@ def test_a_change_stuck_in_the_registry_outbox_makes_the_access_check_fail_close
         outbox_max_age_s=5))
     api = TestClient(create_access_app(access))
     with access.engine.begin() as connection:  # the access processor is caught up with the log
-        progress(access).advance(connection, access.topics(Topic.REGISTRY_EVENTS), 0, 12, 12, access.clock.now())
+        access.progress.advance(connection, access.topics(Topic.REGISTRY_EVENTS), 0, 12, 12, access.clock.now())
     check = {"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())}
     relay = None
     try:
@@ -85,7 +84,7 @@ def test_an_unreachable_upstream_counts_as_stuck(broker, topic_prefix, master_ke
         database_url=f"sqlite:///{tmp_path / 'access.sqlite'}", keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
         master_key=master_key, max_wait_ms=100, upstream_outbox_urls=f"http://127.0.0.1:{free_port()}"))
     with access.engine.begin() as connection:
-        progress(access).advance(connection, access.topics(Topic.REGISTRY_EVENTS), 0, 3, 3, access.clock.now())
+        access.progress.advance(connection, access.topics(Topic.REGISTRY_EVENTS), 0, 3, 3, access.clock.now())
     response = TestClient(create_access_app(access)).get(
         "/v1/check", params={"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())})
     assert response.status_code == 503

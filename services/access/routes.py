@@ -1,0 +1,303 @@
+"""The access service's HTTP routes: checks, listings, explicit grants, the view log.
+
+Every answer about access fails closed: when the processor has not caught up, has stopped
+reporting, or the database is unavailable, the answer is a 503 problem, never an allow.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from services.access import store
+from services.access.deps import AccessDeps
+from services.access.domain import Decision, Refused
+from shared.contracts.events import StaffRole
+from shared.outbox import outbox_status
+from shared.problems import Problem
+
+
+class DecisionPublic(BaseModel):
+    staff_id: UUID
+    dossier_id: UUID
+    allowed: bool
+    rule: str
+    reason: str
+    role: StaffRole | None
+    since: datetime | None
+    decided_at: datetime
+
+
+class DossierEntryPublic(BaseModel):
+    dossier_id: UUID
+    rule: str
+    since: datetime | None
+
+
+class DossierPagePublic(BaseModel):
+    items: list[DossierEntryPublic]
+    total: int = Field(description="How many dossiers the staff member may see in all.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class StaffEntryPublic(BaseModel):
+    staff_id: UUID
+    role: StaffRole | None
+    rule: str
+    since: datetime | None
+
+
+class ViewIn(BaseModel):
+    staff_id: UUID
+
+
+class GrantIn(BaseModel):
+    staff_id: UUID = Field(description="Who gets access.")
+    granted_by: UUID = Field(description="The IB'er or director granting it.")
+    until: AwareDatetime | None = Field(default=None, description="Required for extern and stagiair.")
+
+
+class GrantPublic(BaseModel):
+    event_id: str
+    staff_id: UUID
+    dossier_id: UUID
+    until: datetime | None
+
+
+class SubscriptionIn(BaseModel):
+    subscribed: bool
+
+
+class MissingContactPublic(BaseModel):
+    dossier_id: UUID
+    branch_id: UUID
+    previous_contact_staff_id: UUID
+    flagged_at: datetime
+
+
+class MissingContactPagePublic(BaseModel):
+    items: list[MissingContactPublic]
+    total: int
+    next_cursor: str | None
+
+
+class StaffStatusPublic(BaseModel):
+    staff_id: UUID
+    branch_id: UUID | None
+    role: StaffRole | None
+    status: str
+    departed_at: datetime | None
+    departure_recorded_at: datetime | None
+    departures_recorded: int
+
+
+class PartitionProgressPublic(BaseModel):
+    topic: str
+    partition: int
+    next_offset: int
+    high_water: int | None
+    caught_up: bool
+
+
+def get_deps(request: Request) -> AccessDeps:
+    deps: AccessDeps = request.app.state.deps
+    return deps
+
+
+Deps = Annotated[AccessDeps, Depends(get_deps)]
+AfterEvent = Annotated[str | None, Query(max_length=100, description=(
+    "Read your writes: the id of an event you caused; the answer waits until it is processed."))]
+
+
+def fresh(deps: Deps, after_event: AfterEvent = None) -> AccessDeps:
+    """Fails closed: only answer from state known to be current."""
+    settings = deps.settings
+    deadline = time.monotonic() + settings.max_wait_ms / 1000
+    try:
+        while True:
+            with deps.engine.connect() as connection:
+                waiting = after_event is not None and not deps.progress.already_processed(connection, after_event)
+                problem = None if waiting else _staleness(deps, connection)
+            if not waiting and problem is None:
+                return deps
+            if time.monotonic() >= deadline:
+                raise Problem(503, "not-caught-up", "Access state is not current",
+                              detail=problem or "the given event has not been processed yet")
+            time.sleep(0.01)
+    except OperationalError as error:
+        raise Problem(503, "unavailable", "The access database is unavailable") from error
+
+
+def _staleness(deps: AccessDeps, connection: Connection) -> str | None:
+    positions = store.consumer_position_rows(connection, deps.settings.consumer_group)
+    if not positions:
+        return "the access processor has not processed anything yet"
+    newest = max(row.updated_at for row in positions)
+    if (deps.clock.now() - newest).total_seconds() > deps.settings.stale_after_s:
+        return "the access processor has not reported recently"
+    if any(row.high_water is not None and row.next_offset > row.high_water for row in positions):
+        # Never "caught up" past the end: the broker lost events this service had read.
+        return "the log ends before what the access processor already read; it is re-reading"
+    gaps = deps.progress.open_gaps(connection)
+    if gaps:
+        # Versions missing in a stream: an event the log lost (its producer publishes it again).
+        # Whatever it said (a departure, a revoked grant) could make this answer wrong.
+        return (f"{len(gaps)} event streams miss earlier events (oldest: {gaps[0].topic}, "
+                f"version {gaps[0].applied_version + 1} of {gaps[0].held_version}); waiting for them")
+    lag = sum(max(0, (row.high_water or 0) - row.next_offset) for row in positions)
+    if lag > deps.settings.max_lag_events:
+        return f"the access processor is {lag} events behind"
+    own = outbox_status(connection, store.outbox, deps.clock.now())
+    if own.oldest_pending_at is not None and (
+            (deps.clock.now() - own.oldest_pending_at).total_seconds() > deps.settings.outbox_max_age_s):
+        return f"{own.pending} access events are not yet on the broker"
+    return deps.upstream_outboxes.problem()
+
+
+Fresh = Annotated[AccessDeps, Depends(fresh)]
+checks_router = APIRouter(tags=["checks"])
+dossiers_router = APIRouter(prefix="/v1/dossiers", tags=["dossiers"])
+staff_router = APIRouter(prefix="/v1/staff", tags=["staff"])
+swv_router = APIRouter(prefix="/v1/missing-contacts", tags=["swv"])
+ops_router = APIRouter(tags=["operations"])
+
+
+def _public(staff_id: UUID, dossier_id: UUID, decision: Decision, at: datetime) -> DecisionPublic:
+    return DecisionPublic(staff_id=staff_id, dossier_id=dossier_id, allowed=decision.allowed, rule=decision.rule,
+                          reason=decision.reason, role=decision.role, since=decision.since, decided_at=at)
+
+
+@checks_router.get("/v1/check", response_model=DecisionPublic)
+def check(staff_id: UUID, dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
+    """May this staff member see this dossier now, and why (or why not)?"""
+    now = deps.clock.now()
+    with deps.engine.connect() as connection:
+        decision = deps.service.decide(connection, staff_id, dossier_id, now)
+    return _public(staff_id, dossier_id, decision, now)
+
+
+@dossiers_router.post("/{dossier_id}/views", response_model=DecisionPublic)
+def view(dossier_id: UUID, body: ViewIn, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
+    """Kindkans asks before it shows a dossier; allowed or not, the view is logged (DossierViewed)."""
+    now = deps.clock.now()
+    for _attempt in range(5):
+        with deps.engine.begin() as connection:
+            decision = deps.service.record_view(connection, body.staff_id, dossier_id, now)
+        if decision is not None:
+            return _public(body.staff_id, dossier_id, decision, now)
+        # another view of this dossier won the race for the chain's head: link to it instead
+    raise Problem(503, "unavailable", "The access log is busy; nothing was shown", detail="Try again.")
+
+
+@dossiers_router.get("/{dossier_id}/staff", response_model=list[StaffEntryPublic])
+def who_may_see(dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None) -> list[StaffEntryPublic]:
+    """Everyone who may see the dossier now, each with the rule that lets them."""
+    now = deps.clock.now()
+    with deps.engine.connect() as connection:
+        dossier = store.load_dossier(connection, dossier_id)
+        if dossier is None:
+            raise Problem(404, "not-found", "Unknown dossier")
+        allowed = deps.service.who_may_see(connection, dossier, now)
+    return [StaffEntryPublic(staff_id=m.staff_id, role=m.role, rule=d.rule, since=d.since) for m, d in allowed]
+
+
+@staff_router.get("/{staff_id}/dossiers", response_model=DossierPagePublic)
+def dossiers_of(staff_id: UUID, deps: Fresh, cursor: Annotated[str | None, Query(max_length=36)] = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100, after_event: AfterEvent = None
+                ) -> DossierPagePublic:
+    """Every dossier the staff member may see, in pages; `total` says how many there are in all."""
+    now = deps.clock.now()
+    with deps.engine.connect() as connection:
+        member = store.load_member(connection, staff_id)
+        if member is None:
+            raise Problem(404, "not-found", "Unknown staff member")
+        if member.has_departed(now):
+            return DossierPagePublic(items=[], total=0, next_cursor=None)
+        ids, total = store.candidate_dossiers(connection, member, cursor, limit, now)
+        items = []
+        for dossier_id in ids:
+            decision = deps.service.decide(connection, staff_id, UUID(dossier_id), now)
+            if decision.allowed:
+                items.append(DossierEntryPublic(dossier_id=UUID(dossier_id), rule=decision.rule,
+                                                since=decision.since))
+    return DossierPagePublic(items=items, total=total, next_cursor=ids[-1] if len(ids) == limit else None)
+
+
+@dossiers_router.post("/{dossier_id}/grants", response_model=GrantPublic, status_code=201)
+def grant(dossier_id: UUID, body: GrantIn, deps: Fresh) -> GrantPublic:
+    """An IB'er or director grants one dossier to a colleague, an extern or a stagiair."""
+    now = deps.clock.now()
+    with deps.engine.begin() as connection:
+        outcome = deps.service.grant(connection, body.granted_by, body.staff_id, dossier_id, body.until, now)
+    if isinstance(outcome, Refused):
+        raise Problem(403 if outcome.code == "not-allowed-to-grant" else 422, "rule-violation",
+                      "Grant refused", detail=outcome.detail, reason=outcome.code)
+    return GrantPublic(event_id=outcome, staff_id=body.staff_id, dossier_id=dossier_id, until=body.until)
+
+
+@dossiers_router.delete("/{dossier_id}/grants/{staff_id}", status_code=204)
+def revoke(dossier_id: UUID, staff_id: UUID, revoked_by: UUID, deps: Fresh) -> None:
+    now = deps.clock.now()
+    with deps.engine.begin() as connection:
+        refused = deps.service.revoke(connection, revoked_by, staff_id, dossier_id, now)
+    if refused is not None:
+        raise Problem(403 if refused.code == "not-allowed-to-grant" else 404,
+                      "forbidden" if refused.code == "not-allowed-to-grant" else "not-found",
+                      "Revocation refused", detail=refused.detail, reason=refused.code)
+
+
+@staff_router.put("/{staff_id}/subscription", status_code=204)
+def subscription(staff_id: UUID, body: SubscriptionIn, deps: Deps) -> None:
+    """Whether the staff member wants e-mail about dossiers they may see."""
+    with deps.engine.begin() as connection:
+        if not store.set_subscribed(connection, staff_id, body.subscribed):
+            raise Problem(404, "not-found", "Unknown staff member")
+
+
+@staff_router.get("/{staff_id}", response_model=StaffStatusPublic)
+def staff_status(staff_id: UUID, deps: Deps) -> StaffStatusPublic:
+    with deps.engine.connect() as connection:
+        member = store.load_member(connection, staff_id)
+        departures = store.departures_of(connection, staff_id)
+    if member is None:
+        raise Problem(404, "not-found", "Unknown staff member")
+    departed = member.has_departed(deps.clock.now())
+    return StaffStatusPublic(
+        staff_id=member.staff_id, branch_id=member.branch_id, role=member.role,
+        status="departed" if departed else ("leaving" if member.departed_at else "active"),
+        departed_at=member.departed_at, departure_recorded_at=member.departure_recorded_at,
+        departures_recorded=len(departures))
+
+
+@swv_router.get("", response_model=MissingContactPagePublic)
+def missing_contacts(deps: Fresh, cursor: Annotated[str | None, Query(max_length=36)] = None,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> MissingContactPagePublic:
+    """Open dossiers without a contact person, for the SWV to follow up."""
+    with deps.engine.connect() as connection:
+        rows, total = store.list_missing_contacts(connection, cursor, limit)
+    items = [MissingContactPublic(dossier_id=UUID(r.dossier_id), branch_id=UUID(r.branch_id),
+                                  previous_contact_staff_id=UUID(r.previous_contact_staff_id),
+                                  flagged_at=r.flagged_at) for r in rows]
+    return MissingContactPagePublic(items=items, total=total,
+                                    next_cursor=rows[-1].dossier_id if len(rows) == limit else None)
+
+
+@ops_router.get("/v1/progress", response_model=list[PartitionProgressPublic])
+def consumer_progress(deps: Deps) -> list[PartitionProgressPublic]:
+    """How far the processor has read, per partition (high-water mark from fetch responses)."""
+    with deps.engine.connect() as connection:
+        positions = deps.progress.positions_of(connection)
+    return [PartitionProgressPublic(topic=deps.topics.logical(topic), partition=partition,
+                                    next_offset=next_offset, high_water=high_water,
+                                    caught_up=high_water is not None and next_offset == high_water)
+            for (topic, partition), (next_offset, high_water) in sorted(positions.items())]
+
+
+ROUTERS = (checks_router, dossiers_router, staff_router, swv_router, ops_router)

@@ -1,0 +1,133 @@
+"""The registry's HTTP door: mutations in (`services.registry.handlers` decides), branches out."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+
+from services.registry import store
+from services.registry.credentials import Credential
+from services.registry.deps import RegistryDeps
+from services.registry.service import MutationProblem
+from shared.contracts.events import Address
+from shared.contracts.mutations import MutationBatch, MutationRequest, brin_of
+from shared.problems import Problem
+
+bearer = HTTPBearer(auto_error=False, description="The school system's API key: `Authorization: Bearer svk_...`")
+
+
+class MutationResultPublic(BaseModel):
+    mutation_id: str
+    status: Literal["accepted", "scheduled"]
+    event_ids: list[str]
+    effective_at: datetime
+    replayed: bool
+
+
+class MutationsAcceptedPublic(BaseModel):
+    results: list[MutationResultPublic]
+
+
+class BranchPublic(BaseModel):
+    branch_id: UUID
+    vestigingscode: str
+    aliases: list[str]
+    name: str
+    address: Address
+    phone: str
+    wijknetwerk: str
+    closed: bool
+
+
+_ADDRESS = {"street": "Schiekade", "house_number": "12", "postcode": "3032 AJ", "city": "Rotterdam"}
+EXAMPLES = {
+    "branch_founded": {"summary": "A new branch (oprichting)", "value": {
+        "kind": "branch", "change": "founded", "mutation_id": "parnassys-2026-0001", "vestigingscode": "12AB00",
+        "name": "OBS De Regenboog", "address": _ADDRESS, "phone": "010-1234567", "wijknetwerk": "Noord",
+        "effective_at": "2026-08-01T00:00:00+02:00"}},
+    "staff_batch": {"summary": "An IB'er joins; a teacher leaves at the end of the month", "value": {"mutations": [
+        {"kind": "staff_joined", "mutation_id": "parnassys-2026-0002", "vestigingscode": "12AB00",
+         "staff_ref": "emp-1043", "role": "ib_er", "name": "Fatima el Amrani", "email": "f.elamrani@school.example"},
+        {"kind": "staff_departed", "mutation_id": "parnassys-2026-0003", "vestigingscode": "12AB00",
+         "staff_ref": "emp-0877", "effective_at": "2026-08-31T23:59:00+02:00"}]}},
+}
+
+
+def get_deps(request: Request) -> RegistryDeps:
+    deps: RegistryDeps = request.app.state.deps
+    return deps
+
+
+Deps = Annotated[RegistryDeps, Depends(get_deps)]
+
+
+def authenticated(deps: Deps, token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Credential:
+    credential = deps.credentials.authenticate(token.credentials) if token else None
+    if credential is None:
+        raise Problem(401, "unauthorized", "A valid API key is required",
+                      detail="Send `Authorization: Bearer <api key>`; keys come from the PPO operators.")
+    return credential
+
+
+Sender = Annotated[Credential, Depends(authenticated)]
+mutations_router = APIRouter(prefix="/v1/mutations", tags=["mutations"])
+branches_router = APIRouter(prefix="/v1/branches", tags=["branches"])
+ops_router = APIRouter(tags=["operations"])
+
+
+@mutations_router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=MutationsAcceptedPublic,
+                       responses={401: {"description": "No valid API key"},
+                                  403: {"description": "The key does not serve this BRIN"},
+                                  409: {"description": "mutation_id reused for other content"},
+                                  422: {"description": "Field errors, or a rule of the registry refuses it"}})
+def report_mutations(deps: Deps, sender: Sender,
+                     body: Annotated[MutationRequest, Body(description="One mutation, or a batch.",
+                                                          openapi_examples=EXAMPLES)],
+                     ) -> MutationsAcceptedPublic:
+    """Report one mutation or a batch. A batch is all or nothing; a mutation_id sent again
+    answers as the first time and changes nothing."""
+    mutations = body.mutations if isinstance(body, MutationBatch) else [body]
+    try:
+        with deps.engine.begin() as connection:
+            outcomes = deps.service.report(connection, sender, mutations)
+    except MutationProblem as problem:
+        raise Problem(problem.status, {403: "forbidden", 409: "conflict"}.get(problem.status, "rule-violation"),
+                      "Mutation refused", detail=problem.detail, reason=problem.code,
+                      mutation_index=problem.index, mutation_id=problem.mutation_id) from problem
+    except OperationalError as error:
+        raise Problem(503, "unavailable", "The registry database is unavailable; nothing was stored") from error
+    return MutationsAcceptedPublic(results=[MutationResultPublic(**vars(outcome)) for outcome in outcomes])
+
+
+@mutations_router.get("/{mutation_id}", response_model=MutationResultPublic)
+def mutation_status(mutation_id: str, deps: Deps, sender: Sender) -> MutationResultPublic:
+    with deps.engine.connect() as connection:
+        row = store.find_mutation(connection, sender.client_id, mutation_id)
+    if row is None:
+        raise Problem(404, "not-found", "No mutation with this id from this sender")
+    return MutationResultPublic(mutation_id=row.mutation_id, status=row.status, event_ids=json.loads(row.event_ids),
+                                effective_at=row.effective_at, replayed=False)
+
+
+@branches_router.get("/{vestigingscode}", response_model=BranchPublic)
+def branch(vestigingscode: str, deps: Deps, sender: Sender) -> BranchPublic:
+    """A branch by its current or any earlier vestigingscode, with its stable id."""
+    if not sender.is_swv_office and brin_of(vestigingscode) not in sender.brins:
+        raise Problem(403, "forbidden", "This key does not serve that BRIN")
+    with deps.engine.connect() as connection:
+        row, aliases = store.branch_with_aliases(connection, vestigingscode)
+    if row is None:
+        raise Problem(404, "not-found", "No branch with this vestigingscode")
+    return BranchPublic(branch_id=UUID(row.branch_id), vestigingscode=row.vestigingscode, aliases=list(aliases),
+                        name=row.name, address=Address.model_validate_json(row.address), phone=row.phone,
+                        wijknetwerk=row.wijknetwerk, closed=row.closed)
+
+
+ROUTERS = (mutations_router, branches_router, ops_router)

@@ -1,0 +1,382 @@
+"""The retention service's API: consent, legal holds, the purge report, data-subject requests,
+the breach register with the 72-hour clock, and metrics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from pydantic import AwareDatetime, BaseModel, EmailStr, Field, model_validator
+
+from services.retention.deps import RetentionDeps
+from services.retention.leaks import LeakReport
+from services.retention.letters import answer_letter, inspection_page
+from services.retention.requests import Correction
+from services.retention.service import NotPossible
+from shared.contracts.events import ConsentGiver, ConsentPurpose, SubjectRequestKind
+from shared.problems import Problem
+
+
+class ConsentPublic(BaseModel):
+    pupil_id: UUID
+    purpose: ConsentPurpose
+    allowed: bool
+    reason: str
+    needs: list[ConsentGiver] = Field(description="Whose consent is needed on this date (the pupil's own from 16).")
+    on: date
+
+
+class ConsentIn(BaseModel):
+    giver: ConsentGiver
+    given: bool = Field(description="true: consent given; false: withdrawn (takes effect at once)")
+
+
+class HoldIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=200)
+
+
+class PurgePublic(BaseModel):
+    pupil_id: UUID
+    category: str
+    due_on: date
+    purged_at: datetime
+    removed: str
+
+
+class RequestIn(BaseModel):
+    kind: SubjectRequestKind
+    requested_by: ConsentGiver = Field(description="A parent, or the pupil (from 16).")
+    received_on: date | None = Field(None, description="When the school received it (default: today). The "
+                                                       "one-month deadline runs from here.")
+
+
+class RequestPublic(BaseModel):
+    request_id: UUID
+    pupil_id: UUID
+    branch_id: UUID
+    kind: SubjectRequestKind
+    requested_by: ConsentGiver
+    received_on: date
+    due_on: date = Field(description="Answer by this date (AVG art. 12(3)).")
+    extension_reason: str | None
+    status: Literal["open", "export-ready", "answered"]
+    overdue: bool
+    days_left: int | None
+    outcome: Literal["provided", "corrected", "deleted", "refused"] | None
+    refusal_reason: str | None
+    answered_at: datetime | None
+    corrected_fields: list[str]
+    export_ready: bool
+
+
+class ExtensionIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=200)
+
+
+class CorrectionIn(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    date_of_birth: date | None = None
+    parent_emails: list[EmailStr] | None = Field(None, max_length=4)
+
+
+class AnswerIn(BaseModel):
+    outcome: Literal["provided", "corrected", "deleted", "refused"]
+    refusal_reason: str | None = Field(None, min_length=3, max_length=300,
+                                       description="Shown in the letter. Give the legal ground; no other "
+                                                   "people's details. Removed when the pupil's data is purged.")
+    correction: CorrectionIn | None = None
+
+
+class LeakIn(BaseModel):
+    nature: str = Field(min_length=3, max_length=200, description="What leaked, in categories and systems; "
+                                                                  "never a child's name.")
+    discovered_at: AwareDatetime
+    # Bounded so the DataLeaked event stays well within a broker message (1 MB by default); a
+    # larger leak is registered in parts, or by the accounts it went through.
+    pupil_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
+    dossier_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
+    staff_ids: list[UUID] = Field(default_factory=list, max_length=1_000,
+                                  description="Accounts whose access leaked: what they could see counts.")
+    consequences: str | None = Field(None, max_length=2000)
+    measures: str | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def names_something(self) -> LeakIn:
+        if not (self.pupil_ids or self.dossier_ids or self.staff_ids):
+            raise ValueError("name the pupils, the dossiers, or the accounts the leak concerns")
+        return self
+
+
+class LeakAssessmentIn(BaseModel):
+    consequences: str | None = Field(None, max_length=2000)
+    measures: str | None = Field(None, max_length=2000)
+    not_reportable_reason: str | None = Field(
+        None, min_length=3, max_length=200,
+        description="Why the leak is unlikely to result in a risk (AVG art. 33(1)): no report due, no alarm.")
+
+
+class RegulatorReportIn(BaseModel):
+    reported_at: AwareDatetime
+    reference: str = Field(min_length=1, max_length=200, description="The Autoriteit Persoonsgegevens' number.")
+    delay_reason: str | None = Field(None, min_length=3, max_length=200,
+                                     description="Required when reported after 72 hours (AVG art. 33(1)).")
+
+
+def get_deps(request: Request) -> RetentionDeps:
+    deps: RetentionDeps = request.app.state.deps
+    return deps
+
+
+Deps = Annotated[RetentionDeps, Depends(get_deps)]
+pupils = APIRouter(prefix="/v1/pupils", tags=["pupils"])
+purges = APIRouter(prefix="/v1/purges", tags=["purges"])
+requests = APIRouter(prefix="/v1/requests", tags=["data-subject requests"])
+leaks = APIRouter(prefix="/v1/leaks", tags=["data leaks"])
+ops = APIRouter(tags=["operations"])
+
+
+@pupils.get("/{pupil_id}/consent/{purpose}", response_model=ConsentPublic)
+def may_we(pupil_id: UUID, purpose: ConsentPurpose, deps: Deps) -> ConsentPublic:
+    """May we, for this pupil, for this purpose, today? With the reason."""
+    with deps.engine.connect() as connection:
+        answer = deps.service.consent_answer(connection, pupil_id, purpose)
+    if answer is None:
+        raise Problem(404, "not-found", "Unknown pupil")
+    return ConsentPublic(pupil_id=pupil_id, purpose=purpose, allowed=answer.allowed, reason=answer.reason,
+                         needs=list(answer.needs), on=deps.service.today())
+
+
+@pupils.put("/{pupil_id}/consent/{purpose}", status_code=204)
+def change_consent(pupil_id: UUID, purpose: ConsentPurpose, body: ConsentIn, deps: Deps) -> None:
+    with deps.engine.begin() as connection:
+        if not deps.service.record_consent(connection, pupil_id, purpose, body.giver, body.given):
+            raise Problem(404, "not-found", "Unknown pupil")
+
+
+@pupils.put("/{pupil_id}/legal-hold", status_code=204)
+def place_hold(pupil_id: UUID, body: HoldIn, deps: Deps) -> None:
+    """Stops the purge until released."""
+    with deps.engine.begin() as connection:
+        if not deps.service.set_hold(connection, pupil_id, body.reason):
+            raise Problem(404, "not-found", "Unknown pupil")
+
+
+@pupils.delete("/{pupil_id}/legal-hold", status_code=204)
+def release_hold(pupil_id: UUID, deps: Deps) -> None:
+    with deps.engine.begin() as connection:
+        if not deps.service.set_hold(connection, pupil_id, None):
+            raise Problem(404, "not-found", "Unknown pupil")
+
+
+@purges.get("", response_model=list[PurgePublic])
+def purge_report(deps: Deps) -> list[PurgePublic]:
+    """What was purged and when; never what it was."""
+    with deps.engine.connect() as connection:
+        return [PurgePublic(**row) for row in deps.service.purge_report(connection)]
+
+
+@pupils.post("/{pupil_id}/requests", response_model=RequestPublic, status_code=201)
+def receive_request(pupil_id: UUID, body: RequestIn, deps: Deps, response: Response) -> dict[str, Any]:
+    """Register an inspect, correct or delete request; the one-month deadline starts."""
+    try:
+        with deps.engine.begin() as connection:
+            registered = deps.requests.receive(connection, pupil_id, body.kind, body.requested_by, body.received_on)
+    except NotPossible as refusal:
+        raise Problem(422, "rule-violation", "This request cannot be registered", detail=str(refusal)) from None
+    if registered is None:
+        raise Problem(404, "not-found", "Unknown pupil")
+    response.headers["Location"] = f"/v1/requests/{registered['request_id']}"
+    return registered
+
+
+@requests.get("", response_model=list[RequestPublic])
+def list_requests(deps: Deps, branch_id: UUID | None = None,
+                  open_only: Annotated[bool, Query(alias="open")] = True) -> list[dict[str, Any]]:
+    """The privacy officer's list for a school (`branch_id`), the most urgent first."""
+    with deps.engine.connect() as connection:
+        return deps.requests.listed(connection, branch_id, open_only)
+
+
+def _request(deps: RetentionDeps, request_id: UUID) -> dict[str, Any]:
+    with deps.engine.connect() as connection:
+        found = deps.requests.one(connection, request_id)
+    if found is None:
+        raise Problem(404, "not-found", "Unknown request")
+    return found
+
+
+@requests.get("/{request_id}", response_model=RequestPublic)
+def get_request(request_id: UUID, deps: Deps) -> dict[str, Any]:
+    return _request(deps, request_id)
+
+
+@requests.post("/{request_id}/extension", response_model=RequestPublic)
+def extend_request(request_id: UUID, body: ExtensionIn, deps: Deps) -> dict[str, Any]:
+    """Two more months for a complex request (once, within the first month, with the reason)."""
+    try:
+        with deps.engine.begin() as connection:
+            extended = deps.requests.extend(connection, request_id, body.reason)
+    except NotPossible as refusal:
+        raise Problem(409, "conflict", "The deadline cannot be extended", detail=str(refusal)) from None
+    if extended is None:
+        raise Problem(404, "not-found", "Unknown request")
+    return extended
+
+
+@requests.post("/{request_id}/answer", response_model=RequestPublic)
+def answer_request(request_id: UUID, body: AnswerIn, deps: Deps) -> dict[str, Any]:
+    """Record the answer: `provided` (inspect), `corrected` (with the corrected values),
+    `deleted` (where lawful: the purge runs in the relay's next round) or `refused` (with the reason)."""
+    correction = Correction(name=body.correction.name, date_of_birth=body.correction.date_of_birth,
+                            parent_emails=[str(e) for e in body.correction.parent_emails]
+                            if body.correction.parent_emails is not None else None) if body.correction else None
+    try:
+        with deps.engine.begin() as connection:
+            answered = deps.requests.answer(connection, request_id, body.outcome, refusal_reason=body.refusal_reason,
+                                            correction=correction)
+    except NotPossible as refusal:
+        raise Problem(409, "conflict", "The request cannot be answered like this", detail=str(refusal)) from None
+    if answered is None:
+        raise Problem(404, "not-found", "Unknown request")
+    return answered
+
+
+@requests.get("/{request_id}/letter", response_class=HTMLResponse)
+def request_letter(request_id: UUID, deps: Deps) -> HTMLResponse:
+    """The answer letter (Dutch), once answered."""
+    found = _request(deps, request_id)
+    if found["status"] != "answered":
+        raise Problem(409, "conflict", "Not answered yet", detail="The letter exists once the answer is recorded.")
+    return HTMLResponse(answer_letter(found, deps.settings.privacy_contact))
+
+
+def _export(deps: RetentionDeps, request_id: UUID) -> dict[str, Any]:
+    found = _request(deps, request_id)
+    with deps.engine.connect() as connection:
+        exported = deps.requests.export(connection, request_id)
+    if exported is None:
+        detail = ("The export is being built from the event log; try again shortly." if found["kind"] == "inspect"
+                  and found["status"] == "open" else "There is no export for this request (any more).")
+        raise Problem(409 if found["status"] == "open" else 404, "not-found" if found["status"] != "open"
+                      else "conflict", "No export", detail=detail)
+    return exported
+
+
+@requests.get("/{request_id}/export.json")
+def request_export_json(request_id: UUID, deps: Deps) -> dict[str, Any]:
+    """Everything held about the pupil, across all services (for an inspection request)."""
+    return _export(deps, request_id)
+
+
+@requests.get("/{request_id}/export.html", response_class=HTMLResponse)
+def request_export_html(request_id: UUID, deps: Deps) -> HTMLResponse:
+    """The same export as a readable Dutch page for the parents."""
+    return HTMLResponse(inspection_page(_export(deps, request_id), request_id))
+
+
+@leaks.post("", status_code=202)
+def report_leak(body: LeakIn, deps: Deps, response: Response) -> dict[str, Any]:
+    """Register a data leak. The 72-hour clock starts at `discovered_at`; the relay works out the
+    affected parents and mails them within moments (see `GET /v1/leaks/{id}`)."""
+    leak_id = uuid.uuid4()
+    report = LeakReport(nature=body.nature, discovered_at=body.discovered_at, pupil_ids=body.pupil_ids,
+                        dossier_ids=body.dossier_ids, staff_ids=body.staff_ids, consequences=body.consequences,
+                        measures=body.measures)
+    try:
+        with deps.engine.begin() as connection:
+            deps.leaks.register(connection, leak_id, report)
+            registered = deps.leaks.one(connection, leak_id)
+    except NotPossible as refusal:
+        raise Problem(422, "rule-violation", "This leak cannot be registered", detail=str(refusal)) from None
+    response.headers["Location"] = f"/v1/leaks/{leak_id}"
+    assert registered is not None
+    return registered
+
+
+@leaks.get("")
+def breach_register(deps: Deps) -> list[dict[str, Any]]:
+    """The breach register (AVG art. 33(5)): every leak, its effects, measures and report."""
+    with deps.engine.connect() as connection:
+        return deps.leaks.register_entries(connection)
+
+
+@leaks.get("/{leak_id}")
+def get_leak(leak_id: UUID, deps: Deps) -> dict[str, Any]:
+    with deps.engine.connect() as connection:
+        found = deps.leaks.one(connection, leak_id)
+    if found is None:
+        raise Problem(404, "not-found", "Unknown leak")
+    return found
+
+
+@leaks.patch("/{leak_id}")
+def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps) -> dict[str, Any]:
+    """Complete the register as the investigation goes (consequences, measures), or record the
+    assessment that no report to the regulator is due (`LeakNotReportable`)."""
+    try:
+        with deps.engine.begin() as connection:
+            if not deps.leaks.assess(connection, leak_id, body.consequences, body.measures,
+                                     body.not_reportable_reason):
+                raise Problem(404, "not-found", "Unknown leak")
+            found = deps.leaks.one(connection, leak_id)
+    except NotPossible as refusal:
+        raise Problem(409, "conflict", "The assessment cannot be recorded", detail=str(refusal)) from None
+    assert found is not None
+    return found
+
+
+@leaks.post("/{leak_id}/regulator-report")
+def record_regulator_report(leak_id: UUID, body: RegulatorReportIn, deps: Deps) -> dict[str, Any]:
+    """Record the report to the Autoriteit Persoonsgegevens (`RegulatorNotified`)."""
+    try:
+        with deps.engine.begin() as connection:
+            if not deps.leaks.record_report(connection, leak_id, body.reported_at, body.reference, body.delay_reason):
+                raise Problem(404, "not-found", "Unknown leak")
+            found = deps.leaks.one(connection, leak_id)
+    except NotPossible as refusal:
+        raise Problem(409, "conflict", "The report cannot be recorded", detail=str(refusal)) from None
+    assert found is not None
+    return found
+
+
+class RetentionCollector(Collector):
+    """Read at every scrape, from the database: what the relay and an alarm rule need."""
+
+    def __init__(self, deps: RetentionDeps) -> None:
+        self._deps = deps
+
+    def collect(self) -> Any:
+        deps = self._deps
+        with deps.engine.connect() as connection:
+            values = {
+                "samenveilig_leaks_report_overdue": ("Leaks not reported to the AP within 72 hours of discovery.",
+                                                     deps.leaks.overdue_count(connection)),
+                "samenveilig_leaks_report_open": ("Leaks not yet reported to the AP.",
+                                                  deps.leaks.open_count(connection)),
+                "samenveilig_subject_requests_overdue": ("Data-subject requests past their deadline.",
+                                                         deps.requests.overdue_count(connection)),
+            }
+        for name, (documentation, value) in values.items():
+            yield GaugeMetricFamily(name, documentation, value=value)
+
+
+@ops.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTERS = (pupils, requests, purges, leaks, ops)
+
+
+def configure_app(app: FastAPI, deps: RetentionDeps) -> None:
+    """/metrics reads the service's own tables on each scrape."""
+    app.state.metrics = CollectorRegistry(auto_describe=False)
+    app.state.metrics.register(RetentionCollector(deps))
