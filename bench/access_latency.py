@@ -3,10 +3,10 @@ fast one check is with a realistic number of staff and dossiers, against the bro
 round trip - measured in one run, on one broker.
 
     .venv/bin/python -m bench.access_latency [--departures N] [--staff S] [--dossiers D]
-                                             [--bootstrap HOST:PORT] [--json] [--profile]
+                                             [--bootstrap HOST:PORT] [--fetch-wait-ms W] [--json] [--profile]
 
-1. Raw round trip: bench.broker_baseline's measurement (send().get() -> received by a consumer
-   that is already polling, with the fetch wait the ConsumerRunner uses), N pairs.
+1. Raw round trip: bench.harness.raw_roundtrips (send().get() -> received by a consumer that is
+   already polling, with the fetch wait the ConsumerRunner uses), N pairs.
 2. Revocation: a branch, N IB'ers and one dossier go through the broker into the access
    processor (ConsumerRunner in a thread, SQLite in a temporary directory). Then N times, one
    after the other: publish StaffDeparted for one IB'er (EventPublisher.publish, acks=all) and
@@ -15,82 +15,63 @@ round trip - measured in one run, on one broker.
    functions (not through Kafka), then `decide` for random (staff, dossier) pairs on one reused
    connection, and `GET /v1/check` through the HTTP API in-process (TestClient).
 
-The broker: --bootstrap, else KAFKA_BOOTSTRAP_SERVERS, else a local in-memory Tansu started (and
-stopped) by this run. Progress goes to stderr; the table (or with --json, one JSON object) to
-stdout. Every wait is bounded; a phase that runs out of time aborts the run with exit code 1.
 --profile runs the in-process checks once more under cProfile and prints the top costs to stderr.
+The broker, progress, time limits and the report: bench.harness.
 """
 
 from __future__ import annotations
 
-import argparse
-import cProfile
-import io
-import json
-import logging
-import os
-import pstats
 import random
-import shutil
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from fastapi.testclient import TestClient
-from kafka import KafkaProducer
 from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection
 
-from bench.broker_baseline import (
-    FETCH_MAX_WAIT_MS,
+from bench.events import WIJKNETWERKEN, branch_founded, dossier_opened, staff_joined
+from bench.harness import (
     PARTITIONS,
-    RAW_PRODUCER_CONFIG,
-    REPLICATION,
-    SINGLE_ROUNDTRIP_LIMIT_S,
     WARMUP,
+    Deadline,
+    Run,
+    Table,
+    Worker,
     apply_limit,
-    machine_context,
-    open_broker,
-    raw_roundtrips,
-    roundtrip_limit,
-    wait_for,
+    cli,
+    departure_latencies,
+    fmt_ratio,
+    latency_summary_ms,
+    profile_top,
+    progress,
+    publisher_codec,
+    ratio,
+    raw_roundtrip_phase,
+    require_positive,
+    run_benchmark,
+    seal,
+    verdict,
+    wait_until,
 )
-from bench.common import BenchTimeout, Deadline, Progress, latency_summary_ms, ratio
 from services.access import store
 from services.access.api import create_app
 from services.access.bootstrap import AccessDeps, build, build_runner
 from services.access.domain import Decision, Dossier, Grant, StaffMember
 from services.access.settings import AccessSettings
-from shared.contracts.envelope import EventCodec
-from shared.contracts.events import (
-    Address,
-    BranchFounded,
-    DossierOpened,
-    StaffDeparted,
-    StaffJoined,
-    StaffRole,
-)
-from shared.contracts.topics import Topic, TopicNames
-from shared.crypto import SqlKeyStore, new_master_key
-from shared.db import make_engine
-from shared.kafka.admin import ensure_topics
+from shared.contracts.events import StaffDeparted, StaffRole
+from shared.contracts.topics import Topic
 from shared.kafka.producer import EventPublisher, make_producer
 
 # Targets from the issue (informational: the run prints PASS or MISS, it does not fail on them).
 REVOCATION_P99_TARGET_MS = 200.0
 CHECK_P99_TARGET_MS = 1.0
-# How often the revocation loop asks again (1 ms, as broker_baseline's plumbing round trip):
-# a busy loop would take the GIL from the processor thread it is waiting for.
-POLL_INTERVAL_S = 0.001
 CHECK_PAIRS = 20_000
 API_PAIRS = 2_000
 CHECK_WARMUP = 200  # decides before the timed ones (statement cache, page cache)
@@ -99,15 +80,8 @@ API_WARMUP = 20
 # has no processor, so it writes the processor's position row itself every so many requests.
 API_REFRESH_EVERY = 200
 SEED = 20261125
-WIJKNETWERKEN = ["Centrum", "Charlois", "Delfshaven", "Feijenoord", "Hillegersberg-Schiebroek",
-                 "IJsselmonde", "Kralingen-Crooswijk", "Noord", "Overschie", "Prins Alexander"]
-ADDRESS = Address(street="Schiekade", house_number="12", postcode="3032 AJ", city="Rotterdam")
 POPULATE_CHUNK = 2_000  # rows per transaction while populating
 
-progress = Progress()
-
-
-# --- time limits ---------------------------------------------------------------------------
 
 def populate_limit(staff: int, dossiers: int) -> float:
     return 300.0 + (staff + dossiers) * 0.005
@@ -121,133 +95,56 @@ def api_limit(pairs: int) -> float:
     return 60.0 + pairs * 0.1
 
 
-def settings_for(bootstrap: str, prefix: str, workdir: Path, database: str, group: str,
-                 master_key: str) -> AccessSettings:
-    # The fetch wait is the raw baseline's (CommonSettings' default), whatever the environment says.
-    return AccessSettings(
-        kafka_bootstrap_servers=bootstrap, topic_prefix=prefix,
-        database_url=f"sqlite:///{workdir / database}", keystore_url=f"sqlite:///{workdir / 'keys.sqlite'}",
-        master_key=master_key, consumer_group=group, topic_partitions=PARTITIONS,
-        topic_replication=REPLICATION, consumer_fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
-
-
 def decide_fresh(deps: AccessDeps, staff_id: UUID, dossier_id: UUID) -> Decision:
     """One check as the API makes it: a connection from the pool, the clock's now."""
     with deps.engine.connect() as connection:
         return deps.service.decide(connection, staff_id, dossier_id, deps.clock.now())
 
 
-# --- 1. raw round trip ---------------------------------------------------------------------
-
-def run_raw_roundtrip(bootstrap: str, prefix: str, count: int) -> dict[str, Any]:
-    topic = f"{prefix}raw-roundtrip"
-    ensure_topics(bootstrap, [topic], PARTITIONS, REPLICATION)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="bench-raw-producer", **RAW_PRODUCER_CONFIG)
-    try:
-        progress(f"raw: {count} round trips, send().get() -> received by a polling consumer "
-                 f"(fetch_max_wait_ms={FETCH_MAX_WAIT_MS})")
-        result = raw_roundtrips(producer, bootstrap, topic, count)
-        progress(f"  p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
-        return result
-    finally:
-        producer.close(timeout=10)
-
-
 # --- 2. revocation latency -----------------------------------------------------------------
 
-def run_revocation(bootstrap: str, prefix: str, workdir: Path, master_key: str, n: int) -> dict[str, Any]:
-    settings = settings_for(bootstrap, prefix, workdir, "access-revocation.sqlite", f"{prefix}access", master_key)
+def run_revocation(run: Run, n: int) -> dict[str, Any]:
+    settings = run.settings(AccessSettings, "access-revocation.sqlite", f"{run.prefix}access")
     deps = build(settings)
-    topics = TopicNames(prefix)
-    # The publishing side (the registry, in production) seals with its own key store on the
-    # same key file the processor reads.
-    codec = EventCodec(SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes()),
-                       source="/samenveilig/registry", topics=topics)
-    publisher = EventPublisher(make_producer(bootstrap, "bench-access-publisher"))
-    runner = None
-    thread: threading.Thread | None = None
+    codec = publisher_codec(settings, run.topics)
+    publisher = EventPublisher(make_producer(run.bootstrap, "bench-access-publisher"))
+    worker: Worker | None = None
     try:
         branch = uuid.uuid4()
-        ib_ers = [uuid.uuid4() for _ in range(n + WARMUP)]
-        teacher = uuid.uuid4()
-        opened = DossierOpened(branch_id=branch, dossier_id=uuid.uuid4(), pupil_id=uuid.uuid4(),
-                               contact_staff_id=teacher, summary="Leesproblemen")
-        events = [BranchFounded(branch_id=branch, vestigingscode="12AB00", name="OBS De Regenboog",
-                                address=ADDRESS, phone="+31101234567", wijknetwerk=WIJKNETWERKEN[0]),
-                  StaffJoined(branch_id=branch, staff_id=teacher, role=StaffRole.LEERKRACHT, name="Juf Anouk",
-                              email="juf.anouk@school.example")]
-        events += [StaffJoined(branch_id=branch, staff_id=staff_id, role=StaffRole.IB_ER, name=f"IB'er {i}",
-                               email=f"ib{i}@school.example") for i, staff_id in enumerate(ib_ers)]
-        events.append(opened)
-        total = len(events)
-        deadline = Deadline(apply_limit(total), "revocation setup")
+        teacher = staff_joined(branch, 0, StaffRole.LEERKRACHT)
+        ib_ers = [staff_joined(branch, i + 1) for i in range(n + WARMUP)]
+        opened = dossier_opened(branch, teacher.staff_id)
+        events = [branch_founded(branch), teacher, *ib_ers, opened]
+        deadline = Deadline(apply_limit(len(events)), "revocation setup")
         progress(f"revocation: publishing the branch, {len(ib_ers)} IB'ers, a teacher and a dossier "
                  f"({n} measured + {WARMUP} warm-up departures)")
         now = datetime.now(UTC)
-        encoded = [codec.encode(event, event_id=str(uuid.uuid4()), recorded_at=now) for event in events]
-        publisher.publish_all(encoded, timeout_s=max(1.0, deadline.remaining()))
+        publisher.publish_all([seal(codec, event, now) for event in events], timeout_s=max(1.0, deadline.remaining()))
 
         runner = build_runner(deps)
-        thread = threading.Thread(target=runner.run, name="access-processor", daemon=True)
-        the_runner = runner
-        started = time.perf_counter()
-        thread.start()
-        wait_for(lambda: the_runner.stats.applied >= total, deadline,
-                 lambda: f"{the_runner.stats.applied} of {total} applied", 0.01, thread)
+        worker = Worker("access-processor", runner).start()
+        wait_until(lambda: runner.stats.applied >= len(events), deadline,
+                   lambda: f"{runner.stats.applied} of {len(events)} applied", [worker])
         if runner.stats.dead_lettered:
             raise RuntimeError(f"{runner.stats.dead_lettered} events were dead-lettered: {runner.stats.reasons}")
-        setup_s = time.perf_counter() - started
-        progress(f"  processor applied {total} events {setup_s:.1f} s after its start (incl. the group join)")
+        setup_s = time.perf_counter() - worker.started_at
+        progress(f"  processor applied {len(events)} events {setup_s:.1f} s after its start (incl. the group join)")
+
+        def allowed(ib_er: Any) -> bool:
+            decision = decide_fresh(deps, ib_er.staff_id, opened.dossier_id)
+            if not decision.allowed and decision.rule != "departed":
+                raise RuntimeError(f"an IB'er was denied with rule {decision.rule}, expected 'departed'")
+            return decision.allowed
 
         progress(f"revocation: {n} departures, publish StaffDeparted -> decide() denies")
-        loop_deadline = Deadline(roundtrip_limit(n + WARMUP), "revocations")
-        latencies: list[float] = []
-        acks: list[float] = []
-        after_ack: list[float] = []
-        polls: list[int] = []
-        for i, staff_id in enumerate(ib_ers):
-            loop_deadline.check(f"{i} departures done")
-            before = decide_fresh(deps, staff_id, opened.dossier_id)
-            if not before.allowed:
-                raise RuntimeError(f"IB'er {i} is denied before departing ({before.rule})")
-            departure = codec.encode(StaffDeparted(branch_id=branch, staff_id=staff_id),
-                                     event_id=str(uuid.uuid4()), recorded_at=datetime.now(UTC))
-            single = Deadline(min(SINGLE_ROUNDTRIP_LIMIT_S, loop_deadline.remaining()), f"departure {i}")
-            sent = time.perf_counter()
-            publisher.publish(departure, timeout_s=SINGLE_ROUNDTRIP_LIMIT_S)
-            acked = time.perf_counter()
-            asked = 0
-            while True:
-                decision = decide_fresh(deps, staff_id, opened.dossier_id)
-                asked += 1
-                if not decision.allowed:
-                    denied = time.perf_counter()
-                    break
-                if not thread.is_alive():
-                    raise RuntimeError("the access processor stopped")
-                single.check("still allowed")
-                time.sleep(POLL_INTERVAL_S)
-            if decision.rule != "departed":
-                raise RuntimeError(f"IB'er {i} denied with rule {decision.rule}, expected 'departed'")
-            if i >= WARMUP:
-                latencies.append(denied - sent)
-                acks.append(acked - sent)
-                after_ack.append(denied - acked)
-                polls.append(asked)
-        result: dict[str, Any] = dict(latency_summary_ms(latencies))
-        result.update({
-            "publish_ack": latency_summary_ms(acks), "ack_to_deny": latency_summary_ms(after_ack),
-            "polls_mean": round(sum(polls) / len(polls), 2), "setup_seconds": round(setup_s, 2),
-            "poll_interval_ms": POLL_INTERVAL_S * 1000, "dead_lettered": runner.stats.dead_lettered,
-        })
-        progress(f"  p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms")
+        result = departure_latencies(
+            publisher, ib_ers, lambda ib_er: seal(codec, StaffDeparted(branch_id=branch, staff_id=ib_er.staff_id)),
+            allowed, worker, "revocations")
+        result.update({"setup_seconds": round(setup_s, 2), "dead_lettered": runner.stats.dead_lettered})
         return result
     finally:
-        if runner is not None and thread is not None:
-            runner.stop_event.set()
-            thread.join(timeout=20)
-            if thread.is_alive():
-                progress("warning: the access processor did not stop within 20s")
+        if worker is not None:
+            worker.stop()
         publisher.close()
         deps.engine.dispose()
 
@@ -489,23 +386,8 @@ def time_api(deps: AccessDeps, pairs: list[tuple[UUID, UUID, str]], expected: li
     return latencies
 
 
-def profile_decide(deps: AccessDeps, pairs: list[tuple[UUID, UUID, str]], top: int = 25) -> str:
-    profiler = cProfile.Profile()
-    deadline = Deadline(check_limit(len(pairs)) * 3, "profiled checks")
-    profiler.enable()
-    time_decide(deps, pairs, deadline)
-    profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
-    return out.getvalue()
-
-
-def run_checks(bootstrap: str, prefix: str, workdir: Path, master_key: str, staff_total: int,
-               dossier_total: int, profile: bool) -> dict[str, Any]:
-    settings = settings_for(bootstrap, prefix, workdir, "access-check.sqlite", f"{prefix}access-check", master_key)
-    deps = build(settings)
+def run_checks(run: Run, staff_total: int, dossier_total: int, profile: bool) -> dict[str, Any]:
+    deps = build(run.settings(AccessSettings, "access-check.sqlite", f"{run.prefix}access-check"))
     try:
         rng = random.Random(SEED)
         progress(f"check: writing {staff_total} staff and {dossier_total} dossiers straight into the access "
@@ -527,13 +409,16 @@ def run_checks(bootstrap: str, prefix: str, workdir: Path, master_key: str, staf
         decide["by_outcome"] = {k: latency_summary_ms(v) for k, v in by_outcome.items() if v}
         progress(f"  p50 {decide['p50_ms']:.3f} ms, p99 {decide['p99_ms']:.3f} ms; {allowed} allowed")
 
-        api_pairs = pairs[:API_PAIRS]
         progress(f"check: {API_PAIRS} x GET /v1/check through the API in-process (TestClient, +{API_WARMUP} warm-up)")
-        api = latency_summary_ms(time_api(deps, api_pairs, decisions[:API_PAIRS],
+        api = latency_summary_ms(time_api(deps, pairs[:API_PAIRS], decisions[:API_PAIRS],
                                           Deadline(api_limit(API_PAIRS), "API checks")))
         progress(f"  p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms")
-        db_bytes = sum(p.stat().st_size for p in workdir.glob("access-check.sqlite*"))
-        result = {
+        db_bytes = sum(p.stat().st_size for p in run.workdir.glob("access-check.sqlite*"))
+        if profile:
+            progress(f"check: {CHECK_PAIRS} x decide() again, under cProfile")
+            deadline = Deadline(check_limit(len(pairs)) * 3, "profiled checks")
+            sys.stderr.write(profile_top(lambda: time_decide(deps, pairs, deadline)))
+        return {
             "populate_seconds": round(populate_s, 1), "populated_through": "store functions, not Kafka",
             "branches": len(pop.branches), "wijknetwerken": len(set(pop.wijknetwerk_of.values())),
             "staff": len(pop.all_staff), "roles": dict(pop.roles.most_common()), "departed_staff": pop.departed,
@@ -541,116 +426,20 @@ def run_checks(bootstrap: str, prefix: str, workdir: Path, master_key: str, staf
             "grants": len(pop.grants), "grant_kinds": dict(pop.grant_kinds.most_common()),
             "database_bytes": db_bytes, "decide": decide, "api": api,
         }
-        if profile:
-            progress(f"check: {CHECK_PAIRS} x decide() again, under cProfile")
-            sys.stderr.write(profile_decide(deps, pairs))
-        return result
     finally:
         deps.engine.dispose()
 
 
-# --- report ------------------------------------------------------------------------------------
-
-def verdict(value: float, target: float) -> str:
-    return "PASS" if value < target else "MISS"
-
-
-def fmt_ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} x"
-
-
-def render(report: dict[str, Any]) -> str:
-    ctx, p, raw, rev, chk = (report["machine"], report["params"], report["raw_roundtrip"], report["revocation"],
-                             report["check"])
-    dec, api, ratios = chk["decide"], chk["api"], report["ratios"]
-    width = 58
-
-    def lat(s: dict[str, Any], digits: int = 2) -> str:
-        return (f"p50 {s['p50_ms']:.{digits}f} ms   p99 {s['p99_ms']:.{digits}f} ms   "
-                f"max {s['max_ms']:.{digits}f} ms  (n={s['count']})")
-
-    lines = [
-        f"samenveilig access latency, {ctx['date']}",
-        f"machine   {ctx['cpu_count']} CPUs, Python {ctx['python']}, kafka-python {ctx['kafka_python']}, "
-        f"{ctx['platform']}",
-        f"broker    {ctx['broker']} at {ctx['bootstrap']}",
-        f"sizes     N={p['departures']} departures (+{WARMUP} warm-up), S={p['staff']} staff, D={p['dossiers']} "
-        f"dossiers, {p['check_pairs']} in-process checks, {p['api_pairs']} API checks",
-        "",
-        f"RAW BASELINE (bench.broker_baseline's round trip; fetch_max_wait_ms={FETCH_MAX_WAIT_MS} as the "
-        "ConsumerRunner)",
-        f"  {'round trip send().get() -> received by a polling consumer':<{width}}{lat(raw)}",
-        "",
-        "REVOCATION (StaffDeparted published, acks=all -> access processor -> decide() denies)",
-        f"  {'publish start -> first deny':<{width}}{lat(rev)}",
-        f"  {'  of which publish until acked':<{width}}{lat(rev['publish_ack'])}",
-        f"  {'  of which ack -> first deny':<{width}}{lat(rev['ack_to_deny'])}",
-        f"  {'  ratio to raw round trip':<{width}}p50 {fmt_ratio(ratios['revocation_p50'])}   "
-        f"p99 {fmt_ratio(ratios['revocation_p99'])}",
-        f"  {f'target p99 < {REVOCATION_P99_TARGET_MS:.0f} ms':<{width}}"
-        f"{verdict(rev['p99_ms'], REVOCATION_P99_TARGET_MS)}   (decide() polled every "
-        f"{rev['poll_interval_ms']:.0f} ms, {rev['polls_mean']:.1f} polls on average)",
-        "",
-        f"CHECK (S={chk['staff']} staff, D={chk['dossiers']} dossiers written with the store functions, NOT "
-        "through Kafka)",
-        f"  data      {chk['branches']} branches in {chk['wijknetwerken']} wijknetwerken, {chk['grants']} explicit "
-        f"grants, {chk['departed_staff']} departed staff, {chk['closed_dossiers']} closed dossiers, "
-        f"{chk['database_bytes'] / 1e6:.0f} MB SQLite (written in {chk['populate_seconds']:.0f} s)",
-        f"  {'decide() in-process, one connection':<{width}}{lat(dec, 3)}",
-        f"  {'  allowed / denied':<{width}}{dec['allowed']} / {dec['denied']}   "
-        + ", ".join(f"{rule} {count}" for rule, count in dec["rules"].items()),
-        *(f"  {'    ' + outcome:<{width}}{lat(s, 3)}" for outcome, s in dec["by_outcome"].items()),
-        f"  {f'  target p99 < {CHECK_P99_TARGET_MS:.0f} ms':<{width}}{verdict(dec['p99_ms'], CHECK_P99_TARGET_MS)}",
-        f"  {'GET /v1/check via TestClient (incl. freshness check)':<{width}}{lat(api)}",
-        "",
-        f"run took {report['duration_s']:.1f} s",
-    ]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.access_latency", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--departures", type=int, default=1000, help="N, departures measured (default 1000)")
-    parser.add_argument("--staff", type=int, default=10_000, help="S, staff in the check database (default 10000)")
-    parser.add_argument("--dossiers", type=int, default=100_000,
-                        help="D, dossiers in the check database (default 100000)")
-    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: "
-                        "KAFKA_BOOTSTRAP_SERVERS, else a local in-memory Tansu)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--profile", action="store_true",
-                        help="afterwards, run the in-process checks under cProfile; top costs to stderr")
-    args = parser.parse_args(argv)
-    if args.departures < 1 or args.staff < 1 or args.dossiers < 1:
-        parser.error("--departures, --staff and --dossiers must be positive")
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-    started = time.perf_counter()
-    progress("starting the broker" if not (args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
-             else "connecting to the broker")
-    broker = open_broker(args.bootstrap)
-    workdir = Path(tempfile.mkdtemp(prefix="samenveilig-bench-"))
-    prefix = f"bench{uuid.uuid4().hex[:8]}."
-    master_key = new_master_key()
-    try:
-        raw = run_raw_roundtrip(broker.bootstrap, prefix, args.departures)
-        revocation = run_revocation(broker.bootstrap, prefix, workdir, master_key, args.departures)
-        check = run_checks(broker.bootstrap, prefix, workdir, master_key, args.staff, args.dossiers, args.profile)
-    except (BenchTimeout, RuntimeError) as error:
-        progress(f"benchmark failed: {error}")
-        return 1
-    finally:
-        if broker.local is not None:
-            broker.local.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    report = {
-        "machine": machine_context(broker),
+def measure(run: Run) -> dict[str, Any]:
+    args = run.args
+    raw = raw_roundtrip_phase(run, args.departures)
+    revocation = run_revocation(run, args.departures)
+    check = run_checks(run, args.staff, args.dossiers, args.profile)
+    return {
         "params": {"departures": args.departures, "staff": args.staff, "dossiers": args.dossiers,
                    "check_pairs": CHECK_PAIRS, "api_pairs": API_PAIRS, "raw_roundtrips": args.departures,
-                   "warmup": WARMUP, "partitions": PARTITIONS, "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
-                   "seed": SEED, "topic_prefix": prefix},
+                   "warmup": WARMUP, "partitions": PARTITIONS, "fetch_max_wait_ms": run.fetch_wait_ms,
+                   "seed": SEED, "topic_prefix": run.prefix},
         "raw_roundtrip": raw,
         "revocation": revocation,
         "check": check,
@@ -662,10 +451,53 @@ def main(argv: list[str] | None = None) -> int:
             "check_p99_ms": {"target": CHECK_P99_TARGET_MS, "measured": check["decide"]["p99_ms"],
                              "verdict": verdict(check["decide"]["p99_ms"], CHECK_P99_TARGET_MS)},
         },
-        "duration_s": round(time.perf_counter() - started, 1),
     }
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+
+
+def render(report: dict[str, Any]) -> str:
+    p, rev, chk, ratios = report["params"], report["revocation"], report["check"], report["ratios"]
+    dec = chk["decide"]
+    table = Table("access latency", report["machine"], width=58)
+    table.header("sizes", f"N={p['departures']} departures (+{WARMUP} warm-up), S={p['staff']} staff, "
+                          f"D={p['dossiers']} dossiers, {p['check_pairs']} in-process checks, "
+                          f"{p['api_pairs']} API checks")
+    table.section(f"RAW BASELINE (bench.harness.raw_roundtrips; fetch_max_wait_ms={p['fetch_max_wait_ms']} as the "
+                  "ConsumerRunner)")
+    table.latency("round trip send().get() -> received by a polling consumer", report["raw_roundtrip"])
+    table.section("REVOCATION (StaffDeparted published, acks=all -> access processor -> decide() denies)")
+    table.latency("publish start -> first deny", rev)
+    table.latency("of which publish until acked", rev["publish_ack"], indent=2)
+    table.latency("of which ack -> first deny", rev["after_ack"], indent=2)
+    table.figure("ratio to raw round trip", "", f"p50 {fmt_ratio(ratios['revocation_p50'], 2, ' x')}   "
+                                                f"p99 {fmt_ratio(ratios['revocation_p99'], 2, ' x')}", indent=2)
+    table.figure(f"target p99 < {REVOCATION_P99_TARGET_MS:.0f} ms", verdict(rev["p99_ms"], REVOCATION_P99_TARGET_MS),
+                 f"(decide() polled every {rev['poll_interval_ms']:.0f} ms, {rev['polls_mean']:.1f} polls on average)")
+    table.section(f"CHECK (S={chk['staff']} staff, D={chk['dossiers']} dossiers written with the store functions, "
+                  "NOT through Kafka)")
+    table.text(f"  data      {chk['branches']} branches in {chk['wijknetwerken']} wijknetwerken, {chk['grants']} "
+               f"explicit grants, {chk['departed_staff']} departed staff, {chk['closed_dossiers']} closed dossiers, "
+               f"{chk['database_bytes'] / 1e6:.0f} MB SQLite (written in {chk['populate_seconds']:.0f} s)")
+    table.latency("decide() in-process, one connection", dec, 3)
+    table.figure("allowed / denied", f"{dec['allowed']} / {dec['denied']}",
+                 ", ".join(f"{rule} {count}" for rule, count in dec["rules"].items()), indent=2)
+    for outcome, summary in dec["by_outcome"].items():
+        table.latency(outcome, summary, 3, indent=4)
+    table.figure(f"target p99 < {CHECK_P99_TARGET_MS:.0f} ms", verdict(dec["p99_ms"], CHECK_P99_TARGET_MS), indent=2)
+    table.latency("GET /v1/check via TestClient (incl. freshness check)", chk["api"])
+    return table.render(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli("bench.access_latency", __doc__, fetch_wait=True)
+    parser.add_argument("--departures", type=int, default=1000, help="N, departures measured (default 1000)")
+    parser.add_argument("--staff", type=int, default=10_000, help="S, staff in the check database (default 10000)")
+    parser.add_argument("--dossiers", type=int, default=100_000,
+                        help="D, dossiers in the check database (default 100000)")
+    parser.add_argument("--profile", action="store_true",
+                        help="afterwards, run the in-process checks under cProfile; top costs to stderr")
+    args = parser.parse_args(argv)
+    require_positive(parser, args, "departures", "staff", "dossiers")
+    return run_benchmark(args, measure, render)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@ per second, and how fast a departure ends a live session, against the broker's o
 measured in one run, on one broker.
 
     .venv/bin/python -m bench.auth_throughput [--logins N] [--introspections M] [--departures D]
-                                              [--bootstrap HOST:PORT] [--json] [--profile]
+                                              [--bootstrap HOST:PORT] [--fetch-wait-ms W] [--json] [--profile]
 
-1. Raw round trip: bench.broker_baseline's measurement (send().get() -> received by a consumer
-   that is already polling, with the fetch wait the ConsumerRunner uses), D pairs.
+1. Raw round trip: bench.harness.raw_roundtrips (send().get() -> received by a consumer that is
+   already polling, with the fetch wait the ConsumerRunner uses), D pairs.
 2. Logins: accounts enrolled through the service (StaffJoined applied, password set through the
    invitation token from the mail outbox, TOTP enrolment finished), with the argon2 cost of the
    AuthSettings defaults. Then N full logins, each `login_password` and `login_code` (a TOTP code)
@@ -20,68 +20,62 @@ measured in one run, on one broker.
    after the other: publish StaffDeparted for a person with a live session (acks=all) and ask
    `introspect` on a fresh transaction every 1 ms until the session is inactive.
 
-The broker: --bootstrap, else KAFKA_BOOTSTRAP_SERVERS, else a local in-memory Tansu started (and
-stopped) by this run. Progress goes to stderr; the table (or with --json, one JSON object) to
-stdout. Every wait is bounded; a phase that runs out of time aborts the run with exit code 1.
 --profile runs the in-process introspections once more under cProfile; top costs to stderr.
+The broker, progress, time limits and the report: bench.harness.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import cProfile
-import io
-import json
-import logging
-import os
-import pstats
 import random
 import re
 import secrets
-import shutil
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pyotp
 from argon2 import PasswordHasher, extract_parameters
 from fastapi import FastAPI
-from kafka import KafkaProducer
 from sqlalchemy import func, select
 
-from bench.broker_baseline import (
-    FETCH_MAX_WAIT_MS,
+from bench.events import staff_joined
+from bench.harness import (
     PARTITIONS,
-    RAW_PRODUCER_CONFIG,
-    REPLICATION,
     SINGLE_ROUNDTRIP_LIMIT_S,
     WARMUP,
-    machine_context,
-    open_broker,
-    raw_roundtrips,
-    roundtrip_limit,
+    Deadline,
+    Run,
+    Table,
+    Worker,
+    cli,
+    departure_latencies,
+    fmt_rate,
+    fmt_ratio,
+    latency_and_rate,
+    latency_summary_ms,
+    profile_top,
+    progress,
+    publisher_codec,
+    ratio,
+    raw_roundtrip_phase,
+    require_positive,
+    run_benchmark,
+    seal,
+    wait_until,
 )
-from bench.common import BenchTimeout, Deadline, Progress, latency_summary_ms, ratio
 from services.auth import store
 from services.auth.api import create_app
 from services.auth.bootstrap import AuthDeps, build, build_runner
 from services.auth.domain import STEP_SECONDS
 from services.auth.settings import AuthSettings
 from shared.clock import ManualClock
-from shared.contracts.envelope import EventCodec
-from shared.contracts.events import StaffDeparted, StaffJoined, StaffRole
-from shared.crypto import SqlKeyStore, new_master_key
-from shared.db import make_engine
-from shared.kafka.admin import ensure_topics
+from shared.contracts.events import StaffDeparted, StaffRole
 from shared.kafka.producer import EventPublisher, make_producer
 
 # The cost the service runs with unless configured otherwise.
@@ -100,19 +94,12 @@ HTTP_LOGIN_SHARE = 4  # the HTTP pages do N/4 logins
 INTROSPECT_WARMUP = 200
 API_WARMUP = 20
 API_SHARE = 10  # the HTTP API does M/10 introspections (and as many with unknown tokens in-process)
-# How often the session-end loop asks again (as bench.access_latency): a busy loop would take the
-# GIL from the processor thread it is waiting for.
-POLL_INTERVAL_S = 0.001
 # The first departure waits for the processor's group join (Tansu: about half the session timeout).
 GROUP_JOIN_LIMIT_S = 60.0
 SEED = 20261125
 BRANCH = uuid.UUID("00000000-0000-4000-8000-00000000a417")
 INVITATION_LINK = re.compile(r"/uitnodiging/(\S+)")
 
-progress = Progress()
-
-
-# --- time limits ---------------------------------------------------------------------------
 
 def login_limit(n: int) -> float:
     return 60.0 + n * 3.0
@@ -140,16 +127,11 @@ class Account:
     recovery_codes: list[str]
 
 
-def settings_for(bootstrap: str, prefix: str, workdir: Path, database: str, master_key: str,
-                 time_cost: int, memory_kib: int) -> AuthSettings:
-    # The fetch wait is the raw baseline's (CommonSettings' default), and the argon2 cost is given
-    # explicitly, whatever the environment says. cookie_secure stays at its default (True).
-    return AuthSettings(
-        kafka_bootstrap_servers=bootstrap, topic_prefix=prefix,
-        database_url=f"sqlite:///{workdir / database}", keystore_url=f"sqlite:///{workdir / 'keys.sqlite'}",
-        master_key=master_key, consumer_group=f"{prefix}auth", topic_partitions=PARTITIONS,
-        topic_replication=REPLICATION, consumer_fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        argon2_time_cost=time_cost, argon2_memory_kib=memory_kib)
+def auth_settings(run: Run, database: str, time_cost: int, memory_kib: int) -> AuthSettings:
+    # The argon2 cost is given explicitly, whatever the environment says. cookie_secure stays at
+    # its default (True).
+    return run.settings(AuthSettings, database, f"{run.prefix}auth", argon2_time_cost=time_cost,
+                        argon2_memory_kib=memory_kib)
 
 
 def totp_now(secret: str, moment: datetime) -> str:
@@ -170,12 +152,9 @@ def invitation_token(connection: Any, email: str) -> str:
 def enrol(deps: AuthDeps, number: int, with_session: bool) -> tuple[Account, str | None]:
     """StaffJoined (sealed and decoded as the processor would) -> invitation -> password -> TOTP
     enrolment; with_session: also a two-step login with a recovery code. One transaction."""
-    staff_id = uuid.uuid4()
-    email = f"bench{number}.{staff_id.hex[:8]}@school.example"
-    joined = StaffJoined(branch_id=BRANCH, staff_id=staff_id, role=StaffRole.LEERKRACHT, name=f"Leerkracht {number}",
-                         email=email)
-    recorded = deps.codec.decode(deps.codec.encode(joined, event_id=str(uuid.uuid4()),
-                                                   recorded_at=deps.clock.now()).value)
+    joined = staff_joined(BRANCH, number, StaffRole.LEERKRACHT)
+    email = str(joined.email)
+    recorded = deps.codec.decode(seal(deps.codec, joined, deps.clock.now()).value)
     service = deps.service
     with deps.engine.begin() as connection:
         service.apply(recorded, connection)
@@ -188,7 +167,7 @@ def enrol(deps: AuthDeps, number: int, with_session: bool) -> tuple[Account, str
         codes = service.finish_enrolment(connection, enrolment, totp_now(started.secret, deps.clock.now()))
         if codes is None:
             raise RuntimeError("finish_enrolment refused the TOTP code")
-        account = Account(staff_id, email, started.secret, codes)
+        account = Account(joined.staff_id, email, started.secret, codes)
         if not with_session:
             return account, None
         # The TOTP step is used up by the enrolment: the first login takes a recovery code.
@@ -199,8 +178,7 @@ def enrol(deps: AuthDeps, number: int, with_session: bool) -> tuple[Account, str
         return account, second.token
 
 
-def prepare(deps: AuthDeps, count: int, with_session: bool, what: str
-            ) -> tuple[list[Account], list[str], float]:
+def prepare(deps: AuthDeps, count: int, with_session: bool, what: str) -> tuple[list[Account], list[str], float]:
     deadline = Deadline(prepare_limit(count, hashing=not with_session), what)
     accounts: list[Account] = []
     tokens: list[str] = []
@@ -213,22 +191,6 @@ def prepare(deps: AuthDeps, count: int, with_session: bool, what: str
         if token is not None:
             tokens.append(token)
     return accounts, tokens, time.perf_counter() - started
-
-
-# --- 1. raw round trip ---------------------------------------------------------------------
-
-def run_raw_roundtrip(bootstrap: str, prefix: str, count: int) -> dict[str, Any]:
-    topic = f"{prefix}raw-roundtrip"
-    ensure_topics(bootstrap, [topic], PARTITIONS, REPLICATION)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, client_id="bench-raw-producer", **RAW_PRODUCER_CONFIG)
-    try:
-        progress(f"raw: {count} round trips, send().get() -> received by a polling consumer "
-                 f"(fetch_max_wait_ms={FETCH_MAX_WAIT_MS})")
-        result = raw_roundtrips(producer, bootstrap, topic, count)
-        progress(f"  p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms")
-        return result
-    finally:
-        producer.close(timeout=10)
 
 
 # --- 2. logins -----------------------------------------------------------------------------
@@ -272,8 +234,7 @@ async def http_logins(app: FastAPI, cursor: LoginCursor, count: int, deadline: D
     transport runs the app in this event loop and FastAPI the sync endpoints in its thread pool,
     as under uvicorn minus the HTTP parsing (Starlette's TestClient adds a thread hop per request)."""
     latencies: list[float] = []
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://auth.bench") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://auth.bench") as client:
         for i in range(count):
             deadline.check(f"{i} of {count} HTTP logins")
             account, code = cursor.next()
@@ -290,9 +251,8 @@ async def http_logins(app: FastAPI, cursor: LoginCursor, count: int, deadline: D
     return latencies
 
 
-def run_logins(bootstrap: str, prefix: str, workdir: Path, master_key: str, n: int) -> dict[str, Any]:
-    settings = settings_for(bootstrap, prefix, workdir, "auth-logins.sqlite", master_key, DEFAULT_TIME_COST,
-                            DEFAULT_MEMORY_KIB)
+def run_logins(run: Run, n: int) -> dict[str, Any]:
+    settings = auth_settings(run, "auth-logins.sqlite", DEFAULT_TIME_COST, DEFAULT_MEMORY_KIB)
     clock_start = datetime.now(UTC)
     clock = ManualClock(clock_start)
     deps = build(settings, clock)
@@ -325,7 +285,6 @@ def run_logins(bootstrap: str, prefix: str, workdir: Path, master_key: str, n: i
         deadline = Deadline(login_limit(n + LOGIN_WARMUP), "in-process logins")
         for _ in range(LOGIN_WARMUP):
             login_in_process(deps, *cursor.next())
-        totals: list[float] = []
         passwords: list[float] = []
         codes: list[float] = []
         started = time.perf_counter()
@@ -334,11 +293,9 @@ def run_logins(bootstrap: str, prefix: str, workdir: Path, master_key: str, n: i
             password_s, code_s = login_in_process(deps, *cursor.next())
             passwords.append(password_s)
             codes.append(code_s)
-            totals.append(password_s + code_s)
-        elapsed = time.perf_counter() - started
-        service_result: dict[str, Any] = dict(latency_summary_ms(totals))
-        service_result.update({"rate_per_s": round(n / elapsed, 2), "seconds": round(elapsed, 3),
-                               "login_password": latency_summary_ms(passwords),
+        service_result = latency_and_rate([p + c for p, c in zip(passwords, codes, strict=True)],
+                                          time.perf_counter() - started, 2)
+        service_result.update({"login_password": latency_summary_ms(passwords),
                                "login_code": latency_summary_ms(codes)})
         progress(f"  {service_result['rate_per_s']:.1f} logins/s, p50 {service_result['p50_ms']:.1f} ms")
 
@@ -349,16 +306,13 @@ def run_logins(bootstrap: str, prefix: str, workdir: Path, master_key: str, n: i
         asyncio.run(http_logins(app, cursor, LOGIN_WARMUP, http_deadline))
         started = time.perf_counter()
         http_times = asyncio.run(http_logins(app, cursor, http_n, http_deadline))
-        http_elapsed = time.perf_counter() - started
-        http_result: dict[str, Any] = dict(latency_summary_ms(http_times))
-        http_result.update({"rate_per_s": round(http_n / http_elapsed, 2), "seconds": round(http_elapsed, 3)})
+        http_result = latency_and_rate(http_times, time.perf_counter() - started, 2)
         progress(f"  {http_result['rate_per_s']:.1f} logins/s, p50 {http_result['p50_ms']:.1f} ms")
 
         with deps.engine.connect() as connection:
             sessions = connection.execute(select(func.count()).select_from(store.sessions)).scalar_one()
-        expected = cursor.count
-        if sessions != expected:
-            raise RuntimeError(f"{sessions} sessions in the login database, expected {expected}")
+        if sessions != cursor.count:
+            raise RuntimeError(f"{sessions} sessions in the login database, expected {cursor.count}")
         return {
             "accounts": pool, "prepare_seconds": round(prepare_s, 2),
             "argon2": {"type": params.type.name, "time_cost": params.time_cost, "memory_kib": params.memory_cost,
@@ -398,8 +352,7 @@ def time_introspect(deps: AuthDeps, tokens: list[str], expect_active: bool, dead
 
 async def http_introspect(app: FastAPI, tokens: list[str], deadline: Deadline) -> list[float]:
     latencies: list[float] = []
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="https://auth.bench") as client:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://auth.bench") as client:
         for i, token in enumerate(tokens):
             if i % 100 == 0:
                 deadline.check(f"{i} of {len(tokens)} API introspections")
@@ -413,19 +366,6 @@ async def http_introspect(app: FastAPI, tokens: list[str], deadline: Deadline) -
     return latencies
 
 
-def profile_introspect(deps: AuthDeps, tokens: list[str], top: int = 25) -> str:
-    profiler = cProfile.Profile()
-    deadline = Deadline(introspect_limit(len(tokens)) * 3, "profiled introspections")
-    profiler.enable()
-    time_introspect(deps, tokens, True, deadline)
-    profiler.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
-    return out.getvalue()
-
-
 def run_introspection(deps: AuthDeps, tokens: list[str], m: int, profile: bool) -> dict[str, Any]:
     rng = random.Random(SEED)
     picks = [rng.choice(tokens) for _ in range(m)]
@@ -433,9 +373,8 @@ def run_introspection(deps: AuthDeps, tokens: list[str], m: int, profile: bool) 
              f"sessions (+{INTROSPECT_WARMUP} warm-up)")
     time_introspect(deps, picks[:INTROSPECT_WARMUP], True, Deadline(introspect_limit(INTROSPECT_WARMUP), "warm-up"))
     whole, calls, wall = time_introspect(deps, picks, True, Deadline(introspect_limit(m), "in-process introspections"))
-    service_result: dict[str, Any] = dict(latency_summary_ms(whole))
-    service_result.update({"rate_per_s": round(m / wall, 1), "seconds": round(wall, 3),
-                           "call_alone": latency_summary_ms(calls)})
+    service_result = latency_and_rate(whole, wall)
+    service_result["call_alone"] = latency_summary_ms(calls)
     progress(f"  {service_result['rate_per_s']:.0f}/s, p50 {service_result['p50_ms']:.3f} ms, "
              f"p99 {service_result['p99_ms']:.3f} ms")
 
@@ -443,8 +382,7 @@ def run_introspection(deps: AuthDeps, tokens: list[str], m: int, profile: bool) 
     unknown_tokens = [secrets.token_urlsafe(32) for _ in range(small)]
     progress(f"introspection: {small} x introspect in-process with unknown tokens")
     u_whole, _, u_wall = time_introspect(deps, unknown_tokens, False, Deadline(introspect_limit(small), "unknown"))
-    unknown: dict[str, Any] = dict(latency_summary_ms(u_whole))
-    unknown["rate_per_s"] = round(small / u_wall, 1)
+    unknown = latency_and_rate(u_whole, u_wall)
 
     progress(f"introspection: {small} x POST /v1/sessions/introspect in-process (httpx ASGITransport, "
              f"+{API_WARMUP} warm-up)")
@@ -453,13 +391,12 @@ def run_introspection(deps: AuthDeps, tokens: list[str], m: int, profile: bool) 
     asyncio.run(http_introspect(app, picks[:API_WARMUP], deadline))
     started = time.perf_counter()
     api_times = asyncio.run(http_introspect(app, picks[:small], deadline))
-    api_wall = time.perf_counter() - started
-    api: dict[str, Any] = dict(latency_summary_ms(api_times))
-    api.update({"rate_per_s": round(small / api_wall, 1), "seconds": round(api_wall, 3)})
+    api = latency_and_rate(api_times, time.perf_counter() - started)
     progress(f"  {api['rate_per_s']:.0f}/s, p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms")
     if profile:
         progress(f"introspection: {m} x introspect again, under cProfile")
-        sys.stderr.write(profile_introspect(deps, picks))
+        profiled = Deadline(introspect_limit(len(picks)) * 3, "profiled introspections")
+        sys.stderr.write(profile_top(lambda: time_introspect(deps, picks, True, profiled)))
     return {"sessions": len(tokens), "service": service_result, "unknown_token": unknown, "api": api}
 
 
@@ -471,67 +408,30 @@ def introspect_fresh(deps: AuthDeps, token: str) -> bool:
         return bool(deps.service.introspect(connection, token)["active"])
 
 
-def wait_inactive(deps: AuthDeps, token: str, deadline: Deadline, thread: threading.Thread) -> tuple[float, int]:
-    asked = 0
-    while True:
-        active = introspect_fresh(deps, token)
-        asked += 1
-        if not active:
-            return time.perf_counter(), asked
-        if not thread.is_alive():
-            raise RuntimeError("the auth processor stopped")
-        deadline.check("session still active")
-        time.sleep(POLL_INTERVAL_S)
+def run_session_end(run: Run, deps: AuthDeps, accounts: list[Account], tokens: list[str], d: int) -> dict[str, Any]:
+    codec = publisher_codec(deps.settings, deps.topics)
+    publisher = EventPublisher(make_producer(run.bootstrap, "bench-auth-publisher"))
+    worker: Worker | None = None
 
-
-def run_session_end(bootstrap: str, deps: AuthDeps, accounts: list[Account], tokens: list[str],
-                    d: int) -> dict[str, Any]:
-    settings, topics = deps.settings, deps.topics
-    # The publishing side (the registry, in production) seals with its own key store on the same
-    # key file the processor reads.
-    codec = EventCodec(SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes()),
-                       source="/samenveilig/registry", topics=topics)
-    publisher = EventPublisher(make_producer(bootstrap, "bench-auth-publisher"))
-    runner = None
-    thread: threading.Thread | None = None
-
-    def departure(account: Account) -> Any:
-        return codec.encode(StaffDeparted(branch_id=BRANCH, staff_id=account.staff_id), event_id=str(uuid.uuid4()),
-                            recorded_at=datetime.now(UTC))
+    def departure(subject: tuple[Account, str]) -> Any:
+        return seal(codec, StaffDeparted(branch_id=BRANCH, staff_id=subject[0].staff_id))
 
     try:
         runner = build_runner(deps)  # creates the registry and auth topics
-        thread = threading.Thread(target=runner.run, name="auth-processor", daemon=True)
-        started = time.perf_counter()
-        thread.start()
+        worker = Worker("auth-processor", runner).start()
         progress("session end: first departure, through the processor's group join")
-        publisher.publish(departure(accounts[0]), timeout_s=SINGLE_ROUNDTRIP_LIMIT_S)
-        wait_inactive(deps, tokens[0], Deadline(GROUP_JOIN_LIMIT_S, "group join + first departure"), thread)
-        join_s = time.perf_counter() - started
+        first = (accounts[0], tokens[0])
+        publisher.publish(departure(first), timeout_s=SINGLE_ROUNDTRIP_LIMIT_S)
+        joined = wait_until(lambda: not introspect_fresh(deps, tokens[0]),
+                            Deadline(GROUP_JOIN_LIMIT_S, "group join + first departure"),
+                            lambda: "session still active", [worker], 0.001)
+        join_s = joined - worker.started_at
         progress(f"  ended {join_s:.1f} s after the processor's start")
 
         progress(f"session end: {d} departures, publish StaffDeparted -> introspect says inactive "
                  f"(+{WARMUP} warm-up)")
-        loop_deadline = Deadline(roundtrip_limit(d + WARMUP), "session ends")
-        latencies: list[float] = []
-        acks: list[float] = []
-        after_ack: list[float] = []
-        polls: list[int] = []
-        for i, (account, token) in enumerate(zip(accounts[1:], tokens[1:], strict=True)):
-            loop_deadline.check(f"{i} departures done")
-            if not introspect_fresh(deps, token):
-                raise RuntimeError(f"session {i} is inactive before its departure")
-            encoded = departure(account)
-            single = Deadline(min(SINGLE_ROUNDTRIP_LIMIT_S, loop_deadline.remaining()), f"departure {i}")
-            sent = time.perf_counter()
-            publisher.publish(encoded, timeout_s=SINGLE_ROUNDTRIP_LIMIT_S)
-            acked = time.perf_counter()
-            ended, asked = wait_inactive(deps, token, single, thread)
-            if i >= WARMUP:
-                latencies.append(ended - sent)
-                acks.append(acked - sent)
-                after_ack.append(ended - acked)
-                polls.append(asked)
+        result = departure_latencies(publisher, list(zip(accounts[1:], tokens[1:], strict=True)), departure,
+                                     lambda subject: introspect_fresh(deps, subject[1]), worker, "session ends")
         sessions = store.sessions
         with deps.engine.connect() as connection:
             still_active = connection.execute(select(func.count()).select_from(sessions)
@@ -543,33 +443,19 @@ def run_session_end(bootstrap: str, deps: AuthDeps, accounts: list[Account], tok
             raise RuntimeError(f"{still_active} sessions are still active after all departures")
         if runner.stats.dead_lettered:
             raise RuntimeError(f"{runner.stats.dead_lettered} events were dead-lettered: {runner.stats.reasons}")
-        result: dict[str, Any] = dict(latency_summary_ms(latencies))
-        result.update({
-            "publish_ack": latency_summary_ms(acks), "ack_to_inactive": latency_summary_ms(after_ack),
-            "polls_mean": round(sum(polls) / len(polls), 2), "poll_interval_ms": POLL_INTERVAL_S * 1000,
-            "group_join_seconds": round(join_s, 2), "session_timeout_ms": settings.consumer_session_timeout_ms,
-            "ended_reasons": reasons, "applied": runner.stats.applied,
-            "batches": runner.stats.batches, "dead_lettered": runner.stats.dead_lettered,
-        })
-        progress(f"  p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms")
+        result.update({"group_join_seconds": round(join_s, 2),
+                       "session_timeout_ms": deps.settings.consumer_session_timeout_ms, "ended_reasons": reasons,
+                       "applied": runner.stats.applied, "batches": runner.stats.batches,
+                       "dead_lettered": runner.stats.dead_lettered})
         return result
     finally:
-        if runner is not None and thread is not None:
-            runner.stop_event.set()
-            thread.join(timeout=20)
-            if thread.is_alive():
-                progress("warning: the auth processor did not stop within 20s")
-        if runner is not None:
-            # The runner does not close its dead-letter producer; close it so no thread outlives the run.
-            runner._dlq.close(timeout=10)
+        if worker is not None:
+            worker.stop()
         publisher.close()
 
 
-def run_sessions(bootstrap: str, prefix: str, workdir: Path, master_key: str, m: int, d: int,
-                 profile: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    settings = settings_for(bootstrap, prefix, workdir, "auth-sessions.sqlite", master_key, CHEAP_TIME_COST,
-                            CHEAP_MEMORY_KIB)
-    deps = build(settings)
+def run_sessions(run: Run, m: int, d: int, profile: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    deps = build(auth_settings(run, "auth-sessions.sqlite", CHEAP_TIME_COST, CHEAP_MEMORY_KIB))
     try:
         count = 1 + WARMUP + d  # the group-join departure, the warm-up ones, the measured ones
         progress(f"sessions: preparing {count} enrolled accounts with a live session each, through the service "
@@ -579,129 +465,25 @@ def run_sessions(bootstrap: str, prefix: str, workdir: Path, master_key: str, m:
         prep = {"accounts": count, "seconds": round(prepare_s, 2), "argon2_time_cost": CHEAP_TIME_COST,
                 "argon2_memory_kib": CHEAP_MEMORY_KIB}
         introspection = run_introspection(deps, tokens, m, profile)
-        session_end = run_session_end(bootstrap, deps, accounts, tokens, d)
+        session_end = run_session_end(run, deps, accounts, tokens, d)
         return prep, introspection, session_end
     finally:
         deps.engine.dispose()
 
 
-# --- report ------------------------------------------------------------------------------------
-
-def fmt_ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} x"
-
-
-def render(report: dict[str, Any]) -> str:
-    ctx, p, raw, lg, prep, intro, end = (report["machine"], report["params"], report["raw_roundtrip"],
-                                         report["logins"], report["preparation"], report["introspection"],
-                                         report["session_end"])
-    ratios = report["ratios"]
-    width = 58
-
-    def lat(s: dict[str, Any], digits: int = 2) -> str:
-        return (f"p50 {s['p50_ms']:.{digits}f} ms   p99 {s['p99_ms']:.{digits}f} ms   "
-                f"max {s['max_ms']:.{digits}f} ms  (n={s['count']})")
-
-    def rate(s: dict[str, Any], unit: str, digits: int = 0) -> str:
-        return f"{s['rate_per_s']:>10,.{digits}f} {unit}/s   "
-
-    a2, sv, http, ver = lg["argon2"], lg["service"], lg["http"], lg["argon2_verify"]
-    isv, iun, iapi = intro["service"], intro["unknown_token"], intro["api"]
-    lines = [
-        f"samenveilig auth throughput, {ctx['date']}",
-        f"machine   {ctx['cpu_count']} CPUs, Python {ctx['python']}, kafka-python {ctx['kafka_python']}, "
-        f"argon2-cffi {p['argon2_cffi']}, {ctx['platform']}",
-        f"broker    {ctx['broker']} at {ctx['bootstrap']}",
-        f"sizes     N={p['logins']} logins ({p['http_logins']} over HTTP), M={p['introspections']} introspections "
-        f"({p['api_introspections']} over HTTP), D={p['departures']} departures (+{WARMUP} warm-up)",
-        "",
-        f"RAW BASELINE (bench.broker_baseline's round trip; fetch_max_wait_ms={FETCH_MAX_WAIT_MS} as the "
-        "ConsumerRunner)",
-        f"  {'round trip send().get() -> received by a polling consumer':<{width}}{lat(raw)}",
-        "",
-        f"LOGINS (argon2 as configured by default: {a2['type']} t={a2['time_cost']} m={a2['memory_kib']} KiB "
-        f"p={a2['parallelism']}; {lg['accounts']} enrolled accounts)",
-        f"  {'argon2 verify alone':<{width}}{lat(ver, 1)}",
-        f"  {'login_password + login_code (TOTP), in-process':<{width}}{rate(sv, 'logins', 1)}{lat(sv, 1)}",
-        f"  {'  of which login_password (its transaction)':<{width}}{'':>20}{lat(sv['login_password'], 1)}",
-        f"  {'  of which login_code (its transaction)':<{width}}{'':>20}{lat(sv['login_code'], 2)}",
-        f"  {'  argon2 verify p50 / login p50':<{width}}"
-        f"{(ver['p50_ms'] / sv['p50_ms'] * 100 if sv['p50_ms'] else 0):>9.0f} %",
-        f"  {'POST /inloggen + /inloggen/code (httpx ASGITransport)':<{width}}{rate(http, 'logins', 1)}{lat(http, 1)}",
-        "",
-        f"INTROSPECTION ({intro['sessions']} live sessions, each call in a transaction of its own as the API)",
-        f"  {'introspect(), live token, in-process':<{width}}{rate(isv, 'calls')}{lat(isv, 3)}",
-        f"  {'  of which the call alone (no BEGIN/COMMIT/checkout)':<{width}}{'':>20}{lat(isv['call_alone'], 3)}",
-        f"  {'introspect(), unknown token, in-process':<{width}}{rate(iun, 'calls')}{lat(iun, 3)}",
-        f"  {'POST /v1/sessions/introspect (httpx ASGITransport)':<{width}}{rate(iapi, 'calls')}{lat(iapi, 2)}",
-        "",
-        "SESSION END (StaffDeparted published, acks=all -> auth processor -> introspect says inactive)",
-        f"  {'prepared':<{width}}{prep['accounts']} accounts with a live session, through the service with CHEAP "
-        f"argon2 (t={prep['argon2_time_cost']}, m={prep['argon2_memory_kib']} KiB) - preparation only, in "
-        f"{prep['seconds']:.0f} s",
-        f"  {'publish start -> introspect inactive':<{width}}{'':>20}{lat(end)}",
-        f"  {'  of which publish until acked':<{width}}{'':>20}{lat(end['publish_ack'])}",
-        f"  {'  of which ack -> inactive':<{width}}{'':>20}{lat(end['ack_to_inactive'])}",
-        f"  {'  ratio to raw round trip':<{width}}{'':>20}p50 {fmt_ratio(ratios['session_end_p50'])}   "
-        f"p99 {fmt_ratio(ratios['session_end_p99'])}",
-        f"  {'  polls':<{width}}{'':>20}introspect every {end['poll_interval_ms']:.0f} ms, "
-        f"{end['polls_mean']:.1f} polls on average; group join {end['group_join_seconds']:.1f} s (not counted)",
-        f"  {'  sessions ended, by recorded reason':<{width}}{'':>20}"
-        + ", ".join(f"{reason} {count}" for reason, count in end["ended_reasons"].items()),
-        "",
-        f"run took {report['duration_s']:.1f} s",
-    ]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.auth_throughput", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--logins", type=int, default=200, help="N, in-process logins measured (default 200)")
-    parser.add_argument("--introspections", type=int, default=20_000,
-                        help="M, in-process introspections; the HTTP API does M/10 (default 20000)")
-    parser.add_argument("--departures", type=int, default=1000,
-                        help="D, departures measured, and raw round trips (default 1000)")
-    parser.add_argument("--bootstrap", help="HOST:PORT of a running broker (default: "
-                        "KAFKA_BOOTSTRAP_SERVERS, else a local in-memory Tansu)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--profile", action="store_true",
-                        help="run the in-process introspections again under cProfile; top costs to stderr")
-    args = parser.parse_args(argv)
-    if args.logins < 1 or args.introspections < 1 or args.departures < 1:
-        parser.error("--logins, --introspections and --departures must be positive")
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-    started = time.perf_counter()
-    progress("starting the broker" if not (args.bootstrap or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
-             else "connecting to the broker")
-    broker = open_broker(args.bootstrap)
-    workdir = Path(tempfile.mkdtemp(prefix="samenveilig-bench-"))
-    prefix = f"bench{uuid.uuid4().hex[:8]}."
-    master_key = new_master_key()
-    try:
-        raw = run_raw_roundtrip(broker.bootstrap, prefix, args.departures)
-        logins = run_logins(broker.bootstrap, prefix, workdir, master_key, args.logins)
-        preparation, introspection, session_end = run_sessions(broker.bootstrap, prefix, workdir, master_key,
-                                                               args.introspections, args.departures, args.profile)
-    except (BenchTimeout, RuntimeError) as error:
-        progress(f"benchmark failed: {error}")
-        return 1
-    finally:
-        if broker.local is not None:
-            broker.local.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    report = {
-        "machine": machine_context(broker),
+def measure(run: Run) -> dict[str, Any]:
+    args = run.args
+    raw = raw_roundtrip_phase(run, args.departures)
+    logins = run_logins(run, args.logins)
+    preparation, introspection, session_end = run_sessions(run, args.introspections, args.departures, args.profile)
+    return {
         "params": {"logins": args.logins, "http_logins": max(1, args.logins // HTTP_LOGIN_SHARE),
                    "introspections": args.introspections,
                    "api_introspections": max(1, args.introspections // API_SHARE),
                    "departures": args.departures, "raw_roundtrips": args.departures, "warmup": WARMUP,
-                   "login_warmup": LOGIN_WARMUP, "introspect_warmup": INTROSPECT_WARMUP,
-                   "partitions": PARTITIONS, "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
-                   "argon2_cffi": metadata.version("argon2-cffi"), "seed": SEED, "topic_prefix": prefix},
+                   "login_warmup": LOGIN_WARMUP, "introspect_warmup": INTROSPECT_WARMUP, "partitions": PARTITIONS,
+                   "fetch_max_wait_ms": run.fetch_wait_ms, "argon2_cffi": metadata.version("argon2-cffi"),
+                   "seed": SEED, "topic_prefix": run.prefix},
         "raw_roundtrip": raw,
         "logins": logins,
         "preparation": preparation,
@@ -709,10 +491,68 @@ def main(argv: list[str] | None = None) -> int:
         "session_end": session_end,
         "ratios": {"session_end_p50": ratio(session_end["p50_ms"], raw["p50_ms"]),
                    "session_end_p99": ratio(session_end["p99_ms"], raw["p99_ms"])},
-        "duration_s": round(time.perf_counter() - started, 1),
     }
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+
+
+def render(report: dict[str, Any]) -> str:
+    p, lg, prep, intro, end = (report["params"], report["logins"], report["preparation"], report["introspection"],
+                               report["session_end"])
+    ratios = report["ratios"]
+    a2, sv, http, ver = lg["argon2"], lg["service"], lg["http"], lg["argon2_verify"]
+    isv, iun, iapi = intro["service"], intro["unknown_token"], intro["api"]
+    table = Table("auth throughput", report["machine"], width=58, value_width=18,
+                  machine_extra=f"argon2-cffi {p['argon2_cffi']}")
+    table.header("sizes", f"N={p['logins']} logins ({p['http_logins']} over HTTP), M={p['introspections']} "
+                          f"introspections ({p['api_introspections']} over HTTP), D={p['departures']} departures "
+                          f"(+{WARMUP} warm-up)")
+    table.section(f"RAW BASELINE (bench.harness.raw_roundtrips; fetch_max_wait_ms={p['fetch_max_wait_ms']} as the "
+                  "ConsumerRunner)")
+    table.latency("round trip send().get() -> received by a polling consumer", report["raw_roundtrip"])
+    table.section(f"LOGINS (argon2 as configured by default: {a2['type']} t={a2['time_cost']} m={a2['memory_kib']} "
+                  f"KiB p={a2['parallelism']}; {lg['accounts']} enrolled accounts)")
+    table.latency("argon2 verify alone", ver, 1)
+    table.latency("login_password + login_code (TOTP), in-process", sv, 1, fmt_rate(sv["rate_per_s"], "logins/s", 1))
+    table.latency("of which login_password (its transaction)", sv["login_password"], 1, indent=2)
+    table.latency("of which login_code (its transaction)", sv["login_code"], 2, indent=2)
+    table.figure("argon2 verify p50 / login p50", f"{ver['p50_ms'] / sv['p50_ms'] * 100 if sv['p50_ms'] else 0:.0f} %",
+                 indent=2)
+    table.latency("POST /inloggen + /inloggen/code (httpx ASGITransport)", http, 1,
+                  fmt_rate(http["rate_per_s"], "logins/s", 1))
+    table.section(f"INTROSPECTION ({intro['sessions']} live sessions, each call in a transaction of its own as "
+                  "the API)")
+    table.latency("introspect(), live token, in-process", isv, 3, fmt_rate(isv["rate_per_s"], "calls/s"))
+    table.latency("of which the call alone (no BEGIN/COMMIT/checkout)", isv["call_alone"], 3, indent=2)
+    table.latency("introspect(), unknown token, in-process", iun, 3, fmt_rate(iun["rate_per_s"], "calls/s"))
+    table.latency("POST /v1/sessions/introspect (httpx ASGITransport)", iapi, 2,
+                  fmt_rate(iapi["rate_per_s"], "calls/s"))
+    table.section("SESSION END (StaffDeparted published, acks=all -> auth processor -> introspect says inactive)")
+    table.figure("prepared", "", f"{prep['accounts']} accounts with a live session, through the service with CHEAP "
+                                 f"argon2 (t={prep['argon2_time_cost']}, m={prep['argon2_memory_kib']} KiB) - "
+                                 f"preparation only, in {prep['seconds']:.0f} s")
+    table.latency("publish start -> introspect inactive", end)
+    table.latency("of which publish until acked", end["publish_ack"], indent=2)
+    table.latency("of which ack -> inactive", end["after_ack"], indent=2)
+    table.figure("ratio to raw round trip", "", f"p50 {fmt_ratio(ratios['session_end_p50'], 2, ' x')}   "
+                                                f"p99 {fmt_ratio(ratios['session_end_p99'], 2, ' x')}", indent=2)
+    table.figure("polls", "", f"introspect every {end['poll_interval_ms']:.0f} ms, {end['polls_mean']:.1f} polls on "
+                              f"average; group join {end['group_join_seconds']:.1f} s (not counted)", indent=2)
+    table.figure("sessions ended, by recorded reason", "",
+                 ", ".join(f"{reason} {count}" for reason, count in end["ended_reasons"].items()), indent=2)
+    return table.render(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli("bench.auth_throughput", __doc__, fetch_wait=True)
+    parser.add_argument("--logins", type=int, default=200, help="N, in-process logins measured (default 200)")
+    parser.add_argument("--introspections", type=int, default=20_000,
+                        help="M, in-process introspections; the HTTP API does M/10 (default 20000)")
+    parser.add_argument("--departures", type=int, default=1000,
+                        help="D, departures measured, and raw round trips (default 1000)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the in-process introspections again under cProfile; top costs to stderr")
+    args = parser.parse_args(argv)
+    require_positive(parser, args, "logins", "introspections", "departures")
+    return run_benchmark(args, measure, render)
 
 
 if __name__ == "__main__":

@@ -14,47 +14,55 @@ aborts the run with exit code 1.
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import kafka
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from bench.broker_baseline import BRANCHES, VALUE_BYTES, tansu_version
-from bench.common import BenchTimeout, Deadline, Progress, latency_summary_ms, ratio
+from bench.harness import (
+    KEYS,
+    PARTITIONS,
+    REPLICATION,
+    VALUE_BYTES,
+    BenchTimeout,
+    Deadline,
+    Run,
+    Table,
+    cli,
+    fmt_s,
+    latency_summary_ms,
+    median_run,
+    progress,
+    rate,
+    ratio,
+    raw_consumer,
+    read_all,
+    require_positive,
+    run_benchmark,
+    tansu_version,
+    weed_version,
+)
 from deploy.localbroker import LocalBroker, wait_for_kafka
 from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import make_producer
 
-PARTITIONS = 3
-REPLICATION = 1
 STORAGES = ("memory", "seaweedfs")
 # Pipelined produce and the consume rates are short: median of this many runs, each on a topic
 # of its own.
 REPEATS = 3
 # The fetch waits compared: kafka-python's default (and the one catch-up readers use) and the
-# project's processors' default (SAMENVEILIG_CONSUMER_FETCH_MAX_WAIT_MS).
+# project's processors' (tests on the in-memory broker use 50).
 FETCH_WAITS_MS = (500, 50)
 # After a restart, "read everything" uses the wait that catches up fastest on Tansu.
 CATCH_UP_WAIT_MS = 500
 
-progress = Progress()
-
-
-# --- time limits ---------------------------------------------------------------------------
 
 def produce_limit(n: int) -> float:
     return 60.0 + n * 0.02  # about 280 idempotent msg/s is the floor on SeaweedFS
@@ -69,7 +77,7 @@ RESTART_LIMIT_S = 90.0
 
 # --- records ---------------------------------------------------------------------------------
 
-KEYS = [f"branch-{i:02d}".encode() for i in range(BRANCHES)]
+KEY_LIST = [f"branch-{i:02d}".encode() for i in range(KEYS)]
 FILLER = os.urandom(VALUE_BYTES)
 
 
@@ -80,7 +88,7 @@ def value(i: int) -> bytes:
 @dataclass
 class Side:
     """One broker with what this run wrote to it: topic -> records sent (every send was
-    acknowledged; an acknowledgement at offset -1 is counted apart, see Produced)."""
+    acknowledged; an acknowledgement at offset -1 is counted apart, see ProduceRun)."""
 
     storage: str
     broker: LocalBroker
@@ -106,7 +114,7 @@ def new_topics(side: Side, names: list[str]) -> list[str]:
 # --- produce ---------------------------------------------------------------------------------
 
 @dataclass
-class Produced:
+class ProduceRun:
     messages: int
     seconds: float
     offset_minus_one: int  # Tansu's DUPLICATE_SEQUENCE_NUMBER answer, reported as success
@@ -115,14 +123,14 @@ class Produced:
     def summary(self, producers: int, mode: str) -> dict[str, Any]:
         out: dict[str, Any] = {"messages": self.messages, "producers": producers, "mode": mode,
                                "seconds": round(self.seconds, 4),
-                               "rate_per_s": round(self.messages / self.seconds, 1),
+                               "rate_per_s": rate(self.messages, self.seconds),
                                "acks_at_offset_minus_one": self.offset_minus_one}
         if self.latencies:
             out["ack_latency"] = latency_summary_ms(self.latencies)
         return out
 
 
-def produce(side: Side, topic: str, producers: int, per_producer: int, one_at_a_time: bool) -> Produced:
+def produce(side: Side, topic: str, producers: int, per_producer: int, one_at_a_time: bool) -> ProduceRun:
     """`producers` project producers, each in its own thread, send `per_producer` keyed records
     to `topic`: pipelined (send all, flush, check every future) or one at a time
     (send().get(), the ack latency of each). Timed from a common start until the last ack."""
@@ -145,12 +153,12 @@ def produce(side: Side, topic: str, producers: int, per_producer: int, one_at_a_
                     if deadline.expired():
                         raise BenchTimeout(f"{deadline.what}: {i} of {per_producer} sent by producer {index}")
                     sent = time.perf_counter()
-                    meta = client.send(topic, key=KEYS[(base + i) % BRANCHES], value=value(base + i)).get(
+                    meta = client.send(topic, key=KEY_LIST[(base + i) % KEYS], value=value(base + i)).get(
                         timeout=max(0.1, deadline.remaining()))
                     latencies[index].append(time.perf_counter() - sent)
                     minus_one[index] += meta.offset < 0
             else:
-                futures = [client.send(topic, key=KEYS[(base + i) % BRANCHES], value=value(base + i))
+                futures = [client.send(topic, key=KEY_LIST[(base + i) % KEYS], value=value(base + i))
                            for i in range(per_producer)]
                 client.flush(timeout=deadline.remaining())
                 minus_one[index] = sum(f.get(timeout=max(0.1, deadline.remaining())).offset < 0
@@ -176,46 +184,17 @@ def produce(side: Side, topic: str, producers: int, per_producer: int, one_at_a_
         for client in clients:
             client.close(timeout=10)
     side.written[topic] = side.written.get(topic, 0) + total
-    return Produced(total, elapsed, sum(minus_one), [x for per in latencies for x in per])
+    return ProduceRun(total, elapsed, sum(minus_one), [x for per in latencies for x in per])
 
 
 # --- consume ---------------------------------------------------------------------------------
 
-def reader(bootstrap: str, fetch_max_wait_ms: int) -> KafkaConsumer:
-    # No group: manual assignment, nothing committed.
-    return KafkaConsumer(bootstrap_servers=bootstrap, client_id="bench-durability-reader", group_id=None,
-                         enable_auto_commit=False, auto_offset_reset="earliest",
-                         fetch_max_wait_ms=fetch_max_wait_ms, request_timeout_ms=15_000)
-
-
-def read_all(bootstrap: str, topics: dict[str, int], fetch_max_wait_ms: int, what: str) -> dict[str, Any]:
-    """Read every partition of `topics` from offset 0 until the expected count has arrived;
-    then check the high-water marks of the fetch responses (never ListOffsets: Tansu defect 1)
-    against it. Timed from the first poll."""
+def read_written(bootstrap: str, topics: dict[str, int], fetch_max_wait_ms: int, what: str) -> dict[str, Any]:
+    """Every record of `topics` from offset 0 until the expected count has arrived, then the
+    high-water marks checked against it (bench.harness.read_all). Timed from the first poll."""
     expected = sum(topics.values())
-    deadline = Deadline(consume_limit(expected), what)
-    consumer = reader(bootstrap, fetch_max_wait_ms)
-    try:
-        assigned = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-        consumer.assign(assigned)
-        for tp in assigned:
-            consumer.seek(tp, 0)
-        received = 0
-        polls = 0
-        started = time.perf_counter()
-        while received < expected:
-            deadline.check(f"{received} of {expected} received")
-            polls += 1
-            for records in consumer.poll(timeout_ms=200).values():
-                received += len(records)
-        elapsed = time.perf_counter() - started
-        high_water = sum(consumer.highwater(tp) or 0 for tp in assigned)
-    finally:
-        consumer.close()
-    if received != expected or high_water != expected:
-        raise RuntimeError(f"{what}: received {received}, high-water total {high_water}, expected {expected}")
-    return {"messages": received, "seconds": round(elapsed, 4), "rate_per_s": round(received / elapsed, 1),
-            "polls": polls, "fetch_max_wait_ms": fetch_max_wait_ms}
+    return read_all(bootstrap, list(topics), expected=expected, fetch_wait_ms=fetch_max_wait_ms, what=what,
+                    limit_s=consume_limit(expected), client_id="bench-durability-reader", request_timeout_ms=15_000)
 
 
 # --- restarts --------------------------------------------------------------------------------
@@ -223,7 +202,7 @@ def read_all(bootstrap: str, topics: dict[str, int], fetch_max_wait_ms: int, wha
 def first_ack(client: KafkaProducer, topic: str, i: int, deadline: Deadline) -> tuple[float | None, str | None]:
     """Send one record and wait for an ack with a real offset; (time of the ack, error)."""
     try:
-        meta = client.send(topic, key=KEYS[i % BRANCHES], value=value(i)).get(
+        meta = client.send(topic, key=KEY_LIST[i % KEYS], value=value(i)).get(
             timeout=max(0.1, deadline.remaining()))
     except KafkaError as error:
         return None, type(error).__name__
@@ -282,7 +261,7 @@ def restart(side: Side, kind: str, survivor: KafkaProducer, topic: str, serial: 
         raise RuntimeError(f"{deadline.what}: a new producer got no ack ({fresh_error})")
     side.written[topic] += 1
     read_started = time.perf_counter()
-    everything = read_all(side.bootstrap, dict(side.written), CATCH_UP_WAIT_MS,
+    everything = read_written(side.bootstrap, dict(side.written), CATCH_UP_WAIT_MS,
                           f"{side.storage}: read everything after {kind}")
     read_done = time.perf_counter()
 
@@ -310,7 +289,7 @@ def memory_restart(side: Side) -> dict[str, Any]:
     side.broker.kill_broker()
     side.broker.start_broker(30.0)
     answers = time.perf_counter() - t0
-    consumer = reader(side.bootstrap, CATCH_UP_WAIT_MS)
+    consumer = raw_consumer(side.bootstrap, "bench-durability-reader", CATCH_UP_WAIT_MS)
     try:
         left = sorted(t for t in consumer.topics() if t.startswith(side.prefix))
     finally:
@@ -320,14 +299,6 @@ def memory_restart(side: Side) -> dict[str, Any]:
 
 
 # --- the run ---------------------------------------------------------------------------------
-
-def median_of(runs: list[dict[str, Any]], key: str = "rate_per_s") -> dict[str, Any]:
-    """The run with the median `key`, with every run's value beside it."""
-    ordered = sorted(runs, key=lambda r: r[key])
-    chosen = dict(ordered[len(ordered) // 2])
-    chosen["runs"] = [r[key] for r in runs]
-    return chosen
-
 
 def both(sides: dict[str, Side], what: str, measure: Callable[[Side], dict[str, Any]]) -> dict[str, Any]:
     out = {}
@@ -340,7 +311,9 @@ def both(sides: dict[str, Side], what: str, measure: Callable[[Side], dict[str, 
     return out
 
 
-def run(workdir: Path, n: int, producers: int, single: int, restarts: int) -> dict[str, Any]:
+def measure_sides(run: Run) -> dict[str, Any]:
+    args, workdir = run.args, run.workdir
+    n, producers, single, restarts = args.messages, args.producers, args.single, args.restarts
     sides: dict[str, Side] = {}
     result: dict[str, Any] = {"start": {}}
     try:
@@ -361,7 +334,7 @@ def run(workdir: Path, n: int, producers: int, single: int, restarts: int) -> di
             runs = []
             for topic in new_topics(side, [f"bulk-{r}" for r in range(REPEATS)]):
                 runs.append(produce(side, topic, 1, n, one_at_a_time=False).summary(1, "pipelined"))
-            return median_of(runs)
+            return median_run(runs)
         result["produce_pipelined"] = both(sides, f"1 producer, {n} records pipelined (median of {REPEATS})",
                                            pipelined)
 
@@ -387,13 +360,13 @@ def run(workdir: Path, n: int, producers: int, single: int, restarts: int) -> di
         for wait in FETCH_WAITS_MS:
             result[f"consume_bulk_{wait}"] = both(
                 sides, f"read {n} records in large batches, fetch_max_wait_ms={wait} (median of {REPEATS})",
-                lambda side, wait=wait: median_of([
-                    read_all(side.bootstrap, {side.topic(f"bulk-{r}"): side.written[side.topic(f"bulk-{r}")]},
+                lambda side, wait=wait: median_run([
+                    read_written(side.bootstrap, {side.topic(f"bulk-{r}"): side.written[side.topic(f"bulk-{r}")]},
                              wait, f"{side.storage}: read bulk-{r}") for r in range(REPEATS)]))
         for wait in FETCH_WAITS_MS:
             result[f"consume_batches_{wait}"] = both(
                 sides, f"read the one-record batches, fetch_max_wait_ms={wait}",
-                lambda side, wait=wait: read_all(
+                lambda side, wait=wait: read_written(
                     side.bootstrap, {side.topic("single-concurrent"): side.written[side.topic("single-concurrent")]},
                     wait, f"{side.storage}: read single-concurrent"))
 
@@ -446,29 +419,37 @@ def ratios(result: dict[str, Any]) -> dict[str, float | None]:
             for key, _ in PHASES}
 
 
-def fmt_s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def measure(run: Run) -> dict[str, Any]:
+    args = run.args
+    load_before = os.getloadavg()
+    result = measure_sides(run)
+    return {
+        "machine": {"load_before": " ".join(f"{x:.2f}" for x in load_before),
+                    "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                    "tansu": tansu_version(), "weed": weed_version()},
+        "params": {"messages": args.messages, "producers": args.producers, "single": args.single,
+                   "restarts": args.restarts, "partitions": PARTITIONS, "value_bytes": VALUE_BYTES,
+                   "keys": KEYS, "repeats": REPEATS, "catch_up_fetch_wait_ms": CATCH_UP_WAIT_MS},
+        "result": result,
+        "ratios": ratios(result),
+    }
 
 
 def render(report: dict[str, Any]) -> str:
     ctx, p, res, rat = report["machine"], report["params"], report["result"], report["ratios"]
-    width = 58
-    lines = [
-        f"samenveilig broker durability, {ctx['date']}",
-        f"machine   {ctx['cpu_count']} CPUs, load average {ctx['load_before']} before, "
-        f"{ctx['load_after']} after; Python {ctx['python']}, kafka-python {ctx['kafka_python']}",
-        f"broker    {ctx['tansu']}, started by this run: storage=memory and storage=seaweedfs "
-        f"({ctx['weed']})",
-        f"sizes     N={p['messages']}, P={p['producers']} producers, S={p['single']} one at a time; "
-        f"{PARTITIONS} partitions, {VALUE_BYTES}-byte values, {BRANCHES} keys; make_producer "
-        "(idempotent, acks=all, linger 1 ms)",
-        "",
-        f"  {'RATES':<{width}}{'memory':>14}{'seaweedfs':>14}{'sw/mem':>9}",
-    ]
+    table = Table("broker durability", None, width=58)
+    table.lines[0] = f"samenveilig broker durability, {ctx['date']}"
+    table.header("machine", f"{ctx['cpu_count']} CPUs, load average {ctx['load_before']} before, "
+                            f"{ctx['load_after']} after; Python {ctx['python']}, kafka-python {ctx['kafka_python']}")
+    table.header("broker", f"{ctx['tansu']}, started by this run: storage=memory and storage=seaweedfs ({ctx['weed']})")
+    table.header("sizes", f"N={p['messages']}, P={p['producers']} producers, S={p['single']} one at a time; "
+                          f"{PARTITIONS} partitions, {VALUE_BYTES}-byte values, {KEYS} keys; make_producer "
+                          "(idempotent, acks=all, linger 1 ms)")
+    table.text("", f"  {'RATES':<58}{'memory':>14}{'seaweedfs':>14}{'sw/mem':>9}")
     for key, label in PHASES:
         mem, sw = res[key]["memory"], res[key]["seaweedfs"]
-        lines.append(f"  {label.format(P=p['producers']):<{width}}{mem['rate_per_s']:>8,.0f} msg/s"
-                     f"{sw['rate_per_s']:>8,.0f} msg/s{rat[key]:>9.3f}")
+        table.text(f"  {label.format(P=p['producers']):<58}{mem['rate_per_s']:>8,.0f} msg/s"
+                   f"{sw['rate_per_s']:>8,.0f} msg/s{rat[key]:>9.3f}")
         extra = []
         if "ack_latency" in mem:
             lm, ls = mem["ack_latency"], sw["ack_latency"]
@@ -480,51 +461,34 @@ def render(report: dict[str, Any]) -> str:
         minus = sum(res[key][s].get("acks_at_offset_minus_one", 0) for s in STORAGES)
         if minus:
             extra.append(f"{minus} acks at offset -1")
-        lines.append(f"      {'; '.join(extra)}")
-    lines += [
-        "",
-        f"  {'START (empty data)':<{width}}{fmt_s(res['start']['memory']['seconds']):>12} s"
-        f"{fmt_s(res['start']['seaweedfs']['seconds']):>12} s",
-        "",
-        "RESTARTS OF TANSU ON SEAWEEDFS (seconds from the kill, or from the start of the stop)",
-        f"  {'kind':<12}{'down':>7}{'storage':>9}{'Kafka':>8}{'survivor':>10}{'new prod':>10}"
-        f"{'read all':>10}{'records':>9}{'read rate':>11}",
-        f"  {'':<12}{'':>7}{'ready':>9}{'answers':>8}{'ack':>10}{'ack':>10}{'done':>10}{'':>9}{'msg/s':>11}",
-    ]
+        table.text(f"      {'; '.join(extra)}")
+    table.text("", f"  {'START (empty data)':<58}{fmt_s(res['start']['memory']['seconds']):>14}"
+                   f"{fmt_s(res['start']['seaweedfs']['seconds']):>14}")
+    table.section("RESTARTS OF TANSU ON SEAWEEDFS (seconds from the kill, or from the start of the stop)")
+    table.text(f"  {'kind':<12}{'down':>7}{'storage':>9}{'Kafka':>8}{'survivor':>10}{'new prod':>10}"
+               f"{'read all':>10}{'records':>9}{'read rate':>11}",
+               f"  {'':<12}{'':>7}{'ready':>9}{'answers':>8}{'ack':>10}{'ack':>10}{'done':>10}{'':>9}{'msg/s':>11}")
+
+    def secs(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
     for r in res["restarts"]:
-        survivor = fmt_s(r["survivor_ack_s"]) if r["survivor_error"] is None else r["survivor_error"][:9]
-        lines.append(f"  {r['kind']:<12}{r['down_s']:>7.2f}{fmt_s(r['storage_ready_s']):>9}"
-                     f"{r['kafka_answers_s']:>8.2f}{survivor:>10}{r['fresh_producer_ack_s']:>10.2f}"
-                     f"{r['everything_read_s']:>10.2f}{r['records_read']:>9}{r['read_rate_per_s']:>11,.0f}")
+        survivor = secs(r["survivor_ack_s"]) if r["survivor_error"] is None else r["survivor_error"][:9]
+        table.text(f"  {r['kind']:<12}{r['down_s']:>7.2f}{secs(r['storage_ready_s']):>9}"
+                   f"{r['kafka_answers_s']:>8.2f}{survivor:>10}{r['fresh_producer_ack_s']:>10.2f}"
+                   f"{r['everything_read_s']:>10.2f}{r['records_read']:>9}{r['read_rate_per_s']:>11,.0f}")
     mr = res["memory_restart"]
-    lines += [
-        f"  memory, for context: Kafka answers {mr['kafka_answers_s']:.2f} s after a kill; "
-        f"{mr['bench_topics_left']} of the run's topics left ({mr['records_before']} records before)",
-        "",
-        "note: survivor = a producer connected before the kill (as a relay is); new prod = a producer",
-        "      created once Kafka answers; read all = a new consumer (no group, fetch wait "
-        f"{CATCH_UP_WAIT_MS} ms) has read",
-        "      every record this run wrote, checked against the high-water marks.",
-        f"run took {report['duration_s']:.1f} s",
-    ]
-    return "\n".join(lines)
-
-
-def weed_version() -> str:
-    import subprocess
-
-    from deploy.localbroker import WEED
-    try:
-        out = subprocess.run([str(WEED), "version"], capture_output=True, text=True, timeout=10, check=False)
-        words = out.stdout.split()
-        return f"weed {words[2]}" if len(words) > 2 else "weed (version unknown)"
-    except (OSError, subprocess.TimeoutExpired):
-        return "weed (version unknown)"
+    table.text(f"  memory, for context: Kafka answers {mr['kafka_answers_s']:.2f} s after a kill; "
+               f"{mr['bench_topics_left']} of the run's topics left ({mr['records_before']} records before)",
+               "", "note: survivor = a producer connected before the kill (as a relay is); new prod = a producer",
+               f"      created once Kafka answers; read all = a new consumer (no group, fetch wait {CATCH_UP_WAIT_MS} "
+               "ms) has read", "      every record this run wrote, checked against the high-water marks.")
+    return table.render(report)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.broker_durability", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    # No --bootstrap: the run starts (and kills) its own two brokers.
+    parser = cli("bench.broker_durability", __doc__, broker=False)
     parser.add_argument("--messages", type=int, default=5000,
                         help="N, records per pipelined produce run (default 5000)")
     parser.add_argument("--producers", type=int, default=10, help="P, concurrent producers (default 10)")
@@ -532,44 +496,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="S, records sent one at a time by one producer; P producers send S/3 "
                         "each (default 300)")
     parser.add_argument("--restarts", type=int, default=3, help="R, Tansu-only kills (default 3)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args(argv)
-    if min(args.messages, args.producers, args.single, args.restarts) < 1:
-        parser.error("--messages, --producers, --single and --restarts must be positive")
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
-
-    started = time.perf_counter()
-    load_before = os.getloadavg()
-    workdir = Path(tempfile.mkdtemp(prefix="samenveilig-bench-durability-"))
-    try:
-        result = run(workdir, args.messages, args.producers, args.single, args.restarts)
-    except (BenchTimeout, RuntimeError, KafkaError, TimeoutError) as error:
-        progress(f"benchmark failed: {error!r}")
-        return 1
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    report = {
-        "machine": {
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "cpu_count": os.cpu_count(),
-            "load_before": " ".join(f"{x:.2f}" for x in load_before),
-            "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "python": sys.version.split()[0],
-            "kafka_python": kafka.__version__,
-            "tansu": tansu_version(),
-            "weed": weed_version(),
-        },
-        "params": {"messages": args.messages, "producers": args.producers, "single": args.single,
-                   "restarts": args.restarts, "partitions": PARTITIONS, "value_bytes": VALUE_BYTES,
-                   "keys": BRANCHES, "repeats": REPEATS, "catch_up_fetch_wait_ms": CATCH_UP_WAIT_MS},
-        "result": result,
-        "ratios": ratios(result),
-        "duration_s": round(time.perf_counter() - started, 1),
-    }
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+    require_positive(parser, args, "messages", "producers", "single", "restarts")
+    return run_benchmark(args, measure, render, broker=False, failures=(KafkaError,))
 
 
 if __name__ == "__main__":
