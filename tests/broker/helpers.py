@@ -9,6 +9,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 
+from tests.support import wait_until
+
 # Tansu 0.6 joins a consumer group in about half the session timeout (defect 3): keep it short.
 GROUP_TIMEOUTS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 333}  # a join in ~1 s on Tansu
 
@@ -29,14 +31,8 @@ def partition_counts(admin: KafkaAdminClient, names: Iterable[str]) -> dict[str,
 
 
 def wait_for_partitions(admin: KafkaAdminClient, topics: dict[str, int], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        counts = partition_counts(admin, topics)
-        if counts == topics:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"metadata shows {counts}, expected {topics} after {timeout_s}s")
-        time.sleep(0.1)
+    wait_until(lambda: partition_counts(admin, topics) == topics, timeout_s=timeout_s, interval_s=0.1,
+               message=f"metadata to show {topics}")
 
 
 def producer(bootstrap: str, **config: object) -> KafkaProducer:

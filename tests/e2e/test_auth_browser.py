@@ -7,10 +7,9 @@ import os
 import re
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyotp
@@ -20,7 +19,7 @@ import uvicorn
 from deploy.localbroker import free_port
 from services.auth.api import create_app
 from services.auth.bootstrap import build, build_relay, build_runner
-from services.auth.domain import time_step
+from services.auth.domain import STEP_SECONDS, time_step
 from services.auth.settings import AuthSettings
 from shared.contracts import events as e
 from shared.kafka.producer import EventPublisher, make_producer
@@ -31,6 +30,16 @@ BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000f1")
 PASSWORD = "fiets-regen-haven-lantaarn"
 
 
+class RealTimeAhead:
+    """The real time, plus the jumps the test makes instead of waiting (the user logs in a step later)."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
 @pytest.fixture
 def auth_site(broker, topic_prefix, master_key, tmp_path, smtp_server) -> Iterator[tuple[str, object]]:
     port = free_port()
@@ -39,7 +48,7 @@ def auth_site(broker, topic_prefix, master_key, tmp_path, smtp_server) -> Iterat
                             keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
                             consumer_group=f"{topic_prefix}auth", smtp_port=smtp_server.port,
                             auth_url=f"http://127.0.0.1:{port}", cookie_secure=False, relay_interval_s=0.02)
-    deps = build(settings)
+    deps = build(settings, clock=RealTimeAhead())
     workers = [build_runner(deps), build_relay(deps)]
     server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,
                                            access_log=False))
@@ -83,8 +92,8 @@ def test_a_new_staff_member_enrols_logs_in_with_a_code_and_logs_out(auth_site, s
         # What an authenticator app does after scanning: take the secret, compute the code.
         secret = page.inner_text("#totp-secret").strip()
         totp = pyotp.TOTP(secret)
-        page.fill("#code", totp.now())
-        enrolled_step = time_step(datetime.now(UTC))
+        page.fill("#code", totp.at(deps.clock.now()))
+        enrolled_step = time_step(deps.clock.now())
         page.click("button[type=submit]")
         page.wait_for_selector("#recovery-codes")
         assert page.locator("#recovery-codes li").count() == 10
@@ -95,10 +104,11 @@ def test_a_new_staff_member_enrols_logs_in_with_a_code_and_logs_out(auth_site, s
         page.fill("#wachtwoord", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_selector("text=Code invoeren")
-        # The enrolment code's time step cannot be used again (no replay): wait for the next one.
-        while time_step(datetime.now(UTC)) <= enrolled_step:
-            time.sleep(0.2)
-        page.fill("#code", totp.now())
+        # The enrolment code's time step cannot be used again (no replay): the next step's code,
+        # as the app shows it 30 seconds later (the service's clock jumps instead of the test waiting).
+        deps.clock.ahead += timedelta(seconds=STEP_SECONDS)
+        assert time_step(deps.clock.now()) > enrolled_step
+        page.fill("#code", totp.at(deps.clock.now()))
         page.click("button[type=submit]")
         page.wait_for_selector("#ingelogd-als")
         assert page.inner_text("#ingelogd-als") == email

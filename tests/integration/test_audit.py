@@ -3,10 +3,13 @@ against hand-derived answers, replay equal to live, and a tampered access log ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,9 +21,10 @@ from services.access.settings import AccessSettings
 from services.audit.cli import app
 from shared.contracts import events as e
 from shared.contracts.topics import Topic
+from shared.crypto import new_master_key
 from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, make_producer
-from tests.support import read_all, wait_until
+from tests.support import SmtpCatcher, read_all, wait_until
 
 BRANCH, DOSSIER = uuid.uuid4(), uuid.uuid4()
 IB_ER, TEACHER, CONSULTANT, NEW_IB_ER = (uuid.uuid4() for _ in range(4))
@@ -51,38 +55,63 @@ SCHOOL_YEAR = [
 ]
 
 
-@pytest.fixture
-def year(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server):
+@contextlib.contextmanager
+def school_year(broker, topic_prefix: str, database_url: str, master_key: str, keys_dir: Path,
+                smtp_port: int) -> Iterator[tuple[object, AccessSettings]]:
+    """The access service live, the scripted year processed, three views logged."""
     settings = AccessSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix,
-                              database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
+                              database_url=database_url, keystore_url=f"sqlite:///{keys_dir / 'keys.sqlite'}",
                               master_key=master_key, consumer_group=f"{topic_prefix}access",
-                              smtp_port=smtp_server.port, relay_interval_s=0.02)
+                              smtp_port=smtp_port, relay_interval_s=0.02)
     deps = build(settings)
     ensure_topics(broker.bootstrap, [deps.topics(t) for t in Topic], 3, 1)
     workers = [build_runner(deps), build_relay(deps)]
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
     for thread in threads:
         thread.start()
-    publisher = EventPublisher(make_producer(broker.bootstrap, "school-year"))
-    ids = []
-    for event, effective, recorded in SCHOOL_YEAR:
-        encoded = deps.codec.encode(event, event_id=str(uuid.uuid4()), recorded_at=day(recorded),
-                                    effective_at=day(effective))
-        publisher.publish(encoded)
-        ids.append(encoded.id)
-    publisher.close()
-    api = TestClient(create_app(deps))
-    wait_until(lambda: api.get("/v1/check", params={"staff_id": str(NEW_IB_ER), "dossier_id": str(DOSSIER),
-                                                   "after_event": ids[-1]}).status_code == 200, message="processed")
-    for who in (NEW_IB_ER, IB_ER, TEACHER):  # views, allowed and not, into the hash-chained log
-        api.post(f"/v1/dossiers/{DOSSIER}/views", json={"staff_id": str(who)})
-    wait_until(lambda: len([r for r in read_all(broker.bootstrap, deps.topics(Topic.ACCESS_EVENTS))]) >= 7,
-               message="the access events published")
-    yield deps, settings
-    for worker in workers:
-        worker.stop_event.set()
-    for thread in threads:
-        thread.join(timeout=15)
+    try:
+        publisher = EventPublisher(make_producer(broker.bootstrap, "school-year"))
+        ids = []
+        for event, effective, recorded in SCHOOL_YEAR:
+            encoded = deps.codec.encode(event, event_id=str(uuid.uuid4()), recorded_at=day(recorded),
+                                        effective_at=day(effective))
+            publisher.publish(encoded)
+            ids.append(encoded.id)
+        publisher.close()
+        api = TestClient(create_app(deps))
+        wait_until(lambda: api.get("/v1/check", params={"staff_id": str(NEW_IB_ER), "dossier_id": str(DOSSIER),
+                                                       "after_event": ids[-1]}).status_code == 200,
+                   message="processed")
+        for who in (NEW_IB_ER, IB_ER, TEACHER):  # views, allowed and not, into the hash-chained log
+            api.post(f"/v1/dossiers/{DOSSIER}/views", json={"staff_id": str(who)})
+        wait_until(lambda: len([r for r in read_all(broker.bootstrap, deps.topics(Topic.ACCESS_EVENTS))]) >= 7,
+                   message="the access events published")
+        yield deps, settings
+    finally:
+        for worker in workers:
+            worker.stop_event.set()
+        for thread in threads:
+            thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def year(broker, tmp_path_factory) -> Iterator[tuple[object, AccessSettings]]:
+    """One year for every test that only reads it (the questions, the tampered copies)."""
+    directory = tmp_path_factory.mktemp("audit-year")
+    smtp = SmtpCatcher().start()
+    try:
+        with school_year(broker, f"t{uuid.uuid4().hex[:10]}.", f"sqlite:///{directory / 'access.sqlite'}",
+                         new_master_key(), directory, smtp.port) as built:
+            yield built
+    finally:
+        smtp.stop()
+
+
+@pytest.fixture
+def own_year(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server):
+    """A year of its own, for a test that adds to it."""
+    with school_year(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server.port) as built:
+        yield built
 
 
 def audit(broker, prefix: str, *args: str) -> tuple[int, dict]:
@@ -106,14 +135,15 @@ def audit(broker, prefix: str, *args: str) -> tuple[int, dict]:
     ("2026-03-15T12:00:00+00:00", "valid", {CONSULTANT: "swv-consultant-sees-wijknetwerk",
                                             NEW_IB_ER: "ib_er-sees-branch"}),
 ])
-def test_who_could_see_the_dossier_at_moments_of_the_school_year(year, broker, topic_prefix, at, axis, expected):
-    code, answer = audit(broker, topic_prefix, "who-could-see", str(DOSSIER), "--at", at, "--axis", axis)
+def test_who_could_see_the_dossier_at_moments_of_the_school_year(year, broker, at, axis, expected):
+    code, answer = audit(broker, year[1].topic_prefix, "who-could-see", str(DOSSIER), "--at", at, "--axis", axis)
     assert code == 0
     assert {uuid.UUID(row["staff_id"]): row["rule"] for row in answer["could_see"]} == expected
 
 
-def test_what_could_see_timeline_replay_and_verify(year, broker, topic_prefix, tmp_path):
+def test_what_could_see_timeline_replay_and_verify(year, broker, tmp_path):
     _, settings = year
+    topic_prefix = settings.topic_prefix
     code, answer = audit(broker, topic_prefix, "what-could-see", str(IB_ER), "--at", "2025-10-01T12:00:00+00:00")
     assert code == 0 and [row["dossier_id"] for row in answer["could_see"]] == [str(DOSSIER)]
 
@@ -134,8 +164,9 @@ def test_what_could_see_timeline_replay_and_verify(year, broker, topic_prefix, t
 
 
 @pytest.mark.parametrize("tampering", ["altered", "removed", "removed-renumbered", "reordered"])
-def test_a_tampered_access_log_is_caught(year, broker, topic_prefix, tampering):
-    deps, _ = year
+def test_a_tampered_access_log_is_caught(year, broker, tampering):
+    deps, settings = year
+    topic_prefix = settings.topic_prefix
     copy = f"{topic_prefix}copy{tampering}."
     ensure_topics(broker.bootstrap, [f"{copy}{t}" for t in Topic], 3, 1)
     producer = make_producer(broker.bootstrap, "tamperer", enable_idempotence=False)
@@ -189,9 +220,9 @@ def renumbered(record, gone: int):
                                     for k, v in record.headers])
 
 
-def test_a_replay_resumes_from_a_snapshot_and_a_changed_rulebook_starts_over(year, broker, topic_prefix, tmp_path,
-                                                                               monkeypatch):
-    deps, settings = year
+def test_a_replay_resumes_from_a_snapshot_and_a_changed_rulebook_starts_over(own_year, broker, topic_prefix,
+                                                                               tmp_path, monkeypatch):
+    deps, settings = own_year
     snapshots = tmp_path / "snapshots"
     code, first = audit(broker, topic_prefix, "replay", "--access-db", settings.database_url,
                         "--snapshot-dir", str(snapshots))

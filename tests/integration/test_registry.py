@@ -7,7 +7,7 @@ import base64
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +54,9 @@ class Registry:
     school: IssuedCredential  # serves 12AB
     other_school: IssuedCredential  # serves 34CD
     bootstrap: str
+    # The Kafka door starts with the first record sent to it: a test of the HTTP door alone does
+    # not pay for a consumer group's join and leave.
+    start_intake: Callable[[], None]
 
     def post(self, body: dict, credential: IssuedCredential | None = None):
         headers = {"Authorization": f"Bearer {(credential or self.school).api_key}"}
@@ -61,6 +64,7 @@ class Registry:
 
     def send_to_kafka(self, body: dict | bytes, credential: IssuedCredential | None = None, signed: bool = True,
                       signing_key: bytes | None = None) -> None:
+        self.start_intake()
         credential = credential or self.school
         value = body if isinstance(body, bytes) else json.dumps(body).encode()
         headers = [(CLIENT_HEADER, credential.client_id.encode())]
@@ -89,15 +93,25 @@ def registry(broker, topic_prefix, database_url, master_key, tmp_path, smtp_serv
         keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
         consumer_group=f"{topic_prefix}registry-intake", smtp_port=smtp_server.port, relay_interval_s=0.02)
     deps = build(settings, clock=clock)
-    relay, intake = build_relay(deps), build_intake_runner(deps)
-    threads = [threading.Thread(target=worker.run, daemon=True) for worker in (relay, intake)]
-    for thread in threads:
+    workers: list = []
+    threads: list[threading.Thread] = []
+
+    def start(worker) -> None:
+        thread = threading.Thread(target=worker.run, daemon=True)
+        workers.append(worker)
+        threads.append(thread)
         thread.start()
+
+    def start_intake() -> None:
+        if len(workers) == 1:
+            start(build_intake_runner(deps))
+
+    start(build_relay(deps))
     yield Registry(deps, clock, TestClient(create_app(deps)),
                    deps.credentials.create("ParnasSys De Regenboog", ["12AB"], []),
-                   deps.credentials.create("ESIS De Horizon", ["34CD"], []), broker.bootstrap)
-    relay.stop_event.set()
-    intake.stop_event.set()
+                   deps.credentials.create("ESIS De Horizon", ["34CD"], []), broker.bootstrap, start_intake)
+    for worker in workers:
+        worker.stop_event.set()
     for thread in threads:
         thread.join(timeout=15)
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from services.registry.api import create_app as registry_app
 from services.registry.bootstrap import build as build_registry
@@ -129,7 +128,7 @@ def school(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
         assert answer.status_code == 202, answer.text
 
     yield SimpleNamespace(api=TestClient(retention_app(retention)), clock=clock, ids=ids, events=events,
-                          smtp=smtp_server, retention=retention, report=report)
+                          smtp=smtp_server, retention=retention, report=report, relay=workers[2])
     for worker in workers:
         worker.stop_event.set()
     for thread in threads:
@@ -140,12 +139,21 @@ def mails_to(smtp_server, subject_part: str = "Datalek") -> list[str]:
     return sorted(m["To"] for m in smtp_server.messages if subject_part in m["Subject"])
 
 
-def settled(smtp_server, api: TestClient, leak_id: str, expected_mails: int) -> dict:
+def settled(smtp_server, api: TestClient, leak_id: str, expected_mails: int, retention) -> dict:
     leak = wait_until(lambda: (r := api.get(f"/v1/leaks/{leak_id}").json())["resolved_at"] and r,
                       message="leak resolved")
     wait_until(lambda: len(mails_to(smtp_server)) >= expected_mails, message="leak mail delivered")
-    time.sleep(0.5)  # anything extra would have arrived by now: "exactly" is what is asserted
+    # The leak's mail is queued with its resolution: once none waits, every one of them was
+    # delivered, and "exactly" can be asserted.
+    wait_until(lambda: unsent_mail(retention) == 0, message="the retention relay to send all its mail")
     return leak
+
+
+def unsent_mail(retention) -> int:
+    outbox = retention_store.mail_outbox
+    with retention.engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(outbox).where(
+            outbox.c.sent_at.is_(None), outbox.c.suppressed_at.is_(None))).scalar_one()
 
 
 def test_a_leak_mails_exactly_the_affected_parents_and_runs_the_72_hour_clock(school):
@@ -162,7 +170,7 @@ def test_a_leak_mails_exactly_the_affected_parents_and_runs_the_72_hour_clock(sc
     leak_id = answer.json()["leak_id"]
     assert answer.headers["Location"] == f"/v1/leaks/{leak_id}"
 
-    leak = settled(smtp_server, api, leak_id, 3)
+    leak = settled(smtp_server, api, leak_id, 3, school.retention)
     assert mails_to(smtp_server) == ["anna.ouder1@example.nl", "anna.ouder2@example.nl", "bram.ouder@example.nl"]
     body = next(m for m in smtp_server.messages if m["To"] == "bram.ouder@example.nl").get_content()
     assert "datalek" in body and "fg@pporotterdam.example" in body and "De ontvanger heeft" in body
@@ -183,7 +191,7 @@ def test_a_leak_mails_exactly_the_affected_parents_and_runs_the_72_hour_clock(sc
     answer = api.post("/v1/leaks", json={"nature": "Wachtwoord van een leerkracht is buitgemaakt (phishing).",
                                          "discovered_at": discovered.isoformat(), "staff_ids": [str(ids["meester"])]})
     second = answer.json()["leak_id"]
-    settled(smtp_server, api, second, 1)
+    settled(smtp_server, api, second, 1, school.retention)
     assert mails_to(smtp_server) == ["daan.ouder@example.nl"]
 
     # The school assesses the phishing leak as unlikely to be a risk (the session was blocked at
@@ -215,7 +223,9 @@ def test_a_leak_mails_exactly_the_affected_parents_and_runs_the_72_hour_clock(sc
     wait_until(lambda: any(e.type == "RegulatorNotified" and e.event.reference == "AP-2026-0042"
                            for e in events(Topic.RETENTION_EVENTS)), message="RegulatorNotified published")
     assert {entry["leak_id"] for entry in api.get("/v1/leaks").json()} == {leak_id, second}
-    time.sleep(0.3)  # more relay rounds: the alarm is raised once
+    # More relay rounds, each of which looks for overdue reports: the alarm is raised once.
+    rounds = school.relay.rounds
+    wait_until(lambda: school.relay.rounds >= rounds + 5, message="five more relay rounds")
     assert len([e for e in events(Topic.RETENTION_EVENTS) if e.type == "LeakReportOverdue"]) == 1
 
 
@@ -280,7 +290,7 @@ def test_inspect_correct_and_delete_requests(school):
     leak_id = api.post("/v1/leaks", json={"nature": "Laptop met hulpvragen gestolen.",
                                           "discovered_at": clock.now().isoformat(),
                                           "pupil_ids": [str(anna), str(bram)]}).json()["leak_id"]
-    settled(smtp_server, api, leak_id, 2)
+    settled(smtp_server, api, leak_id, 2, school.retention)
     assert mails_to(smtp_server) == ["anna.nieuw@example.nl", "bram.ouder@example.nl"]
 
     # Deletion: refused while enrolled (with the reason in the letter).
