@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
+from uuid import UUID
 
 import pyotp
 
@@ -23,10 +24,13 @@ from shared.contracts.events import (
     ERASED,
     AccountDisabled,
     AccountInvited,
+    AccountLocked,
     ConsultantDeparted,
     ConsultantJoined,
     Event,
+    LoginFailed,
     LoginSucceeded,
+    RecoveryCodeUsed,
     SecondFactorEnrolled,
     SessionEnded,
     StaffDeparted,
@@ -56,7 +60,7 @@ class CodeAccepted:
 
 @dataclass(frozen=True)
 class CodeRefused:
-    reason: Literal["bad-code", "code-replayed"]
+    reason: Literal["bad-code", "code-replayed", "bad-recovery-code"]
 
 
 def verify_code(secret: str, code: str, now: datetime, last_used_step: int | None) -> CodeAccepted | CodeRefused:
@@ -263,3 +267,117 @@ def evolve(state: AuthState, recorded: RecordedEvent) -> AuthState:
     """The replay's step over auth.events.v1."""
     evolver = EVOLVERS.get(type(recorded.event))
     return evolver(state, recorded) if evolver else state
+
+
+# --- the two login steps, decided: what the caller proved in, the counters and events out ----
+#
+# The service reads the account and the failure counters, asks what to do, verifies what it is
+# told to verify (argon2, the TOTP code, a recovery code: the expensive or consuming checks happen
+# only once nothing rules the attempt out), asks again with the verdict, and stores and emits
+# what comes back. The answer to the user never says whether an account exists.
+
+GENERIC_FAILURE = "Onjuiste gebruikersnaam of wachtwoord, of het account is (tijdelijk) geblokkeerd."
+CODE_FAILURE = "De code klopt niet of is al gebruikt, of het account is (tijdelijk) geblokkeerd."
+ENROL_FIRST = "Rond eerst de tweestapsverificatie af via uw uitnodiging."
+
+LoginFailure = Literal["bad-password", "bad-code", "code-replayed", "bad-recovery-code", "locked",
+                       "unknown-account", "account-disabled", "not-enrolled"]
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What a login step needs to know of an account (no secrets)."""
+
+    staff_id: str
+    has_password: bool
+    enrolled: bool
+    disabled_at: datetime | None
+
+    def disabled(self, now: datetime) -> bool:
+        return self.disabled_at is not None and self.disabled_at <= now
+
+
+@dataclass(frozen=True)
+class Verify:
+    """Nothing rules the attempt out: check the secret now (`against_dummy`: there is no real
+    hash to check, check a dummy one so that the answer takes as long)."""
+
+    against_dummy: bool = False
+
+
+@dataclass(frozen=True)
+class StepDecided:
+    accepted: bool
+    failures: Mapping[str, Failures]  # the counters to store
+    events: tuple[Event, ...]
+    message: str | None = None  # Dutch, for the user, when refused
+
+
+def password_keys(client: str, account: AccountView | None) -> list[str]:
+    """The counters a password attempt counts against: the client's, and the account's."""
+    return [f"password|client|{client}"] + ([f"password|account|{account.staff_id}"] if account else [])
+
+
+def code_keys(client: str, staff_id: str) -> list[str]:
+    return [f"code|account|{staff_id}", f"code|client|{client}"]
+
+
+def decide_password(account: AccountView | None, failures: Mapping[str, Failures], client: str, now: datetime,
+                    verified: bool | None) -> Verify | StepDecided:
+    """The password step. `verified`: None before the hash was checked, then its outcome."""
+    staff_id = account.staff_id if account else None
+    if any(f.locked(now) for f in failures.values()):
+        return _refused("locked", "password", staff_id, client, {}, now, GENERIC_FAILURE)
+    if verified is None:
+        return Verify(against_dummy=account is None or not account.has_password)
+    if account is None or not account.has_password:
+        return _refused("unknown-account" if account is None else "not-enrolled", "password", staff_id, client,
+                        failures, now, GENERIC_FAILURE)
+    if not verified:
+        return _refused("bad-password", "password", staff_id, client, failures, now, GENERIC_FAILURE)
+    if account.disabled(now):
+        return _refused("account-disabled", "password", staff_id, client, {}, now, GENERIC_FAILURE)
+    if not account.enrolled:
+        return _refused("not-enrolled", "password", staff_id, client, {}, now, ENROL_FIRST)
+    return StepDecided(True, {key: AFTER_SUCCESS for key in failures}, ())
+
+
+@dataclass(frozen=True)
+class RecoveryCodeAccepted:
+    remaining: int
+
+
+def decide_code(account: AccountView, failures: Mapping[str, Failures], client: str, now: datetime,
+                verdict: CodeAccepted | CodeRefused | RecoveryCodeAccepted | None,
+                session_id: str) -> Verify | StepDecided:
+    """The second step, after a password that was right. `verdict`: None before the code was
+    checked; then the TOTP verdict, a recovery code accepted, or refused ("bad-recovery-code")."""
+    if any(f.locked(now) for f in failures.values()):
+        return _refused("locked", "code", account.staff_id, client, {}, now, CODE_FAILURE)
+    if account.disabled(now):
+        return _refused("account-disabled", "code", account.staff_id, client, {}, now, CODE_FAILURE)
+    if verdict is None:
+        return Verify()
+    if isinstance(verdict, CodeRefused):
+        return _refused(verdict.reason, "code", account.staff_id, client, failures, now, CODE_FAILURE)
+    staff = UUID(account.staff_id)
+    used: tuple[Event, ...] = ((RecoveryCodeUsed(staff_id=staff, remaining=verdict.remaining),)
+                               if isinstance(verdict, RecoveryCodeAccepted) else ())
+    factor: Literal["totp", "recovery-code"] = "recovery-code" if used else "totp"
+    return StepDecided(True, {key: AFTER_SUCCESS for key in failures},
+                       (*used, LoginSucceeded(staff_id=staff, session_id=UUID(session_id), second_factor=factor)))
+
+
+def _refused(reason: LoginFailure, factor: Literal["password", "code"],
+             staff_id: str | None, client: str, counted: Mapping[str, Failures], now: datetime,
+             message: str) -> StepDecided:
+    """A refusal: each counted key one failure more (a lock when that crosses the line, an
+    AccountLocked the moment an account's counter locks), and the LoginFailed that says why."""
+    after = {key: after_failure(before, now) for key, before in counted.items()}
+    events: list[Event] = [
+        AccountLocked(staff_id=UUID(staff_id), factor=factor, until=after[key].locked_until)
+        for key, before in counted.items()
+        if staff_id and "|account|" in key and after[key].locked(now) and not before.locked(now)]
+    events.append(LoginFailed(staff_id=UUID(staff_id) if staff_id else None, reason=reason,
+                              client=client[:200] or "unknown"))
+    return StepDecided(False, after, tuple(events), message)

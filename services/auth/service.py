@@ -8,7 +8,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pyotp
 from argon2 import PasswordHasher
@@ -18,11 +18,19 @@ from sqlalchemy.exc import NoResultFound
 
 from services.auth import store
 from services.auth.domain import (
-    AFTER_SUCCESS,
+    AccountView,
     CodeAccepted,
+    CodeRefused,
+    Failures,
     Invite,
+    RecoveryCodeAccepted,
     Session,
-    after_failure,
+    StepDecided,
+    Verify,
+    code_keys,
+    decide_code,
+    decide_password,
+    password_keys,
     react,
     session_state,
     valid_password,
@@ -34,10 +42,7 @@ from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
     AccountDisabled,
     AccountInvited,
-    AccountLocked,
     Event,
-    LoginFailed,
-    LoginSucceeded,
     RecoveryCodeUsed,
     SecondFactorEnrolled,
     SessionEnded,
@@ -82,8 +87,6 @@ class LoginResult:
     message: str | None = None  # Dutch, for the user; never says whether the account exists
 
 
-GENERIC_FAILURE = "Onjuiste gebruikersnaam of wachtwoord, of het account is (tijdelijk) geblokkeerd."
-CODE_FAILURE = "De code klopt niet of is al gebruikt, of het account is (tijdelijk) geblokkeerd."
 
 
 class AuthService:
@@ -191,29 +194,20 @@ class AuthService:
 
     def login_password(self, connection: Connection, username: str, password: str, client: str) -> LoginResult:
         now = self._clock.now()
-        account = store.find_account_by_username(connection, username.strip().lower())
-        staff_id = account.staff_id if account else None
-        keys = [f"password|client|{client}"] + ([f"password|account|{staff_id}"] if staff_id else [])
-        if any(store.load_failures(connection, key).locked(now) for key in keys):
-            self._fail(connection, staff_id, "locked", client, [], "password")
-            return LoginResult(False, message=GENERIC_FAILURE)
-        if account is None or account.password_hash is None:
-            self._verify(self._dummy_hash, password)  # the same work, so timing tells nothing
-            self._fail(connection, staff_id, "unknown-account" if account is None else "not-enrolled", client, keys,
-                       "password")
-            return LoginResult(False, message=GENERIC_FAILURE)
-        if not self._verify(account.password_hash, password):
-            self._fail(connection, staff_id, "bad-password", client, keys, "password")
-            return LoginResult(False, message=GENERIC_FAILURE)
-        if account.disabled_at is not None and account.disabled_at <= now:
-            self._fail(connection, staff_id, "account-disabled", client, [], "password")
-            return LoginResult(False, message=GENERIC_FAILURE)
-        if account.enrolled_at is None:
-            self._fail(connection, staff_id, "not-enrolled", client, [], "password")
-            return LoginResult(False, message="Rond eerst de tweestapsverificatie af via uw uitnodiging.")
-        for key in keys:
-            store.save_failures(connection, key, AFTER_SUCCESS)
-        return LoginResult(True, token=self._issue_token(connection, "challenge", str(account.staff_id),
+        row = store.find_account_by_username(connection, username.strip().lower())
+        account = _view(row)
+        failures = self._failures(connection, password_keys(client, account))
+        step = decide_password(account, failures, client, now, None)
+        if isinstance(step, Verify):
+            # The same work for an unknown account as for a real one: timing tells nothing.
+            verified = self._verify(self._dummy_hash if step.against_dummy or row is None else row.password_hash,
+                                    password)
+            step = decide_password(account, failures, client, now, verified)
+        assert isinstance(step, StepDecided)
+        self._carry_out(connection, step)
+        if not step.accepted or account is None:
+            return LoginResult(False, message=step.message)
+        return LoginResult(True, token=self._issue_token(connection, "challenge", account.staff_id,
                                                          now + CHALLENGE_LIFETIME))
 
     def login_code(self, connection: Connection, challenge: str, code: str, client: str) -> LoginResult:
@@ -222,47 +216,50 @@ class AuthService:
         staff_id = self._peek(connection, "challenge", challenge)
         if staff_id is None:
             return LoginResult(False, message="Uw inlogpoging is verlopen. Log opnieuw in.")
-        account = self._account(connection, staff_id)
-        keys = [f"code|account|{staff_id}", f"code|client|{client}"]
-        if any(store.load_failures(connection, key).locked(now) for key in keys):
-            self._fail(connection, staff_id, "locked", client, [], "code")
-            return LoginResult(False, message=CODE_FAILURE)
-        if account.disabled_at is not None and account.disabled_at <= now:
-            self._fail(connection, staff_id, "account-disabled", client, [], "code")
-            return LoginResult(False, message=CODE_FAILURE)
-        factor: Literal["totp", "recovery-code"]
-        cleaned = code.strip().replace(" ", "")
-        if len(cleaned) == 6 and cleaned.isdigit():
-            secret = unseal(self._master, account.totp_secret, staff_id.encode()).decode()
-            outcome = verify_code(secret, cleaned, now, account.last_step)
-            if not isinstance(outcome, CodeAccepted):
-                self._fail(connection, staff_id, outcome.reason, client, keys, "code")
-                return LoginResult(False, message=CODE_FAILURE)
-            store.set_last_step(connection, staff_id, outcome.step)
-            factor = "totp"
-        else:
-            remaining = self._use_recovery_code(connection, staff_id, cleaned)
-            if remaining is None:
-                self._fail(connection, staff_id, "bad-recovery-code", client, keys, "code")
-                return LoginResult(False, message=CODE_FAILURE)
-            self._emit(connection, RecoveryCodeUsed(staff_id=uuid.UUID(staff_id), remaining=remaining),
-                       str(uuid.uuid4()), None)
-            factor = "recovery-code"
-        self._redeem(connection, "challenge", challenge)
-        for key in keys:
-            store.save_failures(connection, key, AFTER_SUCCESS)
-        token = secrets.token_urlsafe(32)
+        row = self._account(connection, staff_id)
+        account = _view(row)
+        assert account is not None
+        failures = self._failures(connection, code_keys(client, staff_id))
         session_id = str(uuid.uuid4())
+        step = decide_code(account, failures, client, now, None, session_id)
+        if isinstance(step, Verify):
+            step = decide_code(account, failures, client, now, self._check_code(connection, row, code, now),
+                               session_id)
+        assert isinstance(step, StepDecided)
+        if not step.accepted:
+            self._carry_out(connection, step)
+            return LoginResult(False, message=step.message)
+        self._redeem(connection, "challenge", challenge)
+        token = secrets.token_urlsafe(32)
+        factor = "recovery-code" if any(isinstance(e, RecoveryCodeUsed) for e in step.events) else "totp"
         store.add_session(connection, session_id, token_hash(token), staff_id, now, factor)
-        self._emit(connection, LoginSucceeded(staff_id=uuid.UUID(staff_id), session_id=uuid.UUID(session_id),
-                                              second_factor=factor), str(uuid.uuid4()), None)
+        self._carry_out(connection, step)
         return LoginResult(True, token=token)
 
-    def _use_recovery_code(self, connection: Connection, staff_id: str, code: str) -> int | None:
-        digest = token_hash(normalise_recovery_code(code))
-        if not store.use_recovery_code(connection, staff_id, digest, self._clock.now()):
-            return None
-        return store.unused_recovery_codes(connection, staff_id)
+    def _check_code(self, connection: Connection, row: Row[Any], code: str, now: datetime
+                    ) -> CodeAccepted | CodeRefused | RecoveryCodeAccepted:
+        """A TOTP code (its step recorded at once: never accepted twice), else a recovery code
+        (used up at once)."""
+        cleaned = code.strip().replace(" ", "")
+        if len(cleaned) == 6 and cleaned.isdigit():
+            secret = unseal(self._master, row.totp_secret, row.staff_id.encode()).decode()
+            outcome = verify_code(secret, cleaned, now, row.last_step)
+            if isinstance(outcome, CodeAccepted):
+                store.set_last_step(connection, row.staff_id, outcome.step)
+            return outcome
+        digest = token_hash(normalise_recovery_code(cleaned))
+        if not store.use_recovery_code(connection, row.staff_id, digest, now):
+            return CodeRefused("bad-recovery-code")
+        return RecoveryCodeAccepted(store.unused_recovery_codes(connection, row.staff_id))
+
+    def _failures(self, connection: Connection, keys: list[str]) -> dict[str, Failures]:
+        return {key: store.load_failures(connection, key) for key in keys}
+
+    def _carry_out(self, connection: Connection, step: StepDecided) -> None:
+        for key, failures in step.failures.items():
+            store.save_failures(connection, key, failures)
+        for event in step.events:
+            self._emit(connection, event, str(uuid.uuid4()), None)
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -331,19 +328,6 @@ class AuthService:
             store.mark_token_used(connection, token_hash(token), self._clock.now())
         return staff_id
 
-    def _fail(self, connection: Connection, staff_id: str | None, reason: str, client: str, keys: list[str],
-              factor: Literal["password", "code"]) -> None:
-        now = self._clock.now()
-        for key in keys:
-            before = store.load_failures(connection, key)
-            after = after_failure(before, now)
-            store.save_failures(connection, key, after)
-            if after.locked(now) and not before.locked(now) and staff_id and "|account|" in key:
-                self._emit(connection, AccountLocked(staff_id=uuid.UUID(staff_id), factor=factor,
-                                                     until=after.locked_until), str(uuid.uuid4()), None)
-        self._emit(connection, LoginFailed(staff_id=uuid.UUID(staff_id) if staff_id else None, reason=reason,
-                                           client=client[:200] or "unknown"), str(uuid.uuid4()), None)
-
     def _emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
         self._outbox.emit(connection, event, event_id=event_id, now=self._clock.now(), cause=cause, unless_queued=True)
 
@@ -364,3 +348,10 @@ def _invitation_body(link: str, expires_at: datetime) -> str:
     ]) + "\n"
 
 
+
+
+def _view(row: Row[Any] | None) -> AccountView | None:
+    if row is None:
+        return None
+    return AccountView(staff_id=str(row.staff_id), has_password=row.password_hash is not None,
+                       enrolled=row.enrolled_at is not None, disabled_at=row.disabled_at)
