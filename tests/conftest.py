@@ -96,12 +96,16 @@ def _database_backends() -> list[str]:
 # timing bounds meet the least contention.
 SYSTEM_RUNS = ("tests/e2e/test_run_command.py", "tests/e2e/test_chaos.py", "tests/broker/test_torture.py")
 SYSTEM_RUNS_SCOPE = "system-runs"
+# The same worker then runs two files of pure computation (generated histories, a fuzzed API),
+# which the other two would otherwise have to fit in while it waits for an empty queue.
+SYSTEM_WORKER = (*SYSTEM_RUNS, "tests/integration/test_live_equals_replay.py",
+                 "tests/integration/test_retention_openapi.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def system_run_rank(item: pytest.Item) -> int:
         path = item.nodeid.split("::", 1)[0]
-        return SYSTEM_RUNS.index(path) + 1 if path in SYSTEM_RUNS else 0
+        return SYSTEM_WORKER.index(path) + 1 if path in SYSTEM_WORKER else 0
 
     items.sort(key=system_run_rank)  # stable: every other test keeps its place
 
@@ -114,7 +118,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     class SystemRunsFirst(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            return SYSTEM_RUNS_SCOPE if path in SYSTEM_RUNS else path
+            return SYSTEM_RUNS_SCOPE if path in SYSTEM_WORKER else path
 
         def _assign_work_unit(self, node: object) -> None:
             if SYSTEM_RUNS_SCOPE in self.workqueue:

@@ -158,6 +158,7 @@ def test_mail_queued_before_a_departure_is_not_sent_after_it(access):
 
 
 def test_checks_fail_closed_when_nothing_is_processed_or_the_store_is_gone(access):
+    access.deps.settings.max_wait_ms = 1000  # how long a check waits before its 503 (5 s deployed)
     response = access.api.get("/v1/check", params={"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())})
     assert response.status_code == 503 and response.json()["type"] == "/problems/not-caught-up"
     assert "not processed anything" in response.json()["detail"]
@@ -184,6 +185,7 @@ def test_checks_fail_closed_when_nothing_is_processed_or_the_store_is_gone(acces
 def test_a_check_fails_closed_while_the_log_misses_an_event_of_a_stream_and_answers_once_it_is_back(access):
     """The broker lost a departure (version 1 of the branch's stream) but kept what came after
     it: the check must not answer "allowed" from a state without the departure."""
+    access.deps.settings.max_wait_ms = 1000  # how long a check waits before its 503 (5 s deployed)
     access.start(build_runner(access.deps))
     access.start(build_relay(access.deps))  # publishes what the departure leads to (revocations)
     ib_er = person("ib_er", "ib@school.example")
