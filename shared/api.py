@@ -5,16 +5,46 @@ way to serve it (JSON logs, no access log: request lines would carry ids of chil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel
 from sqlalchemy import Table
+from sqlalchemy.engine import Engine
 
+from shared.clock import Clock
 from shared.logging import configure_logging
-from shared.outbox import outbox_router
+from shared.outbox import outbox_status
 from shared.problems import install_problem_handlers
 from shared.settings import CommonSettings
+
+
+class OutboxStatusPublic(BaseModel):
+    pending: int
+    oldest_pending_at: datetime | None
+    oldest_pending_age_s: float
+
+
+def outbox_router(engine_of: Callable[[Any], Engine], outbox: Table, clock_of: Callable[[Any], Clock]) -> APIRouter:
+    """`GET /v1/outbox`: how much of this service's event outbox is not yet on the broker and
+    since when. Downstream services fail closed on it: an accepted change stuck here is a
+    change they cannot know about yet."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/v1/outbox", response_model=OutboxStatusPublic)
+    def status(request: Request) -> OutboxStatusPublic:
+        deps = request.app.state.deps
+        now = clock_of(deps).now()
+        with engine_of(deps).connect() as connection:
+            found = outbox_status(connection, outbox, now)
+        age = 0.0 if found.oldest_pending_at is None else max(0.0, (now - found.oldest_pending_at).total_seconds())
+        return OutboxStatusPublic(pending=found.pending, oldest_pending_at=found.oldest_pending_at,
+                                  oldest_pending_age_s=age)
+
+    return router
+
 
 health_router = APIRouter(tags=["operations"])
 

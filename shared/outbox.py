@@ -21,8 +21,6 @@ from email.utils import format_datetime
 from itertools import takewhile
 from typing import Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -386,31 +384,6 @@ class OutboxRelay:
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-
-
-class OutboxStatusPublic(BaseModel):
-    pending: int
-    oldest_pending_at: datetime | None
-    oldest_pending_age_s: float
-
-
-def outbox_router(engine_of: Callable[[Any], Engine], outbox: Table, clock_of: Callable[[Any], Clock]) -> APIRouter:
-    """`GET /v1/outbox`: how much of this service's event outbox is not yet on the broker and
-    since when. Downstream services fail closed on it: an accepted change stuck here is a
-    change they cannot know about yet."""
-    router = APIRouter(tags=["operations"])
-
-    @router.get("/v1/outbox", response_model=OutboxStatusPublic)
-    def status(request: Request) -> OutboxStatusPublic:
-        deps = request.app.state.deps
-        now = clock_of(deps).now()
-        with engine_of(deps).connect() as connection:
-            found = outbox_status(connection, outbox, now)
-        age = 0.0 if found.oldest_pending_at is None else max(0.0, (now - found.oldest_pending_at).total_seconds())
-        return OutboxStatusPublic(pending=found.pending, oldest_pending_at=found.oldest_pending_at,
-                                  oldest_pending_age_s=age)
-
-    return router
 
 
 class UpstreamOutboxes:

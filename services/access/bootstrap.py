@@ -3,7 +3,7 @@ with other ones."""
 
 from __future__ import annotations
 
-from services.access import routes, store
+from services.access import store
 from services.access.deps import AccessDeps
 from services.access.service import AccessService
 from services.access.settings import AccessSettings
@@ -44,7 +44,7 @@ SERVICE: ServiceDeclaration[AccessSettings, AccessDeps] = ServiceDeclaration(
     settings=AccessSettings, build=build, tables=store,
     publishes=(Topic.ACCESS_EVENTS,),
     processors=(Processor("access-processor", FOLLOWS, lambda deps: deps.service.apply),),
-    routers=routes.ROUTERS,
+    routes="services.access.routes",
     # The notification mail checks the policy again at the moment of sending.
     mail_options=lambda deps: {"check": deps.service.send_check},
 )

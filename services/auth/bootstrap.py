@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 
-from services.auth import routes, store
+from services.auth import store
 from services.auth.deps import AuthDeps
 from services.auth.service import AuthService
 from services.auth.settings import AuthSettings
@@ -39,7 +39,7 @@ SERVICE: ServiceDeclaration[AuthSettings, AuthDeps] = ServiceDeclaration(
     publishes=(Topic.AUTH_EVENTS,),
     # Joined -> invited; departed -> disabled, every session ended.
     processors=(Processor("auth-processor", (Topic.REGISTRY_EVENTS,), lambda deps: deps.service.apply),),
-    routers=routes.ROUTERS,
+    routes="services.auth.routes",
     # An invitation carries a secret link: once sent, its body is not kept.
     mail_options=lambda deps: {"redact_after_send": True},
 )

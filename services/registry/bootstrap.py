@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from services.registry import routes, store
+from services.registry import store
 from services.registry.credentials import CredentialStore
 from services.registry.deps import RegistryDeps
 from services.registry.handlers import apply_retention_event, handle_intake, make_intake_decoder
@@ -59,7 +59,7 @@ SERVICE: ServiceDeclaration[RegistrySettings, RegistryDeps] = ServiceDeclaration
         Processor("registry-follower", (Topic.RETENTION_EVENTS,), lambda deps: apply_retention_event,
                   group_suffix="-follower"),
     ),
-    routers=routes.ROUTERS,
+    routes="services.registry.routes",
     relay_tasks=relay_tasks,
 )
 

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from services.retention import routes, store
+from services.retention import store
 from services.retention.deps import RetentionDeps
 from services.retention.leaks import HistoryReader, LeakDesk
 from services.retention.requests import RequestDesk
@@ -108,9 +108,8 @@ SERVICE: ServiceDeclaration[RetentionSettings, RetentionDeps] = ServiceDeclarati
     settings=RetentionSettings, build=build, tables=store,
     publishes=(Topic.RETENTION_EVENTS,),
     processors=(Processor("retention-processor", (Topic.REGISTRY_EVENTS,), lambda deps: deps.service.apply),),
-    routers=routes.ROUTERS,
+    routes="services.retention.routes",
     relay_tasks=relay_tasks,
-    configure_app=routes.configure_app,
 )
 
 

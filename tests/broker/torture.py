@@ -56,7 +56,7 @@ from deploy.localbroker import STORAGES, LocalBroker, wait_for_kafka
 from tests.broker.helpers import wait_for_partitions
 
 SECONDS_ENV = "SAMENVEILIG_TORTURE_SECONDS"
-DEFAULT_SECONDS = 45.0
+DEFAULT_SECONDS = 40.0
 
 # Errors after which kafka-python's idempotent producer is no use any more (or, on Tansu, keeps
 # failing): the producer is closed and a new one (a new producer id) sends the payload again.
@@ -78,7 +78,7 @@ class TortureConfig:
     # Chaos, local broker only: a SIGKILL of Tansu every kill_every_s; the round numbered
     # storage_round restarts the object store instead (SIGKILL, start on the same directory).
     # No round starts in the last quiet_tail_s: every producer must recover before the end.
-    kill_every_s: float = 7.0
+    kill_every_s: float = 6.0
     storage_round: int = 3
     # A send started just before the last kill may take delivery_timeout_ms to expire, and its
     # fresh producer a few seconds more: the tail leaves room for both.

@@ -150,7 +150,7 @@ def _processor_env(settings: AccessSettings) -> dict[str, str]:
 @pytest.mark.every_database
 def test_processor_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         deps, settings, publisher, tmp_path):
-    departures, chunk = 1200, 50
+    departures, chunk = 600, 25
     staff_ids = [uuid.uuid4() for _ in range(departures)]
     moment = datetime(2026, 6, 30, tzinfo=UTC)
     events = [deps.codec.encode(StaffDeparted(branch_id=BRANCH, staff_id=s), event_id=str(uuid.uuid4()),
