@@ -28,6 +28,8 @@ export SMTP_PORT=${SMTP_PORT:-1025}
 # Relays and processors serve /healthz and /metrics on HEALTH_PORT_BASE+1 .. +9.
 export HEALTH_PORT_BASE=${HEALTH_PORT_BASE:-8100}
 export SAMENVEILIG_SMTP_PORT=$SMTP_PORT
+# Where the login pages are, for every auth process: the processor writes the invitations.
+export SAMENVEILIG_AUTH_URL=${SAMENVEILIG_AUTH_URL:-http://127.0.0.1:$AUTH_API_PORT}
 # With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
 processes=()
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then

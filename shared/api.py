@@ -68,4 +68,7 @@ def service_app(*, name: str, description: str, deps: Any, routers: Iterable[API
 
 def serve(name: str, settings: CommonSettings, create_app: Callable[[], FastAPI]) -> None:
     configure_logging(name, settings.log_level)
-    uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+    # No proxy headers from uvicorn (it would believe X-Forwarded-For from any loopback peer):
+    # the services ask `shared.ratelimit.client_address`, which believes configured proxies only.
+    uvicorn.run(create_app(), host=settings.api_host, port=settings.api_port, log_config=None, access_log=False,
+                proxy_headers=False)

@@ -41,6 +41,9 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
+    # empty: the TCP peer is the caller (shared/ratelimit.py).
+    trusted_proxies: str = ""
     # Relays and processors serve /healthz and /metrics here when a port is given.
     health_port: int | None = None
     # A relay whose oldest due event waits longer than this is unhealthy (the broker refuses it).

@@ -17,6 +17,7 @@ from shared.db import make_engine
 from shared.kafka.consumer import ConsumerRunner
 from shared.kit import Processor, ServiceDeclaration
 from shared.outbox import OutboxRelay
+from shared.ratelimit import Throttle, trusted_networks
 
 
 def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
@@ -29,7 +30,9 @@ def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
     hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
     service = AuthService(codec, clock, settings.master_key_bytes(), hasher, settings.auth_url,
                           str(settings.mail_from).split("@")[1])
-    return AuthDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service)
+    throttle = Throttle({"login": settings.login_rate_per_address})
+    return AuthDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
+                    throttle=throttle, proxies=trusted_networks(settings.trusted_proxies))
 
 
 SERVICE: ServiceDeclaration[AuthSettings, AuthDeps] = ServiceDeclaration(

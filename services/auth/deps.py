@@ -11,6 +11,7 @@ from services.auth.settings import AuthSettings
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec
 from shared.contracts.topics import TopicNames
+from shared.ratelimit import Network, Throttle
 
 
 @dataclass
@@ -21,3 +22,5 @@ class AuthDeps:
     topics: TopicNames
     clock: Clock
     service: AuthService
+    throttle: Throttle  # per real peer address, for the login steps
+    proxies: tuple[Network, ...]  # whose X-Forwarded-For is believed

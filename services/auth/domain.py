@@ -9,6 +9,7 @@ side, and a step is never accepted twice, nor one older than the last accepted.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ from typing import Literal
 from uuid import UUID
 
 import pyotp
+from zxcvbn import zxcvbn
 
 from shared.contracts.envelope import RecordedEvent
 from shared.contracts.events import (
@@ -41,9 +43,12 @@ STEP_SECONDS = 30
 DRIFT_STEPS = 1
 
 # Lockout: this many failures are free; then each further failure locks for a doubling time.
+# A lock never shuts the rightful user out (see decide_password): it only makes a stranger's
+# guesses worthless. And it decays: a counter whose last failure is this old starts again.
 FREE_FAILURES = 5
 FIRST_LOCK = timedelta(minutes=1)
 LONGEST_LOCK = timedelta(hours=1)
+FORGET_AFTER = timedelta(hours=1)
 
 IDLE_TIMEOUT = timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = timedelta(hours=12)
@@ -84,17 +89,24 @@ class Failures:
 
     count: int = 0
     locked_until: datetime | None = None
+    last_failed_at: datetime | None = None
 
     def locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
 
+    def current(self, now: datetime) -> Failures:
+        """Forgotten once the last failure is FORGET_AFTER old and no lock holds."""
+        if self.last_failed_at is not None and now - self.last_failed_at >= FORGET_AFTER and not self.locked(now):
+            return Failures()
+        return self
+
 
 def after_failure(failures: Failures, now: datetime) -> Failures:
-    count = failures.count + 1
+    count = failures.current(now).count + 1
     if count < FREE_FAILURES:
-        return Failures(count, failures.locked_until)
+        return Failures(count, None, now)
     lock = min(LONGEST_LOCK, FIRST_LOCK * 2 ** (count - FREE_FAILURES))
-    return Failures(count, now + lock)
+    return Failures(count, now + lock, now)
 
 
 AFTER_SUCCESS = Failures()
@@ -122,14 +134,37 @@ def session_state(session: Session, now: datetime, account_disabled_at: datetime
     return "active"
 
 
-def valid_password(password: str) -> str | None:
-    """None when acceptable, else why not (in Dutch: shown to the user)."""
+# Words a Dutch school's password is made of that zxcvbn's (English) lists do not know: a
+# password built on them is as guessable as "password1" (NIST 800-63B 5.1.1.2: a blocklist of
+# values known to be commonly used or expected).
+GUESSABLE_WORDS = (
+    "welkom", "wachtwoord", "kindkans", "ppo", "rotterdam", "school", "basisschool", "leerling", "juf",
+    "meester", "klas", "groep", "zomer", "winter", "lente", "herfst", "vakantie", "maandag", "dinsdag",
+    "woensdag", "donderdag", "vrijdag", "januari", "februari", "maart", "april", "mei", "juni", "juli",
+    "augustus", "september", "oktober", "november", "december", "feyenoord", "ajax", "geheim", "hallo",
+    "liefde", "schat", "voetbal", "samenveilig", "inloggen", "test",
+)
+# zxcvbn's score 4: at least 10^10 guesses ("very unguessable"). Score 3 (10^8) let
+# "Herfst2026!!" and "Zomerzomer2025" through: a season, a year and a symbol is what people pick.
+MIN_STRENGTH = 4
+
+
+def valid_password(password: str, user_inputs: tuple[str, ...] = ()) -> str | None:
+    """None when acceptable, else why not (in Dutch: shown to the user). `user_inputs`: words of
+    this user (their address) that must not make the password."""
     if len(password) < 12:
         return "Kies een wachtwoord van minstens 12 tekens."
     if len(password) > 256:
         return "Kies een wachtwoord van hoogstens 256 tekens."
     if len(set(password)) < 5:
         return "Kies een wachtwoord met meer verschillende tekens."
+    lowered = password.lower()
+    if any(len(word) >= 4 and word.lower() in lowered for word in user_inputs):
+        return "Gebruik uw naam of e-mailadres niet in uw wachtwoord."
+    # zxcvbn's cost grows with length; what lies past 100 characters does not make it weaker.
+    if zxcvbn(password[:100], user_inputs=[*user_inputs, *GUESSABLE_WORDS])["score"] < MIN_STRENGTH:
+        return ("Dit wachtwoord is te makkelijk te raden. Kies bijvoorbeeld vier losse woorden die niets "
+                "met school of uzelf te maken hebben.")
     return None
 
 
@@ -278,7 +313,8 @@ def evolve(state: AuthState, recorded: RecordedEvent) -> AuthState:
 
 GENERIC_FAILURE = "Onjuiste gebruikersnaam of wachtwoord, of het account is (tijdelijk) geblokkeerd."
 CODE_FAILURE = "De code klopt niet of is al gebruikt, of het account is (tijdelijk) geblokkeerd."
-ENROL_FIRST = "Rond eerst de tweestapsverificatie af via uw uitnodiging."
+ENROL_FIRST = ("Rond eerst de tweestapsverificatie af. We hebben u een nieuwe link gemaild waarmee u verdergaat "
+               "waar u gebleven was.")
 
 LoginFailure = Literal["bad-password", "bad-code", "code-replayed", "bad-recovery-code", "locked",
                        "unknown-account", "account-disabled", "not-enrolled"]
@@ -311,25 +347,49 @@ class StepDecided:
     failures: Mapping[str, Failures]  # the counters to store
     events: tuple[Event, ...]
     message: str | None = None  # Dutch, for the user, when refused
+    # The password step while the name is locked: the answer is the code step whether the
+    # password was right or not, so a stranger's guesses tell nothing; only `accepted` (the
+    # right password) gives the code step a chance to open a session.
+    blind: bool = False
+    # Right password, enrolment never finished: mail a fresh enrolment link.
+    resume_enrolment: bool = False
 
 
-def password_keys(client: str, account: AccountView | None) -> list[str]:
-    """The counters a password attempt counts against: the client's, and the account's."""
-    return [f"password|client|{client}"] + ([f"password|account|{account.staff_id}"] if account else [])
+def name_key(username: str) -> str:
+    """The password counter of a login name: the same for a name with an account and without,
+    so that locking tells nothing about which names exist (and keeps no address in the table)."""
+    return "password|name|" + hashlib.sha256(username.strip().lower().encode()).hexdigest()[:40]
 
 
-def code_keys(client: str, staff_id: str) -> list[str]:
-    return [f"code|account|{staff_id}", f"code|client|{client}"]
+def password_keys(username: str) -> list[str]:
+    """The counters a password attempt counts against. A peer address is throttled, not
+    counted (`shared.ratelimit`): one school's shared address must not lock its staff out."""
+    return [name_key(username)]
+
+
+def code_keys(staff_id: str, username: str) -> list[str]:
+    """The code step counts against the account's code counter; a session opened resets the
+    password counter too."""
+    return [f"code|account|{staff_id}", name_key(username)]
 
 
 def decide_password(account: AccountView | None, failures: Mapping[str, Failures], client: str, now: datetime,
                     verified: bool | None) -> Verify | StepDecided:
-    """The password step. `verified`: None before the hash was checked, then its outcome."""
-    staff_id = account.staff_id if account else None
-    if any(f.locked(now) for f in failures.values()):
-        return _refused("locked", "password", staff_id, client, {}, now, GENERIC_FAILURE)
+    """The password step. `verified`: None before the hash was checked, then its outcome. The
+    hash (or a dummy) is checked for every attempt, locked or not: every refusal takes as long."""
     if verified is None:
         return Verify(against_dummy=account is None or not account.has_password)
+    staff_id = account.staff_id if account else None
+    failures = {key: value.current(now) for key, value in failures.items()}
+    locked = any(f.locked(now) for f in failures.values())
+    right = account is not None and account.has_password and verified
+    if locked:
+        # Whatever was typed, on to the code step: a stranger cannot keep the rightful user out,
+        # who passes with the second factor; a wrong password makes that step refuse.
+        if right and account is not None and account.enrolled and not account.disabled(now):
+            return StepDecided(True, {}, (), blind=True)
+        return replace(_refused("locked", "password", staff_id, client, {} if right else failures, now,
+                                CODE_FAILURE), blind=True)
     if account is None or not account.has_password:
         return _refused("unknown-account" if account is None else "not-enrolled", "password", staff_id, client,
                         failures, now, GENERIC_FAILURE)
@@ -338,7 +398,8 @@ def decide_password(account: AccountView | None, failures: Mapping[str, Failures
     if account.disabled(now):
         return _refused("account-disabled", "password", staff_id, client, {}, now, GENERIC_FAILURE)
     if not account.enrolled:
-        return _refused("not-enrolled", "password", staff_id, client, {}, now, ENROL_FIRST)
+        return replace(_refused("not-enrolled", "password", staff_id, client, {}, now, ENROL_FIRST),
+                       resume_enrolment=True)
     return StepDecided(True, {key: AFTER_SUCCESS for key in failures}, ())
 
 
@@ -352,14 +413,16 @@ def decide_code(account: AccountView, failures: Mapping[str, Failures], client: 
                 session_id: str) -> Verify | StepDecided:
     """The second step, after a password that was right. `verdict`: None before the code was
     checked; then the TOTP verdict, a recovery code accepted, or refused ("bad-recovery-code")."""
-    if any(f.locked(now) for f in failures.values()):
+    failures = {key: value.current(now) for key, value in failures.items()}
+    codes = {key: value for key, value in failures.items() if key.startswith("code|")}
+    if any(f.locked(now) for f in codes.values()):
         return _refused("locked", "code", account.staff_id, client, {}, now, CODE_FAILURE)
     if account.disabled(now):
         return _refused("account-disabled", "code", account.staff_id, client, {}, now, CODE_FAILURE)
     if verdict is None:
         return Verify()
     if isinstance(verdict, CodeRefused):
-        return _refused(verdict.reason, "code", account.staff_id, client, failures, now, CODE_FAILURE)
+        return _refused(verdict.reason, "code", account.staff_id, client, codes, now, CODE_FAILURE)
     staff = UUID(account.staff_id)
     used: tuple[Event, ...] = ((RecoveryCodeUsed(staff_id=staff, remaining=verdict.remaining),)
                                if isinstance(verdict, RecoveryCodeAccepted) else ())
@@ -377,7 +440,7 @@ def _refused(reason: LoginFailure, factor: Literal["password", "code"],
     events: list[Event] = [
         AccountLocked(staff_id=UUID(staff_id), factor=factor, until=after[key].locked_until)
         for key, before in counted.items()
-        if staff_id and "|account|" in key and after[key].locked(now) and not before.locked(now)]
+        if staff_id and after[key].locked(now) and not before.locked(now)]
     events.append(LoginFailed(staff_id=UUID(staff_id) if staff_id else None, reason=reason,
                               client=client[:200] or "unknown"))
     return StepDecided(False, after, tuple(events), message)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.auth.deps import AuthDeps
 from shared.problems import Problem
+from shared.ratelimit import client_address
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ENROL_COOKIE, CHALLENGE_COOKIE, SESSION_COOKIE = "sv_enrol", "sv_challenge", "sv_session"
@@ -62,8 +63,19 @@ def _cookie(response: Response, deps: AuthDeps, name: str, value: str, path: str
                         secure=deps.settings.cookie_secure)
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _client(request: Request, deps: AuthDeps) -> str:
+    return client_address(request, deps.proxies)
+
+
+def _throttled(request: Request, deps: AuthDeps, template: str, title: str) -> Response | None:
+    """The page that says "not now" when this address has tried too often, else None."""
+    wait = deps.throttle.retry_after("login", _client(request, deps))
+    if wait is None:
+        return None
+    response = _page(request, template, title, 429,
+                     error=f"Te veel pogingen vanaf dit adres. Probeer het over {wait} seconden opnieuw.")
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
 @pages.get("/uitnodiging/{invitation}")
@@ -101,9 +113,21 @@ def enrolment_page(request: Request, deps: Deps, sv_enrol: Annotated[str | None,
                  username=enrolment.username)
 
 
+@pages.get("/koppelen/{enrolment}")
+def resume_enrolment(enrolment: str, deps: Deps) -> Response:
+    """The mailed link that resumes a half-finished enrolment: its token becomes the cookie of
+    the enrolment page (checked there)."""
+    response = RedirectResponse("/tweestaps", status_code=303)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    _cookie(response, deps, ENROL_COOKIE, enrolment[:100], "/tweestaps", 15 * 60)
+    return response
+
+
 @pages.post("/tweestaps")
 def finish_enrolment(request: Request, deps: Deps, code: Annotated[str, Form()],
                      sv_enrol: Annotated[str | None, Cookie()] = None) -> Response:
+    if (throttled := _throttled(request, deps, "inloggen.html", "Koppelen")) is not None:
+        return throttled
     with deps.engine.begin() as connection:
         codes = deps.service.finish_enrolment(connection, sv_enrol, code) if sv_enrol else None
     if codes is None:
@@ -122,8 +146,10 @@ def login_page(request: Request, uitgelogd: bool = False) -> HTMLResponse:
 @pages.post("/inloggen")
 def login(request: Request, deps: Deps, gebruikersnaam: Annotated[str, Form(max_length=320)],
           wachtwoord: Annotated[str, Form(max_length=256)]) -> Response:
+    if (throttled := _throttled(request, deps, "inloggen.html", "Inloggen")) is not None:
+        return throttled
     with deps.engine.begin() as connection:
-        result = deps.service.login_password(connection, gebruikersnaam, wachtwoord, _client(request))
+        result = deps.service.login_password(connection, gebruikersnaam, wachtwoord, _client(request, deps))
     if not result.ok or result.token is None:
         return _page(request, "inloggen.html", "Inloggen", 401, error=result.message)
     response = RedirectResponse("/inloggen/code", status_code=303)
@@ -141,8 +167,10 @@ def login_code(request: Request, deps: Deps, code: Annotated[str, Form(max_lengt
                sv_challenge: Annotated[str | None, Cookie()] = None) -> Response:
     if not sv_challenge:
         return _page(request, "inloggen.html", "Inloggen", 401, error="Log eerst in met uw wachtwoord.")
+    if (throttled := _throttled(request, deps, "code.html", "Code invoeren")) is not None:
+        return throttled
     with deps.engine.begin() as connection:
-        result = deps.service.login_code(connection, sv_challenge, code, _client(request))
+        result = deps.service.login_code(connection, sv_challenge, code, _client(request, deps))
     if not result.ok or result.token is None:
         return _page(request, "code.html", "Code invoeren", 401, error=result.message)
     response = RedirectResponse("/account", status_code=303)

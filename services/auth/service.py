@@ -4,6 +4,7 @@ factors, sessions, and their end when staff depart. Each method runs in the call
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from sqlalchemy.exc import NoResultFound
 
 from services.auth import store
 from services.auth.domain import (
+    CODE_FAILURE,
     AccountView,
     CodeAccepted,
     CodeRefused,
@@ -150,12 +152,14 @@ class AuthService:
 
     def set_password(self, connection: Connection, invitation: str, password: str) -> tuple[str | None, str | None]:
         """Returns (enrolment token, None) or (None, Dutch message)."""
-        problem = valid_password(password)
+        invited = self._peek(connection, "invitation", invitation)
+        if invited is None:
+            return None, "Deze uitnodiging is ongeldig, verlopen of al gebruikt."
+        problem = valid_password(password, _words_of(self._account(connection, invited).username))
         if problem:
             return None, problem
         staff_id = self._redeem(connection, "invitation", invitation)
-        if staff_id is None:
-            return None, "Deze uitnodiging is ongeldig, verlopen of al gebruikt."
+        assert staff_id == invited
         store.set_password_hash(connection, staff_id, self._hasher.hash(password))
         return self._issue_token(connection, "enrolment", staff_id, self._clock.now() + ENROLMENT_LIFETIME), None
 
@@ -196,30 +200,51 @@ class AuthService:
         now = self._clock.now()
         row = store.find_account_by_username(connection, username.strip().lower())
         account = _view(row)
-        failures = self._failures(connection, password_keys(client, account))
+        failures = self._failures(connection, password_keys(username))
         step = decide_password(account, failures, client, now, None)
-        if isinstance(step, Verify):
-            # The same work for an unknown account as for a real one: timing tells nothing.
-            verified = self._verify(self._dummy_hash if step.against_dummy or row is None else row.password_hash,
-                                    password)
-            step = decide_password(account, failures, client, now, verified)
-        assert isinstance(step, StepDecided)
-        self._carry_out(connection, step)
-        if not step.accepted or account is None:
-            return LoginResult(False, message=step.message)
-        return LoginResult(True, token=self._issue_token(connection, "challenge", account.staff_id,
-                                                         now + CHALLENGE_LIFETIME))
+        assert isinstance(step, Verify)
+        # The same work for every attempt (unknown name, locked name, wrong or right password):
+        # timing tells nothing.
+        verified = self._verify(self._dummy_hash if step.against_dummy or row is None else row.password_hash,
+                                password)
+        decided = decide_password(account, failures, client, now, verified)
+        assert isinstance(decided, StepDecided)
+        self._carry_out(connection, decided)
+        if decided.resume_enrolment and row is not None:
+            self._mail_enrolment_link(connection, row)
+        if decided.accepted and account is not None:
+            return LoginResult(True, token=self._issue_token(connection, "challenge", account.staff_id,
+                                                             now + CHALLENGE_LIFETIME))
+        if decided.blind:
+            # A challenge that no code can pass: the answer looks like the right password's.
+            return LoginResult(True, token=self._issue_token(connection, "dead-challenge", "",
+                                                             now + CHALLENGE_LIFETIME))
+        return LoginResult(False, message=decided.message)
+
+    def _mail_enrolment_link(self, connection: Connection, row: Row[Any]) -> None:
+        """A half-finished enrolment goes on where it stopped: a fresh link to the address the
+        invitation went to (whoever typed the password must also read that mailbox)."""
+        now = self._clock.now()
+        token = self._issue_token(connection, "enrolment", row.staff_id, now + ENROLMENT_LIFETIME)
+        enqueue_mail(connection, store.mail_outbox, message_id=f"<{uuid.uuid4()}.enrol@{self._mail_domain}>",
+                     recipient=row.username, subject="Kindkans: ga verder met uw tweestapsverificatie",
+                     body=_resume_body(f"{self._auth_url}/koppelen/{token}", now + ENROLMENT_LIFETIME),
+                     created_at=now)
 
     def login_code(self, connection: Connection, challenge: str, code: str, client: str) -> LoginResult:
         """The second factor: a TOTP code, or a recovery code (single use)."""
         now = self._clock.now()
         staff_id = self._peek(connection, "challenge", challenge)
         if staff_id is None:
+            if self._redeem(connection, "dead-challenge", challenge) is not None:
+                # After a locked name's wrong password: refused, the code never looked at (the
+                # failure was counted at the password step).
+                return LoginResult(False, message=CODE_FAILURE)
             return LoginResult(False, message="Uw inlogpoging is verlopen. Log opnieuw in.")
         row = self._account(connection, staff_id)
         account = _view(row)
         assert account is not None
-        failures = self._failures(connection, code_keys(client, staff_id))
+        failures = self._failures(connection, code_keys(staff_id, row.username))
         session_id = str(uuid.uuid4())
         step = decide_code(account, failures, client, now, None, session_id)
         if isinstance(step, Verify):
@@ -244,8 +269,10 @@ class AuthService:
         if len(cleaned) == 6 and cleaned.isdigit():
             secret = unseal(self._master, row.totp_secret, row.staff_id.encode()).decode()
             outcome = verify_code(secret, cleaned, now, row.last_step)
-            if isinstance(outcome, CodeAccepted):
-                store.set_last_step(connection, row.staff_id, outcome.step)
+            # The step is taken in the statement that accepts it: of parallel logins with one
+            # code, one wins and the others find the step used (row.last_step was read before).
+            if isinstance(outcome, CodeAccepted) and not store.take_step(connection, row.staff_id, outcome.step):
+                return CodeRefused("code-replayed")
             return outcome
         digest = token_hash(normalise_recovery_code(cleaned))
         if not store.use_recovery_code(connection, row.staff_id, digest, now):
@@ -348,6 +375,24 @@ def _invitation_body(link: str, expires_at: datetime) -> str:
     ]) + "\n"
 
 
+
+
+def _resume_body(link: str, expires_at: datetime) -> str:
+    return "\n".join([
+        "Beste collega,",
+        "",
+        "U heeft uw wachtwoord voor Kindkans ingesteld, maar de koppeling met de app op uw smartphone",
+        "is nog niet afgerond. Ga verder via deze persoonlijke link:",
+        link,
+        "",
+        f"De link is geldig tot {dutch.moment(expires_at)} en werkt één keer. Deel hem met niemand.",
+        "Heeft u niet zelf geprobeerd in te loggen? Meld dit dan bij uw privacyfunctionaris.",
+    ]) + "\n"
+
+
+def _words_of(username: str) -> tuple[str, ...]:
+    """The parts of an address a password must not be made of."""
+    return tuple(word for word in re.split(r"[@._+-]", username) if len(word) >= 3)
 
 
 def _view(row: Row[Any] | None) -> AccountView | None:

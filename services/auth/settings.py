@@ -14,3 +14,7 @@ class AuthSettings(MailSettings):
     # argon2id cost; the defaults of argon2-cffi (RFC 9106 low-memory profile).
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # Attempts per real peer address (a moving window; 429 with Retry-After beyond it). A
+    # school's staff may share one address: generous, it stops scripts, not colleagues. Per
+    # account there is no rate a stranger could use up, but the blind lock (domain.py).
+    login_rate_per_address: str = "60/minute"

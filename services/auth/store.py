@@ -52,6 +52,7 @@ failures = Table(
     Column("key", String(400), primary_key=True),
     Column("count", Integer, nullable=False),
     Column("locked_until", UtcDateTime(), nullable=True),
+    Column("last_failed_at", UtcDateTime(), nullable=True),  # a counter decays from here
 )
 sessions = Table(
     "auth_sessions", metadata,
@@ -125,8 +126,12 @@ def complete_enrolment(connection: Connection, staff_id: str, sealed_secret: byt
         totp_secret=sealed_secret, totp_pending=None, enrolled_at=enrolled_at, last_step=last_step))
 
 
-def set_last_step(connection: Connection, staff_id: str, step: int) -> None:
-    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(last_step=step))
+def take_step(connection: Connection, staff_id: str, step: int) -> bool:
+    """Records `step` as the last used TOTP step, in one statement with the check that it is
+    newer than the last one: False when another login took it (or a later one) first."""
+    return bool(connection.execute(update(accounts).where(
+        accounts.c.staff_id == staff_id, (accounts.c.last_step.is_(None)) | (accounts.c.last_step < step))
+        .values(last_step=step)).rowcount)
 
 
 # --- tokens --------------------------------------------------------------------------------
@@ -177,13 +182,13 @@ def unused_recovery_codes(connection: Connection, staff_id: str) -> int:
 def load_failures(connection: Connection, key: str) -> Failures:
     row = connection.execute(select(failures).where(failures.c.key == key)).first()
     # Through the mapping: on a row, `count` is the tuple method.
-    return Failures(row._mapping["count"], row.locked_until) if row else Failures()
+    return Failures(row._mapping["count"], row.locked_until, row.last_failed_at) if row else Failures()
 
 
 def save_failures(connection: Connection, key: str, value: Failures) -> None:
-    if not connection.execute(update(failures).where(failures.c.key == key)
-                              .values(count=value.count, locked_until=value.locked_until)).rowcount:
-        connection.execute(insert(failures).values(key=key, count=value.count, locked_until=value.locked_until))
+    values = {"count": value.count, "locked_until": value.locked_until, "last_failed_at": value.last_failed_at}
+    if not connection.execute(update(failures).where(failures.c.key == key).values(**values)).rowcount:
+        connection.execute(insert(failures).values(key=key, **values))
 
 
 # --- sessions ------------------------------------------------------------------------------

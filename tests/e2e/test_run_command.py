@@ -4,6 +4,8 @@ a departure flows through, Ctrl-C stops everything, and a second start has the d
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import json
 import os
 import signal
@@ -174,9 +176,13 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
                 if b"Aard van de wijziging: oprichting" in m.read_bytes()]
 
     assert wait_until(office_mail, timeout_s=30, message="the office mail")
-    # The new staff member's invitation to Kindkans (auth service) arrived too.
-    assert wait_until(lambda: [m for m in (run.data_dir / "mail" / "new").glob("*")
-                               if b"Welkom bij Kindkans" in m.read_bytes()], timeout_s=30, message="the invitation")
+    # The new staff member's invitation to Kindkans (auth service) arrived too, with a link to
+    # the login pages where this run serves them (the processor builds the mail, not the API).
+    invitation = wait_until(lambda: [m for m in (run.data_dir / "mail" / "new").glob("*")
+                                     if b"Welkom bij Kindkans" in m.read_bytes()], timeout_s=30,
+                            message="the invitation")[0]
+    text = email.message_from_bytes(invitation.read_bytes(), policy=email.policy.default).get_content()
+    assert f"http://127.0.0.1:{run.ports['AUTH_API_PORT']}/uitnodiging/" in text
     # A data leak concerning the pupil: the retention service mails the parent.
     pupil_id = _data_of(run, body["results"][3]["event_ids"][0])["pupil_id"]
     wait_until(lambda: run.call("RETENTION_API_PORT", f"/v1/pupils/{pupil_id}/consent/photo_video")[0] == 200,

@@ -15,12 +15,17 @@ from datetime import UTC, datetime
 
 import pyotp
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from services.audit.cli import app as audit_app
+from services.auth import store
 from services.auth.api import create_app
 from services.auth.bootstrap import AuthDeps, build, build_relay, build_runner
+from services.auth.domain import name_key
+from services.auth.service import AuthService
 from services.auth.settings import AuthSettings
 from shared.contracts import events as e
 from shared.contracts.topics import Topic
@@ -98,6 +103,7 @@ class Enrolled:
     username: str
     secret: str
     recovery_codes: list[str]
+    enrolled_step: int  # the TOTP step the enrolment used (not accepted again)
 
 
 def enrol(auth: Auth, role: str = "ib_er") -> Enrolled:
@@ -110,11 +116,12 @@ def enrol(auth: Auth, role: str = "ib_er") -> Enrolled:
     response = client.post(path, data={"wachtwoord": PASSWORD, "herhaling": PASSWORD})
     assert response.status_code == 200 and "Authenticator-app koppelen" in response.text
     secret = re.search(r'id="totp-secret" class="geheim">([A-Z2-7]+)<', response.text).group(1)
-    done = client.post("/tweestaps", data={"code": pyotp.TOTP(secret).now()})
+    step = time_step_now()
+    done = client.post("/tweestaps", data={"code": pyotp.TOTP(secret).at(step * 30)})
     assert done.status_code == 200, done.text
     codes = re.findall(r"<li>([A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4})</li>", done.text)
     assert len(codes) == 10
-    return Enrolled(staff_id, username, secret, codes)
+    return Enrolled(staff_id, username, secret, codes, step)
 
 
 def login(auth: Auth, who: Enrolled, code: str | None = None, password: str = PASSWORD) -> tuple[TestClient, int]:
@@ -174,7 +181,7 @@ def auth_events(auth: Auth) -> list:
 
 
 @pytest.mark.every_database
-def test_recovery_codes_work_once_and_password_failures_do_not_lock_the_code(auth):
+def test_recovery_codes_work_once_and_a_stranger_cannot_keep_a_staff_member_locked_out(auth):
     person = enrol(auth)
     client, status = login(auth, person, code=person.recovery_codes[0])
     assert status == 303 and client.get("/account").status_code == 200
@@ -182,21 +189,128 @@ def test_recovery_codes_work_once_and_password_failures_do_not_lock_the_code(aut
     used = wait_until(lambda: [r for r in auth_events(auth) if r.type == "RecoveryCodeUsed"], message="event")
     assert used[0].event.remaining == 9
 
+    # A stranger guesses: after five wrong passwords the name is locked...
     for _ in range(6):
         assert login(auth, person, password="verkeerd-wachtwoord-123")[1] == 401
-    # The password factor is locked now, for this account: even the right password is refused...
-    assert login(auth, person, code=person.recovery_codes[2])[1] == 401
     locked = wait_until(lambda: [r for r in auth_events(auth) if r.type == "AccountLocked"], message="lock event")
     assert locked[0].event.factor == "password"
-    # ...but nobody could lock the code factor with passwords: the counters are separate.
     with auth.deps.engine.connect() as connection:
-        from sqlalchemy import select
-
-        from services.auth import store
-
         keys = {row.key for row in connection.execute(select(store.failures)) if row.locked_until}
-    assert f"password|account|{person.staff_id}" in keys
-    assert not any(key.startswith("code|") for key in keys)
+    assert keys == {name_key(person.username)}, "the code counter cannot be locked with passwords"
+    # ...and while it is, a wrong password still gets as far as the code page (the stranger cannot
+    # tell a right guess from a wrong one), where no code passes it, not even the right one...
+    guess = auth.client()
+    assert guess.post("/inloggen", data={"gebruikersnaam": person.username, "wachtwoord": "nog-een-gok-456"},
+                      follow_redirects=False).status_code == 303
+    assert guess.post("/inloggen/code", data={"code": person.recovery_codes[5]}).status_code == 401
+    # ...and the rightful user, with the right password and a second factor, gets in.
+    client, status = login(auth, person, code=person.recovery_codes[2])
+    assert status == 303 and client.get("/account").status_code == 200
+    # The session's start reset the counter: the name is no longer locked.
+    with auth.deps.engine.connect() as connection:
+        assert not [row for row in connection.execute(select(store.failures)) if row.locked_until
+                    and row.key == name_key(person.username)]
+    # The recovery code tried behind the wrong password was not used up.
+    assert login(auth, person, code=person.recovery_codes[5])[1] == 303
+
+
+@pytest.mark.every_database
+def test_one_code_opens_one_session_even_on_parallel_challenges(auth):
+    person = enrol(auth)
+    challenges = []
+    for _ in range(8):
+        client = auth.client()
+        assert client.post("/inloggen", data={"gebruikersnaam": person.username, "wachtwoord": PASSWORD},
+                           follow_redirects=False).status_code == 303
+        challenges.append(client)
+    # The step after the enrolment's: accepted now (one step of drift) and in the next 60 s.
+    code = pyotp.TOTP(person.secret).at((person.enrolled_step + 1) * 30)
+    start = threading.Barrier(len(challenges))
+    answers: list[int] = []
+
+    def send(client: TestClient) -> None:
+        start.wait()
+        answers.append(client.post("/inloggen/code", data={"code": code}, follow_redirects=False).status_code)
+
+    threads = [threading.Thread(target=send, args=(client,)) for client in challenges]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == [303] + [401] * 7, answers
+    with auth.deps.engine.connect() as connection:
+        sessions = connection.execute(select(store.sessions).where(
+            store.sessions.c.staff_id == str(person.staff_id))).all()
+    assert len(sessions) == 1
+
+
+def time_step_now() -> int:
+    return int(datetime.now(UTC).timestamp()) // 30
+
+
+class CountingHasher(PasswordHasher):
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8192)
+        self.verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        self.verified += 1
+        return super().verify(hash, password)
+
+
+def test_every_refusal_checks_one_password_hash_so_timing_tells_nothing(auth):
+    person = enrol(auth)
+    hasher = CountingHasher()
+    service = AuthService(auth.deps.codec, auth.deps.clock, auth.settings.master_key_bytes(), hasher,
+                          auth.settings.auth_url, "school.example")
+    attempts = [("niemand@school.example", "verkeerd-wachtwoord-123")] * 6 + [
+        (person.username, "verkeerd-wachtwoord-123")] * 6 + [(person.username, PASSWORD)]
+    for number, (username, password) in enumerate(attempts, start=1):
+        with auth.deps.engine.begin() as connection:
+            service.login_password(connection, username, password, "192.0.2.1")
+        # Unknown name, wrong password, either name locked (from the fifth), the right password
+        # on a locked name: one argon2 check each, never a shortcut.
+        assert hasher.verified == number
+
+
+def test_a_guessable_password_is_refused_at_the_invitation(auth):
+    staff_id = uuid.uuid4()
+    username = f"{staff_id.hex[:8]}@school.example"
+    auth.publish(e.StaffJoined(branch_id=BRANCH, staff_id=staff_id, role=e.StaffRole("ib_er"), name="N",
+                               email=username))
+    path = auth.invitation_link(username).split("127.0.0.1:8002", 1)[1]
+    refused = auth.client().post(path, data={"wachtwoord": "Welkom123456", "herhaling": "Welkom123456"})
+    assert refused.status_code == 422 and "te makkelijk te raden" in refused.text
+    # The invitation still works for a good one.
+    accepted = auth.client().post(path, data={"wachtwoord": PASSWORD, "herhaling": PASSWORD})
+    assert accepted.status_code == 200 and "Authenticator-app koppelen" in accepted.text
+
+
+def test_a_half_finished_enrolment_goes_on_with_a_fresh_mailed_link(auth):
+    staff_id = uuid.uuid4()
+    username = f"{staff_id.hex[:8]}@school.example"
+    auth.publish(e.StaffJoined(branch_id=BRANCH, staff_id=staff_id, role=e.StaffRole("ib_er"), name="N",
+                               email=username))
+    path = auth.invitation_link(username).split("127.0.0.1:8002", 1)[1]
+    # The password is set, then the browser is closed: the enrolment cookie is gone.
+    assert auth.client().post(path, data={"wachtwoord": PASSWORD, "herhaling": PASSWORD}).status_code == 200
+    refused = auth.client().post("/inloggen", data={"gebruikersnaam": username, "wachtwoord": PASSWORD})
+    assert refused.status_code == 401 and "nieuwe link gemaild" in refused.text
+    mail = wait_until(lambda: [m for m in auth.smtp.messages if m["X-Envelope-To"] == username
+                               and "ga verder" in m["Subject"]], message="the resume mail")[0]
+    link = re.search(r"http://\S+/koppelen/\S+", mail.get_content()).group(0)
+    client = auth.client()
+    page = client.get(link.split("127.0.0.1:8002", 1)[1])
+    assert page.status_code == 200 and "Authenticator-app koppelen" in page.text
+    secret = re.search(r'id="totp-secret" class="geheim">([A-Z2-7]+)<', page.text).group(1)
+    assert client.post("/tweestaps", data={"code": pyotp.TOTP(secret).now()}).status_code == 200
+    # Only the right password mails a link: a wrong one for a half-enrolled account queues nothing.
+    auth.client().post("/inloggen", data={"gebruikersnaam": username, "wachtwoord": "verkeerd-wachtwoord-123"})
+    with auth.deps.engine.connect() as connection:
+        queued = connection.execute(select(store.mail_outbox.c.subject).where(
+            store.mail_outbox.c.recipient == username)).scalars().all()
+    assert sorted(queued) == ["Kindkans: ga verder met uw tweestapsverificatie",
+                              "Welkom bij Kindkans: stel uw wachtwoord in"]
 
 
 def test_answers_do_not_reveal_whether_an_account_exists(auth):

@@ -1,4 +1,5 @@
-"""The auth rules: TOTP without replay (RFC 6238 section 5.2), lockout timing, session lifetimes."""
+"""The auth rules: TOTP without replay (RFC 6238 section 5.2), lockout timing and its decay, a lock
+that never shuts the rightful user out, guessable passwords refused, session lifetimes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from services.auth.domain import (
     FIRST_LOCK,
+    FORGET_AFTER,
     FREE_FAILURES,
     LONGEST_LOCK,
     AccountView,
@@ -74,7 +76,7 @@ def test_the_first_failures_are_free_then_locks_grow_and_end():
         failures = after_failure(failures, NOW)
         assert not failures.locked(NOW)
     failures = after_failure(failures, NOW)
-    assert failures.locked(NOW) and failures.locked_until == NOW + FIRST_LOCK
+    assert failures.locked(NOW) and failures.locked_until == NOW + FIRST_LOCK and failures.last_failed_at == NOW
     assert failures.locked(NOW + FIRST_LOCK - timedelta(seconds=1))
     assert not failures.locked(NOW + FIRST_LOCK)
     later = NOW + FIRST_LOCK
@@ -83,6 +85,20 @@ def test_the_first_failures_are_free_then_locks_grow_and_end():
     for _ in range(20):
         failures = after_failure(failures, later)
     assert failures.locked_until == later + LONGEST_LOCK
+
+
+def test_a_counter_decays_so_one_guess_an_hour_does_not_keep_an_account_locked():
+    failures = Failures()
+    for _ in range(FREE_FAILURES):
+        failures = after_failure(failures, NOW)
+    assert failures.locked(NOW)
+    # One more guess each time the lock ends would keep it locked for ever if nothing decayed.
+    hour_later = NOW + FORGET_AFTER
+    assert failures.current(hour_later) == Failures()
+    assert not after_failure(failures, hour_later).locked(hour_later)
+    assert after_failure(failures, hour_later).count == 1
+    # Within the hour it still counts on.
+    assert after_failure(failures, NOW + FIRST_LOCK).count == FREE_FAILURES + 1
 
 
 def test_sessions_end_when_idle_too_long_or_too_old_or_ended_or_disabled():
@@ -101,55 +117,93 @@ def test_passwords_must_be_long_and_varied():
     assert valid_password("paard-batterij-nietje-correct") is None
 
 
+@pytest.mark.parametrize("guessable", ["Welkom123456", "Wachtwoord2026!", "Kindkans2026!", "Password1234",
+                                       "Zomer2025Zomer", "qwertyuiop123", "Rotterdam010!!",
+                                       "Herfst2026!!", "Feyenoord1908"])
+def test_commonly_used_passwords_are_refused(guessable):
+    assert "te makkelijk te raden" in valid_password(guessable)
+
+
+def test_a_password_made_of_the_users_own_address_is_refused():
+    assert "naam of e-mailadres" in valid_password("Jansen-fiets-regen-haven", ("jansen", "school", "example"))
+    assert valid_password("jansen-pietersen-2026") is None
+
+
 # --- the login steps, decided ------------------------------------------------------------------
 
 STAFF_ID = "5a5a5a5a-0000-4000-8000-000000000001"
 ENROLLED = AccountView(STAFF_ID, has_password=True, enrolled=True, disabled_at=None)
 CLIENT = "10.0.0.1"
+NAME = "ib@school.example"
 
 
-def fresh_failures(account: AccountView | None) -> dict[str, Failures]:
-    return {key: Failures() for key in password_keys(CLIENT, account)}
+def fresh_failures() -> dict[str, Failures]:
+    return {key: Failures() for key in password_keys(NAME)}
+
+
+def locked_failures() -> dict[str, Failures]:
+    failures = Failures()
+    for _ in range(FREE_FAILURES):
+        failures = after_failure(failures, NOW)
+    return {key: failures for key in password_keys(NAME)}
 
 
 def test_a_right_password_is_checked_then_accepted_and_resets_the_counters():
-    counted = {key: Failures(count=3) for key in password_keys(CLIENT, ENROLLED)}
+    counted = {key: Failures(count=3) for key in password_keys(NAME)}
     assert decide_password(ENROLLED, counted, CLIENT, NOW, None) == Verify(against_dummy=False)
     step = decide_password(ENROLLED, counted, CLIENT, NOW, True)
     assert step == StepDecided(True, {key: Failures() for key in counted}, ())
 
 
 def test_an_unknown_name_is_checked_against_a_dummy_and_refused_like_a_wrong_password():
-    assert decide_password(None, fresh_failures(None), CLIENT, NOW, None) == Verify(against_dummy=True)
-    unknown = decide_password(None, fresh_failures(None), CLIENT, NOW, False)
-    wrong = decide_password(ENROLLED, fresh_failures(ENROLLED), CLIENT, NOW, False)
+    assert decide_password(None, fresh_failures(), CLIENT, NOW, None) == Verify(against_dummy=True)
+    unknown = decide_password(None, fresh_failures(), CLIENT, NOW, False)
+    wrong = decide_password(ENROLLED, fresh_failures(), CLIENT, NOW, False)
     assert not unknown.accepted and unknown.message == wrong.message
     assert [e.reason for e in unknown.events] == ["unknown-account"] and unknown.events[0].staff_id is None
     assert [e.reason for e in wrong.events] == ["bad-password"]
-    assert set(unknown.failures) == {f"password|client|{CLIENT}"}  # the client's counter only
+    # The name's counter counts either way, so a lock tells nothing about which names exist.
+    assert unknown.failures == wrong.failures and set(unknown.failures) == set(password_keys(NAME))
 
 
-def test_the_failure_that_crosses_the_line_locks_the_account_once_and_then_nothing_is_checked():
-    almost = {key: Failures(count=FREE_FAILURES - 1) for key in password_keys(CLIENT, ENROLLED)}
+def test_the_failure_that_crosses_the_line_locks_the_account_once():
+    almost = {key: Failures(count=FREE_FAILURES - 1) for key in password_keys(NAME)}
     locking = decide_password(ENROLLED, almost, CLIENT, NOW, False)
     assert [type(e).__name__ for e in locking.events] == ["AccountLocked", "LoginFailed"]
     assert locking.events[0].until == NOW + FIRST_LOCK
-    locked = locking.failures
-    assert not isinstance(again := decide_password(ENROLLED, locked, CLIENT, NOW, None), Verify)
-    assert [e.reason for e in again.events] == ["locked"] and again.failures == {}, "a locked attempt is not counted"
+    again = decide_password(ENROLLED, locking.failures, CLIENT, NOW, False)
+    assert [type(e).__name__ for e in again.events] == ["LoginFailed"] and again.events[0].reason == "locked"
+
+
+@pytest.mark.parametrize("account", [ENROLLED, None], ids=["real-name", "unknown-name"])
+def test_a_locked_name_still_checks_the_password_so_every_refusal_takes_as_long(account):
+    assert decide_password(account, locked_failures(), CLIENT, NOW, None) == Verify(against_dummy=account is None)
+
+
+def test_a_locked_name_answers_a_right_and_a_wrong_password_alike_and_only_the_right_one_can_pass():
+    right = decide_password(ENROLLED, locked_failures(), CLIENT, NOW, True)
+    wrong = decide_password(ENROLLED, locked_failures(), CLIENT, NOW, False)
+    unknown = decide_password(None, locked_failures(), CLIENT, NOW, False)
+    # All three go on to the code step (the stranger learns nothing, the user is not shut out);
+    # only the right password's step can open a session there.
+    assert right.blind and wrong.blind and unknown.blind
+    assert right.accepted and not wrong.accepted and not unknown.accepted
+    assert right.failures == {} and right.events == (), "the right password is not a failure"
+    assert all(f.count == FREE_FAILURES + 1 for f in wrong.failures.values())
 
 
 def test_a_departed_or_not_enrolled_account_is_refused_after_the_right_password_without_counting():
     departed = AccountView(STAFF_ID, has_password=True, enrolled=True, disabled_at=NOW - timedelta(days=1))
-    step = decide_password(departed, fresh_failures(departed), CLIENT, NOW, True)
+    step = decide_password(departed, fresh_failures(), CLIENT, NOW, True)
     assert not step.accepted and [e.reason for e in step.events] == ["account-disabled"] and step.failures == {}
+    assert not decide_password(departed, locked_failures(), CLIENT, NOW, True).accepted
     halfway = AccountView(STAFF_ID, has_password=True, enrolled=False, disabled_at=None)
-    step = decide_password(halfway, fresh_failures(halfway), CLIENT, NOW, True)
-    assert not step.accepted and "tweestapsverificatie" in step.message
+    step = decide_password(halfway, fresh_failures(), CLIENT, NOW, True)
+    assert not step.accepted and "tweestapsverificatie" in step.message and step.resume_enrolment
 
 
 def test_the_code_step_opens_a_session_with_the_factor_used():
-    failures = {key: Failures() for key in code_keys(CLIENT, STAFF_ID)}
+    failures = {key: Failures() for key in code_keys(STAFF_ID, NAME)}
     session = "5a5a5a5a-0000-4000-8000-0000000000aa"
     assert decide_code(ENROLLED, failures, CLIENT, NOW, None, session) == Verify()
     totp = decide_code(ENROLLED, failures, CLIENT, NOW, CodeAccepted(time_step(NOW)), session)
@@ -159,4 +213,6 @@ def test_the_code_step_opens_a_session_with_the_factor_used():
     assert recovery.events[0].remaining == 9 and recovery.events[1].second_factor == "recovery-code"
     replayed = decide_code(ENROLLED, failures, CLIENT, NOW, CodeRefused("code-replayed"), session)
     assert not replayed.accepted and [e.reason for e in replayed.events] == ["code-replayed"]
-    assert all(f.count == 1 for f in replayed.failures.values())
+    # The code's counter counts; the password's is left as it is (it is reset by a session).
+    assert {key: f.count for key, f in replayed.failures.items()} == {f"code|account|{STAFF_ID}": 1}
+    assert all(f == Failures() for f in totp.failures.values()) and set(totp.failures) == set(failures)
