@@ -30,19 +30,21 @@ def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
     hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
     service = AuthService(codec, clock, settings.master_key_bytes(), hasher, settings.auth_url,
                           str(settings.mail_from).split("@")[1])
-    throttle = Throttle({"login": settings.login_rate_per_address})
+    throttle = Throttle({"login": settings.login_rate_per_address, "token": settings.token_rate_per_address})
     return AuthDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
                     throttle=throttle, proxies=trusted_networks(settings.trusted_proxies))
 
 
 SERVICE: ServiceDeclaration[AuthSettings, AuthDeps] = ServiceDeclaration(
     name="auth",
-    description="Kindkans login with two-factor authentication, and session introspection.",
+    description="Kindkans login with two factors, and an OpenID Connect provider for other applications.",
     settings=AuthSettings, build=build, tables=store,
     publishes=(Topic.AUTH_EVENTS,),
     # Joined -> invited; departed -> disabled, every session ended.
     processors=(Processor("auth-processor", (Topic.REGISTRY_EVENTS,), lambda deps: deps.service.apply),),
     routes="services.auth.routes",
+    # Back-channel logouts go out from the relay, beside the outbox and the mail.
+    relay_tasks=lambda deps: [lambda: deps.service.provider.deliver_logouts(deps.engine)],
     # An invitation carries a secret link: once sent, its body is not kept.
     mail_options=lambda deps: {"redact_after_send": True},
 )

@@ -19,6 +19,7 @@ from typing import Literal
 from uuid import UUID
 
 import pyotp
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from zxcvbn import zxcvbn
 
 from shared.contracts.envelope import RecordedEvent
@@ -37,6 +38,7 @@ from shared.contracts.events import (
     SessionEnded,
     StaffDeparted,
     StaffJoined,
+    StaffRoleChanged,
 )
 
 STEP_SECONDS = 30
@@ -181,10 +183,19 @@ def valid_password(password: str, user_inputs: tuple[str, ...] = ()) -> str | No
 
 @dataclass(frozen=True)
 class Invite:
-    """A staff member joined: an account, as if new, and an invitation to its address."""
+    """A staff member joined: an account, as if new, and an invitation to its address. The role
+    and branch are what the provider's tokens tell relying parties."""
 
     staff_id: str
     email: str
+    role: str
+    branch_id: str | None
+
+
+@dataclass(frozen=True)
+class ChangeRole:
+    staff_id: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -195,7 +206,7 @@ class Disable:
     at: datetime
 
 
-Reaction = Invite | Disable
+Reaction = Invite | Disable | ChangeRole
 
 
 def _joined(recorded: RecordedEvent) -> list[Reaction]:
@@ -203,7 +214,15 @@ def _joined(recorded: RecordedEvent) -> list[Reaction]:
     assert isinstance(event, StaffJoined | ConsultantJoined)
     if str(event.email) == ERASED:  # a purged staff member's join, replayed: nobody to invite
         return []
-    return [Invite(str(event.staff_id), str(event.email).lower())]
+    if isinstance(event, StaffJoined):
+        return [Invite(str(event.staff_id), str(event.email).lower(), str(event.role), str(event.branch_id))]
+    return [Invite(str(event.staff_id), str(event.email).lower(), "consultant", None)]
+
+
+def _role_changed(recorded: RecordedEvent) -> list[Reaction]:
+    event = recorded.event
+    assert isinstance(event, StaffRoleChanged)
+    return [ChangeRole(str(event.staff_id), str(event.role))]
 
 
 def _departed(recorded: RecordedEvent) -> list[Reaction]:
@@ -217,6 +236,7 @@ REACTIONS: Mapping[type[Event], Callable[[RecordedEvent], list[Reaction]]] = Map
     ConsultantJoined: _joined,
     StaffDeparted: _departed,
     ConsultantDeparted: _departed,
+    StaffRoleChanged: _role_changed,
 })
 FOLLOWED_TYPES = frozenset(cls.event_type for cls in REACTIONS)
 
@@ -444,3 +464,98 @@ def _refused(reason: LoginFailure, factor: Literal["password", "code"],
     events.append(LoginFailed(staff_id=UUID(staff_id) if staff_id else None, reason=reason,
                               client=client[:200] or "unknown"))
     return StepDecided(False, after, tuple(events), message)
+
+
+# --- the OpenID Connect provider's rules ------------------------------------------------------
+#
+# Lifetimes, PKCE, what an authorization code and a refresh token may be exchanged for, and what
+# a token says about how its holder logged in. The provider (provider.py) signs and stores.
+
+CODE_LIFETIME = timedelta(minutes=1)
+ACCESS_TOKEN_LIFETIME = timedelta(minutes=5)
+ID_TOKEN_LIFETIME = timedelta(minutes=5)
+# A signing key is published this long after it stopped signing: every token it signed has
+# expired by then (and a minute of clock skew).
+KEY_PUBLISHED_AFTER_RETIREMENT = max(ACCESS_TOKEN_LIFETIME, ID_TOKEN_LIFETIME) + timedelta(minutes=1)
+LOGOUT_TOKEN_LIFETIME = timedelta(minutes=2)
+# Back-channel logout retries: 1 s, 2 s, 4 s ... at most every 10 minutes, for a day.
+LOGOUT_RETRY_FIRST = timedelta(seconds=1)
+LOGOUT_RETRY_LONGEST = timedelta(minutes=10)
+LOGOUT_GIVE_UP_AFTER = timedelta(days=1)
+
+# RFC 7636 section 4.1: 43 to 128 characters of [A-Za-z0-9-._~].
+_VERIFIER_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def pkce_matches(challenge: str, verifier: str) -> bool:
+    """S256 only: the plain method would let whoever saw the request redeem the code."""
+    if not 43 <= len(verifier) <= 128 or not set(verifier) <= _VERIFIER_CHARACTERS:
+        return False
+    return hmac.compare_digest(create_s256_code_challenge(verifier), challenge)
+
+
+@dataclass(frozen=True)
+class CodeGrant:
+    """What an authorization code was issued for."""
+
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    expires_at: datetime
+    used: bool
+
+
+def decide_code_exchange(code: CodeGrant | None, client_id: str, redirect_uri: str, verifier: str,
+                         now: datetime) -> Literal["issue", "replayed", "invalid"]:
+    """RFC 6749 section 4.1.3 with PKCE: the code once, by the client it was issued to, with the
+    same redirect URI and the verifier of its challenge. A replayed code revokes what the first
+    exchange gave (section 4.1.2)."""
+    if code is None or code.client_id != client_id:
+        return "invalid"
+    if code.used:
+        return "replayed"
+    if now >= code.expires_at or code.redirect_uri != redirect_uri or not pkce_matches(code.code_challenge, verifier):
+        return "invalid"
+    return "issue"
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    client_id: str
+    expires_at: datetime
+    rotated: bool
+    revoked: bool
+
+
+def decide_refresh(token: RefreshGrant | None, client_id: str, now: datetime, session_active: bool
+                   ) -> Literal["rotate", "reuse", "invalid"]:
+    """A refresh token is used once and replaced (rotation); a second use of one means it was
+    stolen, so its whole family dies (OAuth 2.0 Security BCP, RFC 9700 section 4.14.2). It dies
+    with its session too: a departure or a logout ends what any client holds."""
+    if token is None or token.client_id != client_id or token.revoked:
+        return "invalid"
+    if token.rotated:
+        return "reuse"
+    if now >= token.expires_at or not session_active:
+        return "invalid"
+    return "rotate"
+
+
+def authentication_methods(second_factor: str) -> list[str]:
+    """The `amr` claim (RFC 8176): a password and the second factor the session was opened with."""
+    return ["pwd", {"totp": "otp", "recovery-code": "otp", "passkey": "hwk"}.get(second_factor, "otp"), "mfa"]
+
+
+def granted_scopes(requested: str, allowed: list[str]) -> list[str] | None:
+    """A client-credentials request may ask for any of the client's scopes; None when it asks for
+    one it does not have."""
+    asked = requested.split() or list(allowed)
+    return asked if set(asked) <= set(allowed) else None
+
+
+def next_logout_attempt(attempts: int, first_at: datetime, now: datetime) -> datetime | None:
+    """When to try a back-channel logout again after `attempts` failed tries; None: give up."""
+    if now - first_at >= LOGOUT_GIVE_UP_AFTER:
+        return None
+    pause: timedelta = min(LOGOUT_RETRY_LONGEST, LOGOUT_RETRY_FIRST * 2 ** min(attempts, 20))
+    return now + pause

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 from typing import Annotated, Any
-from uuid import UUID
 
 import qrcode
 import qrcode.image.svg
@@ -17,26 +16,20 @@ from fastapi import APIRouter, Cookie, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import OperationalError
 
 from services.auth.deps import AuthDeps
-from shared.problems import Problem
+from services.auth.oidc_routes import OIDC_ROUTERS
+from services.auth.provider import AuthorizationRefused
 from shared.ratelimit import client_address
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ENROL_COOKIE, CHALLENGE_COOKIE, SESSION_COOKIE = "sv_enrol", "sv_challenge", "sv_session"
+NEXT_COOKIE = "sv_next"  # where the login pages send the browser after a login (our own path only)
+AUTHORIZE_PATH = "/oauth2/authorize?"
 
 
-class IntrospectIn(BaseModel):
+class SessionTokenIn(BaseModel):
     token: str = Field(min_length=1, max_length=200)
-
-
-class IntrospectionPublic(BaseModel):
-    active: bool
-    staff_id: UUID | None = None
-    session_id: UUID | None = None
-    username: str | None = None
-    expires_at: str | None = None
 
 
 def get_deps(request: Request) -> AuthDeps:
@@ -164,7 +157,8 @@ def code_page(request: Request) -> HTMLResponse:
 
 @pages.post("/inloggen/code")
 def login_code(request: Request, deps: Deps, code: Annotated[str, Form(max_length=40)],
-               sv_challenge: Annotated[str | None, Cookie()] = None) -> Response:
+               sv_challenge: Annotated[str | None, Cookie()] = None,
+               sv_next: Annotated[str | None, Cookie()] = None) -> Response:
     if not sv_challenge:
         return _page(request, "inloggen.html", "Inloggen", 401, error="Log eerst in met uw wachtwoord.")
     if (throttled := _throttled(request, deps, "code.html", "Code invoeren")) is not None:
@@ -173,8 +167,11 @@ def login_code(request: Request, deps: Deps, code: Annotated[str, Form(max_lengt
         result = deps.service.login_code(connection, sv_challenge, code, _client(request, deps))
     if not result.ok or result.token is None:
         return _page(request, "code.html", "Code invoeren", 401, error=result.message)
-    response = RedirectResponse("/account", status_code=303)
+    # Back to the relying party that sent the user here, if one did (only to our own endpoint).
+    back = sv_next if sv_next and sv_next.startswith(AUTHORIZE_PATH) else "/account"
+    response = RedirectResponse(back, status_code=303)
     response.delete_cookie(CHALLENGE_COOKIE, path="/inloggen/code")
+    response.delete_cookie(NEXT_COOKIE, path="/")
     _cookie(response, deps, SESSION_COOKIE, result.token, "/", 12 * 3600)
     return response
 
@@ -198,20 +195,53 @@ def logout_page(deps: Deps, sv_session: Annotated[str | None, Cookie()] = None) 
     return response
 
 
-@api.post("/introspect", response_model=IntrospectionPublic, response_model_exclude_none=True)
-def introspect(body: IntrospectIn, deps: Deps) -> IntrospectionPublic:
-    """For other services: is this session token active, and whose is it? Fails closed."""
-    try:
-        with deps.engine.begin() as connection:
-            return IntrospectionPublic(**deps.service.introspect(connection, body.token))
-    except OperationalError as error:
-        raise Problem(503, "unavailable", "The auth database is unavailable") from error
-
-
 @api.post("/logout", status_code=204)
-def logout(body: IntrospectIn, deps: Deps) -> None:
+def logout(body: SessionTokenIn, deps: Deps) -> None:
     with deps.engine.begin() as connection:
         deps.service.logout(connection, body.token)
+
+
+@pages.get("/oauth2/authorize")
+def authorize(request: Request, deps: Deps, sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    params = {key: value[:2000] for key, value in request.query_params.items()}
+    provider = deps.service.provider
+    with deps.engine.begin() as connection:
+        asked = provider.authorization_request(connection, params)
+        if isinstance(asked, AuthorizationRefused):
+            if asked.redirect:
+                return RedirectResponse(asked.redirect, status_code=303)
+            return _page(request, "inloggen.html", "Inloggen", 400, error=asked.description)
+        session = deps.service.introspect(connection, sv_session) if sv_session else {"active": False}
+        if session["active"] and asked.prompt != "login":
+            return RedirectResponse(provider.issue_code(connection, asked, str(session["session_id"]),
+                                                        str(session["staff_id"])), status_code=303)
+    if asked.prompt == "none":
+        return RedirectResponse(provider.refused_login_required(asked), status_code=303)
+    response = RedirectResponse("/inloggen", status_code=303)
+    # Back here after the login; the cookie holds our own path only (no open redirect).
+    back = request.url.path + "?" + request.url.query
+    response.set_cookie(NEXT_COOKIE, back[:4000], max_age=15 * 60, path="/", httponly=True, samesite="lax",
+                        secure=deps.settings.cookie_secure)
+    if asked.prompt == "login" and sv_session:
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@pages.get("/oauth2/logout")
+def end_session(deps: Deps, id_token_hint: str | None = None, post_logout_redirect_uri: str | None = None,
+                state: str | None = None, sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    """RP-initiated logout 1.0: the browser's session ends (and the one the ID token names);
+    back to the client only at a URI registered for it."""
+    with deps.engine.begin() as connection:
+        session_id, redirect = deps.service.provider.logout_redirect(
+            connection, (id_token_hint or "")[:8000] or None, post_logout_redirect_uri, (state or "")[:500] or None)
+        if sv_session:
+            deps.service.logout(connection, sv_session)
+        if session_id:
+            deps.service.end_session(connection, session_id)
+    response = RedirectResponse(redirect or "/inloggen?uitgelogd=true", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
 
 
 @pages.get("/")
@@ -219,4 +249,4 @@ def home() -> RedirectResponse:
     return RedirectResponse("/inloggen", status_code=303)
 
 
-ROUTERS = (pages, api, ops)
+ROUTERS = (pages, api, ops, *OIDC_ROUTERS)

@@ -21,6 +21,7 @@ from services.auth import store
 from services.auth.domain import (
     CODE_FAILURE,
     AccountView,
+    ChangeRole,
     CodeAccepted,
     CodeRefused,
     Failures,
@@ -38,6 +39,7 @@ from services.auth.domain import (
     valid_password,
     verify_code,
 )
+from services.auth.provider import OpenIdProvider
 from shared import dutch
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
@@ -101,6 +103,7 @@ class AuthService:
         self._hasher = hasher
         self._auth_url = auth_url.rstrip("/")
         self._mail_domain = mail_domain
+        self.provider = OpenIdProvider(clock, master_key, auth_url)
         # Verified against when the account does not exist, so both answers take as long.
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
 
@@ -111,6 +114,9 @@ class AuthService:
         for reaction in react(recorded):
             if isinstance(reaction, Invite):
                 self._invite(recorded, reaction.staff_id, reaction.email, connection)
+                store.set_staff_facts(connection, reaction.staff_id, reaction.role, reaction.branch_id)
+            elif isinstance(reaction, ChangeRole):
+                store.set_role(connection, reaction.staff_id, reaction.role)
             else:
                 self.disable(connection, reaction.staff_id, reaction.at, cause=recorded)
 
@@ -143,6 +149,7 @@ class AuthService:
     def _end_sessions(self, connection: Connection, staff_id: str, reason: str, cause: RecordedEvent | None) -> int:
         ended = store.end_sessions_of(connection, staff_id, self._clock.now(), reason)
         for session_id in ended:
+            self.provider.session_ended(connection, session_id, staff_id)
             self._emit(connection, SessionEnded(staff_id=uuid.UUID(staff_id), session_id=uuid.UUID(session_id),
                                                 reason=reason),
                        derived_id("auth", session_id, "ended"), cause)
@@ -304,6 +311,7 @@ class AuthService:
             # Only a session still marked active is ended here: a departure processed meanwhile
             # already ended it, with its own reason and time, which must not be overwritten.
             if reason and store.end_session_if_active(connection, row.session_id, now, reason):
+                self.provider.session_ended(connection, row.session_id, row.staff_id)
                 self._emit(connection, SessionEnded(staff_id=uuid.UUID(row.staff_id),
                                                     session_id=uuid.UUID(row.session_id), reason=reason),
                            derived_id("auth", row.session_id, "ended"), None)
@@ -317,9 +325,15 @@ class AuthService:
 
     def logout(self, connection: Connection, token: str) -> bool:
         row = store.find_active_session(connection, token_hash(token))
-        if row is None:
+        return row is not None and self.end_session(connection, row.session_id)
+
+    def end_session(self, connection: Connection, session_id: str) -> bool:
+        """A logout: from our pages (the cookie's session) or a relying party's (RP-initiated,
+        the session its ID token names)."""
+        row = store.find_session_by_id(connection, session_id)
+        if row is None or not store.end_session_if_active(connection, session_id, self._clock.now(), "logout"):
             return False
-        store.end_session(connection, row.session_id, self._clock.now(), "logout")
+        self.provider.session_ended(connection, row.session_id, row.staff_id)
         self._emit(connection, SessionEnded(staff_id=uuid.UUID(row.staff_id), session_id=uuid.UUID(row.session_id),
                                             reason="logout"), derived_id("auth", row.session_id, "ended"), None)
         return True

@@ -18,3 +18,5 @@ class AuthSettings(MailSettings):
     # school's staff may share one address: generous, it stops scripts, not colleagues. Per
     # account there is no rate a stranger could use up, but the blind lock (domain.py).
     login_rate_per_address: str = "60/minute"
+    # The token, introspection and revocation endpoints, per address (services call them often).
+    token_rate_per_address: str = "1200/minute"  # noqa: S105 (a rate, not a secret)

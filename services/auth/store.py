@@ -7,7 +7,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Integer, LargeBinary, MetaData, String, Table, delete, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 
 from services.auth.domain import AccountFacts, AuthState, Failures, SessionFacts
@@ -31,6 +45,9 @@ accounts = Table(
     Column("last_step", Integer, nullable=True),  # the last accepted TOTP time step (no replay)
     Column("invited_at", UtcDateTime(), nullable=False),
     Column("disabled_at", UtcDateTime(), nullable=True),
+    # From the registry's events, for the tokens' claims: what the relying parties are told.
+    Column("role", String(40), nullable=True),
+    Column("branch_id", String(36), nullable=True),
 )
 tokens = Table(
     "auth_tokens", metadata,
@@ -66,6 +83,71 @@ sessions = Table(
     Column("second_factor", String(20), nullable=False),
     Column("active", Boolean, nullable=False, index=True),
 )
+# --- the OpenID Connect provider's tables -------------------------------------------------------
+
+clients = Table(
+    "auth_clients", metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 of a 256-bit secret, shown once
+    Column("name", String(200), nullable=False),
+    Column("redirect_uris", Text, nullable=False),  # JSON list, matched exactly
+    Column("post_logout_redirect_uris", Text, nullable=False),  # JSON list
+    Column("backchannel_logout_uri", String(500), nullable=True),
+    Column("grant_types", Text, nullable=False),  # JSON list: authorization_code, refresh_token, client_credentials
+    Column("scopes", Text, nullable=False),  # JSON list: what a client-credentials token may carry
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)
+authorization_codes = Table(
+    "auth_authorization_codes", metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("session_id", String(36), nullable=False, index=True),
+    Column("staff_id", String(36), nullable=False),
+    Column("redirect_uri", String(500), nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", String(200), nullable=True),
+    Column("scope", String(500), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+)
+refresh_tokens = Table(
+    "auth_refresh_tokens", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    # Every token rotated from one authorization shares its family: a reuse revokes them all.
+    Column("family_id", String(36), nullable=False, index=True),
+    Column("client_id", String(64), nullable=False),
+    Column("session_id", String(36), nullable=False, index=True),
+    Column("staff_id", String(36), nullable=False),
+    Column("scope", String(500), nullable=False),
+    Column("issued_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("rotated_at", UtcDateTime(), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)
+signing_keys = Table(
+    "auth_signing_keys", metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_jwk", LargeBinary, nullable=False),  # sealed under the master key
+    Column("public_jwk", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    # No longer signs from here; published until every token it signed has expired.
+    Column("retired_at", UtcDateTime(), nullable=True),
+)
+logout_deliveries = Table(
+    "auth_logout_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(64), nullable=False),
+    Column("uri", String(500), nullable=False),
+    Column("staff_id", String(36), nullable=False),
+    Column("session_id", String(36), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False, index=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("last_status", String(100), nullable=True),
+)
+
 outbox, mail_outbox = define_outbox_tables(metadata, "auth")
 processed_events, consumer_positions, stream_versions = define_progress_tables(metadata)
 
@@ -233,3 +315,133 @@ def end_sessions_of(connection: Connection, staff_id: str, at: datetime, reason:
     for session_id in live:
         end_session(connection, session_id, at, reason)
     return list(live)
+
+
+def set_staff_facts(connection: Connection, staff_id: str, role: str | None, branch_id: str | None) -> None:
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(role=role, branch_id=branch_id))
+
+
+def set_role(connection: Connection, staff_id: str, role: str) -> None:
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(role=role))
+
+
+def find_session_by_id(connection: Connection, session_id: str) -> Row[Any] | None:
+    return connection.execute(select(sessions).where(sessions.c.session_id == session_id)).first()
+
+
+# --- OpenID Connect: clients ------------------------------------------------------------------
+
+def add_client(connection: Connection, **values: Any) -> None:
+    connection.execute(insert(clients).values(**values))
+
+
+def find_client(connection: Connection, client_id: str) -> Row[Any] | None:
+    return connection.execute(select(clients).where(clients.c.client_id == client_id)).first()
+
+
+def list_clients(connection: Connection) -> list[Row[Any]]:
+    return list(connection.execute(select(clients).order_by(clients.c.created_at)))
+
+
+def revoke_client(connection: Connection, client_id: str, at: datetime) -> bool:
+    return bool(connection.execute(update(clients).where(clients.c.client_id == client_id,
+                                                         clients.c.revoked_at.is_(None))
+                                   .values(revoked_at=at)).rowcount)
+
+
+# --- OpenID Connect: codes and refresh tokens --------------------------------------------------
+
+def add_code(connection: Connection, **values: Any) -> None:
+    connection.execute(insert(authorization_codes).values(**values))
+
+
+def take_code(connection: Connection, code_hash: str, at: datetime) -> tuple[Row[Any] | None, bool]:
+    """The code's row, and whether this was its first use: it is marked used by the statement
+    that finds it unused, so of two parallel exchanges one wins."""
+    row = connection.execute(select(authorization_codes).where(authorization_codes.c.code_hash == code_hash)).first()
+    if row is None:
+        return None, False
+    taken = connection.execute(update(authorization_codes).where(
+        authorization_codes.c.code_hash == code_hash, authorization_codes.c.used_at.is_(None))
+        .values(used_at=at)).rowcount
+    return row, bool(taken)
+
+
+def add_refresh_token(connection: Connection, **values: Any) -> None:
+    connection.execute(insert(refresh_tokens).values(**values))
+
+
+def find_refresh_token(connection: Connection, token_hash: str) -> Row[Any] | None:
+    return connection.execute(select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)).first()
+
+
+def rotate_refresh_token(connection: Connection, token_hash: str, at: datetime) -> bool:
+    """False when it was rotated (or revoked) before: a reuse."""
+    return bool(connection.execute(update(refresh_tokens).where(
+        refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.rotated_at.is_(None),
+        refresh_tokens.c.revoked_at.is_(None)).values(rotated_at=at)).rowcount)
+
+
+def revoke_family(connection: Connection, family_id: str, at: datetime) -> None:
+    connection.execute(update(refresh_tokens).where(refresh_tokens.c.family_id == family_id,
+                                                    refresh_tokens.c.revoked_at.is_(None)).values(revoked_at=at))
+
+
+def revoke_refresh_tokens_of_session(connection: Connection, session_id: str, at: datetime) -> None:
+    connection.execute(update(refresh_tokens).where(refresh_tokens.c.session_id == session_id,
+                                                    refresh_tokens.c.revoked_at.is_(None)).values(revoked_at=at))
+
+
+def clients_of_session(connection: Connection, session_id: str) -> list[str]:
+    """Every client a session's login was given to (a code was issued for it)."""
+    return list(connection.execute(select(authorization_codes.c.client_id).where(
+        authorization_codes.c.session_id == session_id).distinct()).scalars())
+
+
+# --- OpenID Connect: signing keys ------------------------------------------------------------
+
+def add_signing_key(connection: Connection, kid: str, private_jwk: bytes, public_jwk: str, at: datetime) -> None:
+    connection.execute(insert(signing_keys).values(kid=kid, private_jwk=private_jwk, public_jwk=public_jwk,
+                                                   created_at=at))
+
+
+def current_signing_key(connection: Connection) -> Row[Any] | None:
+    return connection.execute(select(signing_keys).where(signing_keys.c.retired_at.is_(None))
+                              .order_by(signing_keys.c.created_at.desc())).first()
+
+
+def retire_signing_keys(connection: Connection, at: datetime) -> None:
+    connection.execute(update(signing_keys).where(signing_keys.c.retired_at.is_(None)).values(retired_at=at))
+
+
+def published_signing_keys(connection: Connection, retired_after: datetime) -> list[Row[Any]]:
+    return list(connection.execute(select(signing_keys).where(
+        or_(signing_keys.c.retired_at.is_(None), signing_keys.c.retired_at > retired_after))
+        .order_by(signing_keys.c.created_at.desc())))
+
+
+def drop_signing_keys_retired_before(connection: Connection, before: datetime) -> None:
+    connection.execute(delete(signing_keys).where(signing_keys.c.retired_at.is_not(None),
+                                                  signing_keys.c.retired_at <= before))
+
+
+# --- OpenID Connect: back-channel logout deliveries -------------------------------------------
+
+def add_logout_delivery(connection: Connection, client_id: str, uri: str, staff_id: str, session_id: str,
+                        at: datetime) -> None:
+    connection.execute(insert(logout_deliveries).values(client_id=client_id, uri=uri, staff_id=staff_id,
+                                                        session_id=session_id, created_at=at, attempts=0,
+                                                        next_attempt_at=at))
+
+
+def due_logout_deliveries(connection: Connection, now: datetime, limit: int = 100) -> list[Row[Any]]:
+    return list(connection.execute(select(logout_deliveries).where(
+        logout_deliveries.c.delivered_at.is_(None), logout_deliveries.c.next_attempt_at <= now)
+        .order_by(logout_deliveries.c.id).limit(limit)))
+
+
+def record_logout_attempt(connection: Connection, delivery_id: int, status: str, delivered_at: datetime | None,
+                          next_attempt_at: datetime) -> None:
+    connection.execute(update(logout_deliveries).where(logout_deliveries.c.id == delivery_id).values(
+        attempts=logout_deliveries.c.attempts + 1, last_status=status[:100], delivered_at=delivered_at,
+        next_attempt_at=next_attempt_at))

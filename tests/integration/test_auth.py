@@ -3,6 +3,7 @@ enrolment, login with two factors, lockout, sessions ended by a departure, and n
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -12,6 +13,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pyotp
 import pytest
@@ -62,13 +66,15 @@ class Auth:
         return re.search(r"http://\S+/uitnodiging/\S+", mail.get_content()).group(0)
 
 
-@pytest.fixture
-def auth(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server) -> Iterator[Auth]:
+@contextlib.contextmanager
+def running_auth(broker, topic_prefix: str, database_url: str, master_key: str, tmp_path: Path, smtp_server,
+                 **overrides: Any) -> Iterator[Auth]:
+    """The auth service's processor and relay on threads, its log captured as deployed."""
     settings = AuthSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix,
                             database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
                             master_key=master_key, consumer_group=f"{topic_prefix}auth", smtp_port=smtp_server.port,
                             cookie_secure=False, relay_interval_s=0.02, argon2_time_cost=1,
-                            argon2_memory_kib=8192)
+                            argon2_memory_kib=8192, **overrides)
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
@@ -87,14 +93,22 @@ def auth(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server) 
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         harness.workers.append((worker, thread))
-    yield harness
-    for worker, _ in harness.workers:
-        worker.stop_event.set()
-    for _, thread in harness.workers:
-        thread.join(timeout=15)
-    harness.publisher.close()
-    root.removeHandler(handler)
-    root.setLevel(old_level)
+    try:
+        yield harness
+    finally:
+        for worker, _ in harness.workers:
+            worker.stop_event.set()
+        for _, thread in harness.workers:
+            thread.join(timeout=15)
+        harness.publisher.close()
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+@pytest.fixture
+def auth(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server) -> Iterator[Auth]:
+    with running_auth(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server) as harness:
+        yield harness
 
 
 @dataclass
@@ -112,7 +126,7 @@ def enrol(auth: Auth, role: str = "ib_er") -> Enrolled:
     auth.publish(e.StaffJoined(branch_id=BRANCH, staff_id=staff_id, role=e.StaffRole(role), name="N", email=username))
     link = auth.invitation_link(username)
     client = auth.client()
-    path = link.split("127.0.0.1:8002", 1)[1]
+    path = urlsplit(link).path
     response = client.post(path, data={"wachtwoord": PASSWORD, "herhaling": PASSWORD})
     assert response.status_code == 200 and "Authenticator-app koppelen" in response.text
     secret = re.search(r'id="totp-secret" class="geheim">([A-Z2-7]+)<', response.text).group(1)
@@ -136,7 +150,10 @@ def login(auth: Auth, who: Enrolled, code: str | None = None, password: str = PA
 
 
 def introspect(auth: Auth, token: str) -> dict:
-    return auth.client().post("/v1/sessions/introspect", json={"token": token}).json()
+    """The session behind a login cookie, as the account page asks (relying parties ask the
+    provider's RFC 7662 endpoint, tests/integration/test_oidc.py)."""
+    with auth.deps.engine.begin() as connection:
+        return auth.deps.service.introspect(connection, token)
 
 
 @pytest.mark.every_database
@@ -278,7 +295,7 @@ def test_a_guessable_password_is_refused_at_the_invitation(auth):
     username = f"{staff_id.hex[:8]}@school.example"
     auth.publish(e.StaffJoined(branch_id=BRANCH, staff_id=staff_id, role=e.StaffRole("ib_er"), name="N",
                                email=username))
-    path = auth.invitation_link(username).split("127.0.0.1:8002", 1)[1]
+    path = urlsplit(auth.invitation_link(username)).path
     refused = auth.client().post(path, data={"wachtwoord": "Welkom123456", "herhaling": "Welkom123456"})
     assert refused.status_code == 422 and "te makkelijk te raden" in refused.text
     # The invitation still works for a good one.
@@ -291,7 +308,7 @@ def test_a_half_finished_enrolment_goes_on_with_a_fresh_mailed_link(auth):
     username = f"{staff_id.hex[:8]}@school.example"
     auth.publish(e.StaffJoined(branch_id=BRANCH, staff_id=staff_id, role=e.StaffRole("ib_er"), name="N",
                                email=username))
-    path = auth.invitation_link(username).split("127.0.0.1:8002", 1)[1]
+    path = urlsplit(auth.invitation_link(username)).path
     # The password is set, then the browser is closed: the enrolment cookie is gone.
     assert auth.client().post(path, data={"wachtwoord": PASSWORD, "herhaling": PASSWORD}).status_code == 200
     refused = auth.client().post("/inloggen", data={"gebruikersnaam": username, "wachtwoord": PASSWORD})
@@ -300,7 +317,7 @@ def test_a_half_finished_enrolment_goes_on_with_a_fresh_mailed_link(auth):
                                and "ga verder" in m["Subject"]], message="the resume mail")[0]
     link = re.search(r"http://\S+/koppelen/\S+", mail.get_content()).group(0)
     client = auth.client()
-    page = client.get(link.split("127.0.0.1:8002", 1)[1])
+    page = client.get(urlsplit(link).path)
     assert page.status_code == 200 and "Authenticator-app koppelen" in page.text
     secret = re.search(r'id="totp-secret" class="geheim">([A-Z2-7]+)<', page.text).group(1)
     assert client.post("/tweestaps", data={"code": pyotp.TOTP(secret).now()}).status_code == 200
@@ -340,5 +357,5 @@ def test_no_secret_appears_in_logs_events_or_answers(auth):
         assert secret.encode() not in raw_topics, "a secret reached a topic"
         assert secret not in log, "a secret reached the log"
     assert json.loads(log.splitlines()[-1])  # the log is structured JSON
-    problem = auth.client().post("/v1/sessions/introspect", json={"token": "x" * 500})
+    problem = auth.client().post("/v1/sessions/logout", json={"token": "x" * 500})
     assert problem.status_code == 422 and "xxxx" not in problem.text

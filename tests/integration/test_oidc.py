@@ -1,0 +1,341 @@
+"""The OpenID Connect provider as a relying party meets it: the auth API served by uvicorn on a
+loopback port, a relying party built on authlib's client (code flow with PKCE, the ID token
+checked against the provider's JWKS with joserfc), a back-channel logout endpoint of its own,
+the real broker for the registry's departures, and real SMTP for the invitations."""
+
+from __future__ import annotations
+
+import http.server
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pyotp
+import pytest
+import uvicorn
+from authlib.integrations.httpx_client import OAuth2Client
+from joserfc import jwk, jwt
+from joserfc.errors import JoseError
+
+from deploy.localbroker import free_port
+from services.auth.api import create_app
+from services.auth.provider import OpenIdProvider
+from shared.clock import ManualClock
+from shared.contracts import events as e
+from tests.integration.test_auth import BRANCH, PASSWORD, Auth, Enrolled, enrol, running_auth
+from tests.support import wait_until
+
+REDIRECT = "https://kindkans.example/callback"
+AFTER_LOGOUT = "https://kindkans.example/uitgelogd"
+
+
+class BackChannel(http.server.ThreadingHTTPServer):
+    """The relying party's back-channel logout endpoint: keeps what it is sent; `down` answers 503."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.refused = 0
+        self.down = False
+        super().__init__(("127.0.0.1", 0), _BackChannelHandler)
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/backchannel-logout"
+
+
+class _BackChannelHandler(http.server.BaseHTTPRequestHandler):
+    server: BackChannel
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        if self.server.down:
+            self.server.refused += 1
+            self.send_response(503)
+        else:
+            self.server.received.extend(parse_qs(body).get("logout_token", []))
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@dataclass
+class Provider:
+    auth: Auth
+    base: str
+    back_channel: BackChannel
+    client_id: str = ""
+    client_secret: str = ""
+    service_id: str = ""
+    service_secret: str = ""
+    tokens: dict = field(default_factory=dict)
+
+    def relying_party(self, **kwargs) -> OAuth2Client:
+        return OAuth2Client(self.client_id, self.client_secret, scope="openid profile", redirect_uri=REDIRECT,
+                            code_challenge_method="S256", **kwargs)
+
+    def keys(self) -> jwk.KeySet:
+        discovery = httpx.get(f"{self.base}/.well-known/openid-configuration").json()
+        return jwk.KeySet.import_key_set(httpx.get(discovery["jwks_uri"]).json())
+
+    def introspect(self, token: str, auth: tuple[str, str] | None = None) -> httpx.Response:
+        return httpx.post(f"{self.base}/oauth2/introspect", data={"token": token},
+                          auth=auth or (self.client_id, self.client_secret))
+
+
+@pytest.fixture
+def provider(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server) -> Iterator[Provider]:
+    port = free_port()
+    back_channel = BackChannel()
+    threading.Thread(target=back_channel.serve_forever, daemon=True).start()
+    with running_auth(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server,
+                      auth_url=f"http://127.0.0.1:{port}") as harness:
+        server = uvicorn.Server(uvicorn.Config(create_app(harness.deps), host="127.0.0.1", port=port,
+                                               log_config=None, access_log=False, proxy_headers=False))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started, message="the auth API")
+        found = Provider(harness, f"http://127.0.0.1:{port}", back_channel)
+        with harness.deps.engine.begin() as connection:
+            rp = harness.deps.service.provider.register_client(
+                connection, "Kindkans", [REDIRECT], [AFTER_LOGOUT], back_channel.uri,
+                ["authorization_code", "refresh_token"], [])
+            service = harness.deps.service.provider.register_client(
+                connection, "SWV-rapportage", [], [], None, ["client_credentials"], ["registry:read"])
+        found.client_id, found.client_secret = rp.client_id, rp.secret
+        found.service_id, found.service_secret = service.client_id, service.secret
+        try:
+            yield found
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            back_channel.shutdown()
+
+
+def browser_login(provider: Provider, person: Enrolled, authorization_url: str, code: str) -> str:
+    """What the user's browser does: our login pages, then back to the relying party. Returns
+    the callback URL the relying party receives."""
+    browser = httpx.Client(base_url=provider.base)
+    first = browser.get(authorization_url)
+    assert first.status_code == 303 and first.headers["location"] == "/inloggen"
+    assert browser.post("/inloggen", data={"gebruikersnaam": person.username, "wachtwoord": PASSWORD}
+                        ).status_code == 303
+    back = browser.post("/inloggen/code", data={"code": code})
+    assert back.status_code == 303 and back.headers["location"].startswith("/oauth2/authorize?"), back.text
+    callback = browser.get(back.headers["location"])
+    assert callback.status_code == 303, callback.text
+    provider.tokens["browser"] = browser
+    return callback.headers["location"]
+
+
+def log_in(provider: Provider, person: Enrolled, code: str | None = None, **authorize: str) -> dict:
+    """The whole code flow with PKCE, as a relying party does it; the token response."""
+    rp = provider.relying_party()
+    verifier = secrets.token_urlsafe(48)
+    nonce = secrets.token_urlsafe(16)
+    url, state = rp.create_authorization_url(f"{provider.base}/oauth2/authorize", code_verifier=verifier,
+                                             nonce=nonce, **authorize)
+    callback = browser_login(provider, person, url, code or pyotp.TOTP(person.secret).at(
+        (person.enrolled_step + 1) * 30))
+    assert parse_qs(urlsplit(callback).query)["state"] == [state]
+    assert parse_qs(urlsplit(callback).query)["iss"] == [provider.base]
+    token = rp.fetch_token(f"{provider.base}/oauth2/token", authorization_response=callback, code_verifier=verifier)
+    return {**token, "nonce": nonce}
+
+
+@pytest.mark.every_database
+def test_a_relying_party_logs_in_with_code_and_pkce_and_checks_the_id_token_against_the_jwks(provider):
+    person = enrol(provider.auth)
+    token = log_in(provider, person)
+    keys = provider.keys()
+    identity = jwt.decode(token["id_token"], keys, algorithms=["ES256"])
+    jwt.JWTClaimsRegistry(iss={"essential": True, "value": provider.base},
+                          aud={"essential": True, "value": provider.client_id},
+                          nonce={"essential": True, "value": token["nonce"]}).validate(identity.claims)
+    assert identity.claims["sub"] == str(person.staff_id)
+    assert identity.claims["amr"] == ["pwd", "otp", "mfa"] and identity.claims["role"] == "ib_er"
+    assert identity.claims["branch_id"] == str(BRANCH)
+    access = jwt.decode(token["access_token"], keys, algorithms=["ES256"])
+    assert access.header["typ"] == "at+jwt" and access.claims["aud"] == provider.client_id
+    assert access.claims["exp"] - access.claims["iat"] == 300
+    # The relying party asks whether the access token is still good: yes, and whose it is.
+    answer = provider.introspect(token["access_token"]).json()
+    assert answer["active"] is True and answer["sub"] == str(person.staff_id) and "username" not in answer
+    # Nobody else may ask.
+    assert provider.introspect(token["access_token"], auth=(provider.client_id, "wrong")).status_code == 401
+    assert httpx.post(f"{provider.base}/oauth2/introspect", data={"token": token["access_token"]}).status_code == 401
+
+
+def test_what_the_provider_refuses(provider):
+    person = enrol(provider.auth)
+    rp = provider.relying_party()
+    verifier = secrets.token_urlsafe(48)
+    # A redirect URI that is not registered exactly gets a page, never a redirect to it.
+    url, _ = rp.create_authorization_url(f"{provider.base}/oauth2/authorize", code_verifier=verifier,
+                                         redirect_uri=REDIRECT + "/../evil")
+    refused = httpx.get(url)
+    assert refused.status_code == 400 and "location" not in refused.headers
+    # Without PKCE (or with the plain method): an error back to the client.
+    plain = httpx.get(f"{provider.base}/oauth2/authorize", params={
+        "response_type": "code", "client_id": provider.client_id, "redirect_uri": REDIRECT, "scope": "openid",
+        "state": "s1", "code_challenge": "x" * 43, "code_challenge_method": "plain"})
+    assert plain.status_code == 303 and "error=invalid_request" in plain.headers["location"]
+    assert "state=s1" in plain.headers["location"]
+
+    # A verifier that does not match the challenge.
+    url, _ = rp.create_authorization_url(f"{provider.base}/oauth2/authorize", code_verifier=verifier)
+    callback = browser_login(provider, person, url, pyotp.TOTP(person.secret).at((person.enrolled_step + 1) * 30))
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+    mismatch = token_request(provider, grant_type="authorization_code", code=code, redirect_uri=REDIRECT,
+                             code_verifier=secrets.token_urlsafe(48))
+    assert mismatch.status_code == 400 and mismatch.json()["error"] == "invalid_grant"
+    # That code is spent now, even for the right verifier.
+    spent = token_request(provider, grant_type="authorization_code", code=code, redirect_uri=REDIRECT,
+                          code_verifier=verifier)
+    assert spent.json()["error"] == "invalid_grant"
+
+    # A replayed code: refused, and what the first exchange gave is revoked with it.
+    session = provider.tokens["browser"]
+    url, _ = rp.create_authorization_url(f"{provider.base}/oauth2/authorize", code_verifier=verifier)
+    again = session.get(url)  # the browser still has its session: straight back with a code
+    code = parse_qs(urlsplit(again.headers["location"]).query)["code"][0]
+    first = token_request(provider, grant_type="authorization_code", code=code, redirect_uri=REDIRECT,
+                          code_verifier=verifier).json()
+    replay = token_request(provider, grant_type="authorization_code", code=code, redirect_uri=REDIRECT,
+                           code_verifier=verifier)
+    assert replay.json()["error"] == "invalid_grant"
+    assert provider.introspect(first["refresh_token"]).json() == {"active": False}
+
+    # A refresh token rotates; the old one used again kills the whole family.
+    url, _ = rp.create_authorization_url(f"{provider.base}/oauth2/authorize", code_verifier=verifier)
+    code = parse_qs(urlsplit(session.get(url).headers["location"]).query)["code"][0]
+    issued = token_request(provider, grant_type="authorization_code", code=code, redirect_uri=REDIRECT,
+                           code_verifier=verifier).json()
+    rotated = token_request(provider, grant_type="refresh_token", refresh_token=issued["refresh_token"]).json()
+    assert rotated["refresh_token"] != issued["refresh_token"] and "access_token" in rotated
+    reused = token_request(provider, grant_type="refresh_token", refresh_token=issued["refresh_token"])
+    assert reused.json()["error"] == "invalid_grant"
+    after = token_request(provider, grant_type="refresh_token", refresh_token=rotated["refresh_token"])
+    assert after.json()["error"] == "invalid_grant", "the rotated token died with its family"
+
+    # A token for another audience, an expired one and a tampered one are not accepted.
+    keys = provider.keys()
+    other = jwt.JWTClaimsRegistry(aud={"essential": True, "value": provider.service_id})
+    with pytest.raises(JoseError):
+        other.validate(jwt.decode(rotated["access_token"], keys, algorithms=["ES256"]).claims)
+    with provider.auth.deps.engine.begin() as connection:
+        later = OpenIdProvider(ManualClock(provider.auth.deps.clock.now() + timedelta(minutes=6)),
+                               provider.auth.settings.master_key_bytes(), provider.base)
+        assert later.verify_jwt(connection, rotated["access_token"]) is None, "expired"
+        assert provider.auth.deps.service.provider.verify_jwt(connection, rotated["access_token"]) is not None
+    header, claims, signature = rotated["access_token"].split(".")
+    forged_claims = claims[:-4] + ("AAAA" if claims[-4:] != "AAAA" else "BBBB")
+    assert provider.introspect(f"{header}.{forged_claims}.{signature}").json() == {"active": False}
+
+
+def token_request(provider: Provider, **form: str) -> httpx.Response:
+    return httpx.post(f"{provider.base}/oauth2/token", data=form, auth=(provider.client_id, provider.client_secret))
+
+
+def test_a_service_gets_a_token_for_its_own_scopes_only(provider):
+    granted = httpx.post(f"{provider.base}/oauth2/token", data={"grant_type": "client_credentials",
+                                                                "scope": "registry:read"},
+                         auth=(provider.service_id, provider.service_secret))
+    assert granted.status_code == 200 and granted.headers["cache-control"] == "no-store"
+    claims = jwt.decode(granted.json()["access_token"], provider.keys(), algorithms=["ES256"]).claims
+    assert claims["sub"] == provider.service_id and claims["scope"] == "registry:read"
+    wider = httpx.post(f"{provider.base}/oauth2/token", data={"grant_type": "client_credentials",
+                                                              "scope": "registry:read access:grant"},
+                       auth=(provider.service_id, provider.service_secret))
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    # A client of the code flow may not use client credentials.
+    assert token_request(provider, grant_type="client_credentials").json()["error"] == "unauthorized_client"
+
+
+@pytest.mark.every_database
+def test_a_departure_logs_the_person_out_of_every_relying_party_over_the_back_channel(provider):
+    person = enrol(provider.auth)
+    token = log_in(provider, person)
+    # The relying party is down when the departure comes: it is told when it is back.
+    provider.back_channel.down = True
+    provider.auth.publish(e.StaffDeparted(branch_id=BRANCH, staff_id=person.staff_id))
+    wait_until(lambda: provider.back_channel.refused >= 2, timeout_s=30, message="attempts while the RP is down")
+    # Meanwhile nothing it holds works any more.
+    refreshed = token_request(provider, grant_type="refresh_token", refresh_token=token["refresh_token"])
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+    assert provider.introspect(token["access_token"]).json() == {"active": False}
+    provider.back_channel.down = False
+    (logout_token,) = wait_until(lambda: provider.back_channel.received, timeout_s=30, message="the logout token")
+    decoded = jwt.decode(logout_token, provider.keys(), algorithms=["ES256"])
+    jwt.JWTClaimsRegistry(iss={"essential": True, "value": provider.base},
+                          aud={"essential": True, "value": provider.client_id}).validate(decoded.claims)
+    assert decoded.header["typ"] == "logout+jwt"
+    assert decoded.claims["sub"] == str(person.staff_id)
+    assert decoded.claims["sid"] == jwt.decode(token["id_token"], provider.keys()).claims["sid"]
+    assert "http://schemas.openid.net/event/backchannel-logout" in decoded.claims["events"]
+    assert "nonce" not in decoded.claims
+
+
+def test_rp_initiated_logout_ends_the_session_and_returns_only_to_a_registered_uri(provider):
+    person = enrol(provider.auth)
+    token = log_in(provider, person)
+    browser = provider.tokens["browser"]
+    elsewhere = browser.get("/oauth2/logout", params={"id_token_hint": token["id_token"],
+                                                      "post_logout_redirect_uri": "https://evil.example/"})
+    assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/inloggen?uitgelogd=true"
+    assert provider.introspect(token["access_token"]).json() == {"active": False}
+    (logout_token,) = wait_until(lambda: provider.back_channel.received, timeout_s=30, message="the logout token")
+    assert jwt.decode(logout_token, provider.keys()).claims["sub"] == str(person.staff_id)
+
+    token = log_in(provider, person, code=person.recovery_codes[0])
+    back = provider.tokens["browser"].get("/oauth2/logout", params={
+        "id_token_hint": token["id_token"], "post_logout_redirect_uri": AFTER_LOGOUT, "state": "tot-ziens"})
+    assert back.headers["location"] == f"{AFTER_LOGOUT}?state=tot-ziens"
+
+
+def test_a_rotated_signing_key_stays_published_until_its_tokens_have_expired(provider):
+    person = enrol(provider.auth)
+    token = log_in(provider, person)
+    old_kid = jwt.decode(token["id_token"], provider.keys()).header["kid"]
+    with provider.auth.deps.engine.begin() as connection:
+        new_kid = provider.auth.deps.service.provider.rotate_signing_key(connection)
+    published = {key["kid"] for key in httpx.get(f"{provider.base}/oauth2/jwks").json()["keys"]}
+    assert published == {old_kid, new_kid}
+    # The old token still checks out against the JWKS; new tokens are signed with the new key.
+    jwt.decode(token["id_token"], provider.keys())
+    rotated = token_request(provider, grant_type="refresh_token", refresh_token=token["refresh_token"]).json()
+    assert jwt.decode(rotated["id_token"], provider.keys()).header["kid"] == new_kid
+    # Once every token the old key signed has expired, it is no longer published.
+    with provider.auth.deps.engine.begin() as connection:
+        later = OpenIdProvider(ManualClock(provider.auth.deps.clock.now() + timedelta(minutes=7)),
+                               provider.auth.settings.master_key_bytes(), provider.base)
+        assert {key["kid"] for key in later.jwks(connection)["keys"]} == {new_kid}
+
+
+def test_discovery_names_every_endpoint_and_promises_only_what_is_served(provider):
+    discovery = httpx.get(f"{provider.base}/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == provider.base
+    assert discovery["code_challenge_methods_supported"] == ["S256"]
+    assert discovery["backchannel_logout_supported"] is True
+    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri", "introspection_endpoint",
+                 "revocation_endpoint", "end_session_endpoint"):
+        assert discovery[name].startswith(provider.base)
+        method = httpx.get if name in ("jwks_uri",) else None
+        if method:
+            assert method(discovery[name]).status_code == 200
+    # Revocation: a refresh token revoked by its client is dead; an unknown one is answered 200.
+    person = enrol(provider.auth)
+    token = log_in(provider, person)
+    revoke = httpx.post(discovery["revocation_endpoint"], data={"token": token["refresh_token"]},
+                        auth=(provider.client_id, provider.client_secret))
+    assert revoke.status_code == 200
+    assert provider.introspect(token["refresh_token"]).json() == {"active": False}
+    assert httpx.post(discovery["revocation_endpoint"], data={"token": "unknown"},
+                      auth=(provider.client_id, provider.client_secret)).status_code == 200
+
