@@ -20,7 +20,10 @@ app = typer.Typer(help="Kindkans login: OpenID Connect clients and signing keys.
 clients = typer.Typer(help="Relying parties (OpenID Connect clients).", no_args_is_help=True)
 keys = typer.Typer(help="The provider's signing keys.", no_args_is_help=True)
 app.add_typer(clients, name="clients")
+admins = typer.Typer(help="SWV admins: who may ask for and approve factor resets, and re-invite.",
+                     no_args_is_help=True)
 app.add_typer(keys, name="keys")
+app.add_typer(admins, name="admins")
 console = Console()
 
 
@@ -82,6 +85,30 @@ def rotate_key() -> None:
     with deps.engine.begin() as connection:
         kid = deps.service.provider.rotate_signing_key(connection)
     typer.echo(f"signing with {kid}")
+
+
+@admins.command("grant")
+def grant_admin(email: str) -> None:
+    """Makes the staff member with this login an SWV admin (of the login accounts, nothing else)."""
+    deps = build(AuthSettings())
+    with deps.engine.begin() as connection:
+        row = store.find_account_by_username(connection, email.strip().lower())
+        if row is None or row.disabled_at is not None:
+            console.print(f"[red]no active account {email}[/red]")
+            raise typer.Exit(1)
+        store.grant_admin(connection, row.staff_id, deps.clock.now())
+    typer.echo(f"{email} is an admin")
+
+
+@admins.command("revoke")
+def revoke_admin(email: str) -> None:
+    deps = build(AuthSettings())
+    with deps.engine.begin() as connection:
+        row = store.find_account_by_username(connection, email.strip().lower())
+        if row is None or not store.revoke_admin(connection, row.staff_id):
+            console.print(f"[red]{email} is not an admin[/red]")
+            raise typer.Exit(1)
+    typer.echo(f"{email} is no longer an admin")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ from shared.contracts.events import (
     AccountDisabled,
     AccountInvited,
     AccountLocked,
+    AccountReinvited,
     ConsultantDeparted,
     ConsultantJoined,
     Event,
+    FactorResetApproved,
     LoginFailed,
     LoginSucceeded,
     RecoveryCodeUsed,
@@ -216,7 +218,7 @@ def _joined(recorded: RecordedEvent) -> list[Reaction]:
         return []
     if isinstance(event, StaffJoined):
         return [Invite(str(event.staff_id), str(event.email).lower(), str(event.role), str(event.branch_id))]
-    return [Invite(str(event.staff_id), str(event.email).lower(), "consultant", None)]
+    return [Invite(str(event.staff_id), str(event.email).lower(), "swv_consultant", None)]
 
 
 def _role_changed(recorded: RecordedEvent) -> list[Reaction]:
@@ -291,6 +293,13 @@ def _enrolled(state: AuthState, recorded: RecordedEvent) -> AuthState:
     return replace(state, accounts={**state.accounts, str(event.staff_id): replace(account, enrolled=True)})
 
 
+def _factor_reset(state: AuthState, recorded: RecordedEvent) -> AuthState:
+    event = recorded.event
+    assert isinstance(event, FactorResetApproved | AccountReinvited)
+    account = state.accounts.get(str(event.staff_id), AccountFacts())
+    return replace(state, accounts={**state.accounts, str(event.staff_id): replace(account, enrolled=False)})
+
+
 def _session_started(state: AuthState, recorded: RecordedEvent) -> AuthState:
     event = recorded.event
     assert isinstance(event, LoginSucceeded)
@@ -312,6 +321,8 @@ EVOLVERS: Mapping[type[Event], Callable[[AuthState, RecordedEvent], AuthState]] 
     AccountInvited: _invited,
     AccountDisabled: _disabled,
     SecondFactorEnrolled: _enrolled,
+    FactorResetApproved: _factor_reset,
+    AccountReinvited: _factor_reset,
     LoginSucceeded: _session_started,
     SessionEnded: _session_ended,
 })
@@ -559,3 +570,64 @@ def next_logout_attempt(attempts: int, first_at: datetime, now: datetime) -> dat
         return None
     pause: timedelta = min(LOGOUT_RETRY_LONGEST, LOGOUT_RETRY_FIRST * 2 ** min(attempts, 20))
     return now + pause
+
+
+# --- the four-eyes reset of a lost second factor, and a re-invitation -------------------------
+#
+# A lost phone is not reset by e-mail alone (whoever holds the mailbox would hold the account),
+# nor by one person: an SWV admin asks, with a reason, a second admin approves, and only then
+# does the staff member get a fresh single-use enrolment link. Never the same admin twice, never
+# for oneself. Refusals are Dutch: the admins read them.
+
+RESET_REQUEST_LIFETIME = timedelta(days=7)
+RESET_LINK_LIFETIME = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ResetRequest:
+    reset_id: str
+    staff_id: str
+    requested_by: str
+    requested_at: datetime
+    approved_at: datetime | None
+
+
+def refuse_reset_request(admin: str, admin_is_admin: bool, target: AccountView | None, now: datetime) -> str | None:
+    """None when the admin may ask to reset the target's second factor, else why not."""
+    if not admin_is_admin:
+        return "Alleen een beheerder van het samenwerkingsverband kan dit doen."
+    if target is None or target.disabled(now):
+        return "Er is geen actief account met dit e-mailadres."
+    if target.staff_id == admin:
+        return "U kunt niet uw eigen tweede factor herstellen; vraag een andere beheerder."
+    if not target.enrolled:
+        return "Dit account heeft nog geen tweede factor: stuur een nieuwe uitnodiging."
+    return None
+
+
+def refuse_reset_approval(reset: ResetRequest | None, approver: str, approver_is_admin: bool,
+                          now: datetime) -> str | None:
+    """None when the approver may approve the request, else why not."""
+    if not approver_is_admin:
+        return "Alleen een beheerder van het samenwerkingsverband kan dit doen."
+    if reset is None or reset.approved_at is not None:
+        return "Dit verzoek bestaat niet of is al afgehandeld."
+    if now >= reset.requested_at + RESET_REQUEST_LIFETIME:
+        return "Dit verzoek is verlopen; dien een nieuw verzoek in."
+    if approver == reset.requested_by:
+        return "Een tweede beheerder moet het verzoek goedkeuren, niet degene die het indiende."
+    if approver == reset.staff_id:
+        return "U kunt geen herstel van uw eigen account goedkeuren."
+    return None
+
+
+def refuse_reinvitation(admin_is_admin: bool, target: AccountView | None, now: datetime) -> str | None:
+    """A re-invitation by one admin is only for an account that never finished its enrolment:
+    an enrolled account's factor is reset with four eyes."""
+    if not admin_is_admin:
+        return "Alleen een beheerder van het samenwerkingsverband kan dit doen."
+    if target is None or target.disabled(now):
+        return "Er is geen actief account met dit e-mailadres."
+    if target.enrolled:
+        return "Dit account is al in gebruik; herstel een verloren tweede factor via een verzoek met goedkeuring."
+    return None

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from services.auth.deps import AuthDeps
 from services.auth.oidc_routes import OIDC_ROUTERS
 from services.auth.provider import AuthorizationRefused
+from shared import dutch
 from shared.ratelimit import client_address
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -242,6 +243,77 @@ def end_session(deps: Deps, id_token_hint: str | None = None, post_logout_redire
     response = RedirectResponse(redirect or "/inloggen?uitgelogd=true", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+# --- SWV admins: four-eyes factor resets and re-invitations ----------------------------------
+
+def _admin(deps: AuthDeps, sv_session: str | None) -> str | None:
+    """The staff id of the logged-in admin behind the session cookie, else None."""
+    if not sv_session:
+        return None
+    with deps.engine.begin() as connection:
+        session = deps.service.introspect(connection, sv_session)
+        if session["active"] and deps.service.is_admin(connection, str(session["staff_id"])):
+            return str(session["staff_id"])
+    return None
+
+
+def _admin_page(request: Request, deps: AuthDeps, admin: str, status_code: int = 200, **context: Any) -> Response:
+    with deps.engine.connect() as connection:
+        pending = [{"reset_id": row.reset_id, "username": row.username, "requested": dutch.moment(row.requested_at),
+                    "mine": row.requested_by == admin} for row in deps.service.pending_resets(connection)]
+    return _page(request, "beheer.html", "Beheer van inlogaccounts", status_code, pending=pending, **context)
+
+
+def _not_admin(request: Request) -> Response:
+    return _page(request, "inloggen.html", "Inloggen", 403,
+                 error="Deze pagina is alleen voor beheerders van het samenwerkingsverband. Log in als beheerder.")
+
+
+@pages.get("/beheer")
+def admin_page(request: Request, deps: Deps, sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    admin = _admin(deps, sv_session)
+    return _admin_page(request, deps, admin) if admin else _not_admin(request)
+
+
+@pages.post("/beheer/herstel")
+def request_reset(request: Request, deps: Deps, gebruikersnaam: Annotated[str, Form(max_length=320)],
+                  reden: Annotated[str, Form(min_length=10, max_length=500)],
+                  sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    admin = _admin(deps, sv_session)
+    if admin is None:
+        return _not_admin(request)
+    with deps.engine.begin() as connection:
+        reset_id, message = deps.service.request_reset(connection, admin, gebruikersnaam, reden)
+    if reset_id is None:
+        return _admin_page(request, deps, admin, 422, error=message)
+    return _admin_page(request, deps, admin, notice=message)
+
+
+@pages.post("/beheer/herstel/{reset_id}")
+def approve_reset(request: Request, reset_id: str, deps: Deps,
+                  sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    admin = _admin(deps, sv_session)
+    if admin is None:
+        return _not_admin(request)
+    with deps.engine.begin() as connection:
+        approved, message = deps.service.approve_reset(connection, admin, reset_id)
+    if not approved:
+        return _admin_page(request, deps, admin, 422, error=message)
+    return _admin_page(request, deps, admin, notice=message)
+
+
+@pages.post("/beheer/uitnodigen")
+def reinvite(request: Request, deps: Deps, gebruikersnaam: Annotated[str, Form(max_length=320)],
+             sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    admin = _admin(deps, sv_session)
+    if admin is None:
+        return _not_admin(request)
+    with deps.engine.begin() as connection:
+        sent, message = deps.service.reinvite(connection, admin, gebruikersnaam)
+    if not sent:
+        return _admin_page(request, deps, admin, 422, error=message)
+    return _admin_page(request, deps, admin, notice=message)
 
 
 @pages.get("/")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import NoResultFound
 from services.auth import store
 from services.auth.domain import (
     CODE_FAILURE,
+    RESET_LINK_LIFETIME,
     AccountView,
     ChangeRole,
     CodeAccepted,
@@ -27,6 +28,7 @@ from services.auth.domain import (
     Failures,
     Invite,
     RecoveryCodeAccepted,
+    ResetRequest,
     Session,
     StepDecided,
     Verify,
@@ -35,6 +37,9 @@ from services.auth.domain import (
     decide_password,
     password_keys,
     react,
+    refuse_reinvitation,
+    refuse_reset_approval,
+    refuse_reset_request,
     session_state,
     valid_password,
     verify_code,
@@ -46,7 +51,10 @@ from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
     AccountDisabled,
     AccountInvited,
+    AccountReinvited,
     Event,
+    FactorResetApproved,
+    FactorResetRequested,
     RecoveryCodeUsed,
     SecondFactorEnrolled,
     SessionEnded,
@@ -124,9 +132,11 @@ class AuthService:
         now = self._clock.now()
         if store.find_account(connection, staff_id) is None:
             store.add_account(connection, staff_id, email, now)
-        else:  # a re-hire: a fresh start, nothing of the old credentials survives
+        else:  # a re-hire: a fresh start, nothing of the old credentials survives (nor a session)
             store.reset_account(connection, staff_id, email, now)
             store.drop_recovery_codes(connection, staff_id)
+            store.drop_tokens_of(connection, staff_id)
+            self._end_sessions(connection, staff_id, "re-invited", recorded)
         token = self._issue_token(connection, "invitation", staff_id, now + INVITATION_LIFETIME)
         enqueue_mail(connection, store.mail_outbox, message_id=f"<{recorded.id}.invite@{self._mail_domain}>",
                      recipient=email, subject="Welkom bij Kindkans: stel uw wachtwoord in",
@@ -295,6 +305,71 @@ class AuthService:
         for event in step.events:
             self._emit(connection, event, str(uuid.uuid4()), None)
 
+    # --- SWV admins: the four-eyes reset of a lost second factor, and re-invitations --------
+
+    def is_admin(self, connection: Connection, staff_id: str) -> bool:
+        return store.is_admin(connection, staff_id)
+
+    def request_reset(self, connection: Connection, admin: str, username: str, reason: str) -> tuple[str | None, str]:
+        """(the reset's id, a Dutch message) or (None, why not)."""
+        now = self._clock.now()
+        row = store.find_account_by_username(connection, username.strip().lower())
+        refusal = refuse_reset_request(admin, store.is_admin(connection, admin), _view(row), now)
+        if refusal or row is None:
+            return None, refusal or ""
+        reset_id = str(uuid.uuid4())
+        store.add_factor_reset(connection, reset_id, row.staff_id, admin, now)
+        self._emit(connection, FactorResetRequested(staff_id=uuid.UUID(row.staff_id), reset_id=uuid.UUID(reset_id),
+                                                    requested_by=uuid.UUID(admin), reason=reason),
+                   derived_id("auth", reset_id, "requested"), None)
+        return reset_id, "Het verzoek is ingediend. Een tweede beheerder moet het goedkeuren."
+
+    def pending_resets(self, connection: Connection) -> list[Row[Any]]:
+        return store.pending_factor_resets(connection)
+
+    def approve_reset(self, connection: Connection, approver: str, reset_id: str) -> tuple[bool, str]:
+        now = self._clock.now()
+        row = store.find_factor_reset(connection, reset_id[:36])
+        reset = None if row is None else ResetRequest(row.reset_id, row.staff_id, row.requested_by, row.requested_at,
+                                                      row.approved_at)
+        refusal = refuse_reset_approval(reset, approver, store.is_admin(connection, approver), now)
+        if refusal or row is None or not store.approve_factor_reset(connection, row.reset_id, approver, now):
+            return False, refusal or "Dit verzoek bestaat niet of is al afgehandeld."
+        account = self._account(connection, row.staff_id)
+        store.drop_second_factor(connection, row.staff_id)
+        store.drop_tokens_of(connection, row.staff_id)
+        self._emit(connection, FactorResetApproved(staff_id=uuid.UUID(row.staff_id), reset_id=uuid.UUID(row.reset_id),
+                                                   approved_by=uuid.UUID(approver)),
+                   derived_id("auth", row.reset_id, "approved"), None)
+        self._end_sessions(connection, row.staff_id, "second factor reset", None)
+        token = self._issue_token(connection, "enrolment", row.staff_id, now + RESET_LINK_LIFETIME)
+        enqueue_mail(connection, store.mail_outbox, message_id=f"<{row.reset_id}.reset@{self._mail_domain}>",
+                     recipient=account.username, subject="Kindkans: koppel uw nieuwe tweede factor",
+                     body=_reset_body(f"{self._auth_url}/koppelen/{token}", now + RESET_LINK_LIFETIME),
+                     created_at=now)
+        return True, "Goedgekeurd. De medewerker krijgt een link om een nieuwe app te koppelen."
+
+    def reinvite(self, connection: Connection, admin: str, username: str) -> tuple[bool, str]:
+        """A fresh invitation for an account that never finished its enrolment (a lost mail, an
+        expired link, a browser closed halfway)."""
+        now = self._clock.now()
+        row = store.find_account_by_username(connection, username.strip().lower())
+        refusal = refuse_reinvitation(store.is_admin(connection, admin), _view(row), now)
+        if refusal or row is None:
+            return False, refusal or ""
+        store.reset_account(connection, row.staff_id, row.username, now)
+        store.drop_recovery_codes(connection, row.staff_id)
+        store.drop_tokens_of(connection, row.staff_id)
+        self._end_sessions(connection, row.staff_id, "re-invited", None)
+        token = self._issue_token(connection, "invitation", row.staff_id, now + INVITATION_LIFETIME)
+        enqueue_mail(connection, store.mail_outbox, message_id=f"<{uuid.uuid4()}.invite@{self._mail_domain}>",
+                     recipient=row.username, subject="Welkom bij Kindkans: stel uw wachtwoord in",
+                     body=_invitation_body(f"{self._auth_url}/uitnodiging/{token}", now + INVITATION_LIFETIME),
+                     created_at=now)
+        self._emit(connection, AccountReinvited(staff_id=uuid.UUID(row.staff_id), invited_by=uuid.UUID(admin),
+                                                expires_at=now + INVITATION_LIFETIME), str(uuid.uuid4()), None)
+        return True, "Er is een nieuwe uitnodiging verstuurd."
+
     # --- sessions ---------------------------------------------------------------------------
 
     def introspect(self, connection: Connection, token: str) -> dict[str, Any]:
@@ -401,6 +476,20 @@ def _resume_body(link: str, expires_at: datetime) -> str:
         "",
         f"De link is geldig tot {dutch.moment(expires_at)} en werkt één keer. Deel hem met niemand.",
         "Heeft u niet zelf geprobeerd in te loggen? Meld dit dan bij uw privacyfunctionaris.",
+    ]) + "\n"
+
+
+def _reset_body(link: str, expires_at: datetime) -> str:
+    return "\n".join([
+        "Beste collega,",
+        "",
+        "Op uw verzoek is de koppeling van Kindkans met uw oude telefoon of app verwijderd; twee",
+        "beheerders van het samenwerkingsverband hebben dit goedgekeurd. Uw wachtwoord blijft hetzelfde.",
+        "Koppel uw nieuwe app via deze persoonlijke link:",
+        link,
+        "",
+        f"De link is geldig tot {dutch.moment(expires_at)} en werkt één keer. Deel hem met niemand.",
+        "Heeft u hier niet om gevraagd? Meld dit dan direct bij uw privacyfunctionaris.",
     ]) + "\n"
 
 

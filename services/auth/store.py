@@ -148,6 +148,23 @@ logout_deliveries = Table(
     Column("last_status", String(100), nullable=True),
 )
 
+admins = Table(
+    "auth_admins", metadata,
+    # SWV admins, appointed by the operator (samenveilig-auth admins grant): they may ask for
+    # and approve factor resets and re-invite.
+    Column("staff_id", String(36), primary_key=True),
+    Column("granted_at", UtcDateTime(), nullable=False),
+)
+factor_resets = Table(
+    "auth_factor_resets", metadata,
+    Column("reset_id", String(36), primary_key=True),
+    Column("staff_id", String(36), nullable=False, index=True),
+    Column("requested_by", String(36), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("approved_by", String(36), nullable=True),
+    Column("approved_at", UtcDateTime(), nullable=True),
+)
+
 outbox, mail_outbox = define_outbox_tables(metadata, "auth")
 processed_events, consumer_positions, stream_versions = define_progress_tables(metadata)
 
@@ -445,3 +462,47 @@ def record_logout_attempt(connection: Connection, delivery_id: int, status: str,
     connection.execute(update(logout_deliveries).where(logout_deliveries.c.id == delivery_id).values(
         attempts=logout_deliveries.c.attempts + 1, last_status=status[:100], delivered_at=delivered_at,
         next_attempt_at=next_attempt_at))
+
+
+# --- admins and factor resets -------------------------------------------------------------
+
+def is_admin(connection: Connection, staff_id: str) -> bool:
+    return connection.execute(select(admins.c.staff_id).where(admins.c.staff_id == staff_id)).first() is not None
+
+
+def grant_admin(connection: Connection, staff_id: str, at: datetime) -> None:
+    if not is_admin(connection, staff_id):
+        connection.execute(insert(admins).values(staff_id=staff_id, granted_at=at))
+
+
+def revoke_admin(connection: Connection, staff_id: str) -> bool:
+    return bool(connection.execute(delete(admins).where(admins.c.staff_id == staff_id)).rowcount)
+
+
+def add_factor_reset(connection: Connection, reset_id: str, staff_id: str, requested_by: str, at: datetime) -> None:
+    connection.execute(insert(factor_resets).values(reset_id=reset_id, staff_id=staff_id, requested_by=requested_by,
+                                                    requested_at=at))
+
+
+def find_factor_reset(connection: Connection, reset_id: str) -> Row[Any] | None:
+    return connection.execute(select(factor_resets).where(factor_resets.c.reset_id == reset_id)).first()
+
+
+def pending_factor_resets(connection: Connection) -> list[Row[Any]]:
+    return list(connection.execute(
+        select(factor_resets, accounts.c.username).join(accounts, accounts.c.staff_id == factor_resets.c.staff_id)
+        .where(factor_resets.c.approved_at.is_(None)).order_by(factor_resets.c.requested_at)))
+
+
+def approve_factor_reset(connection: Connection, reset_id: str, approved_by: str, at: datetime) -> bool:
+    """False when it was approved before (by a parallel request, say)."""
+    return bool(connection.execute(update(factor_resets).where(
+        factor_resets.c.reset_id == reset_id, factor_resets.c.approved_at.is_(None))
+        .values(approved_by=approved_by, approved_at=at)).rowcount)
+
+
+def drop_second_factor(connection: Connection, staff_id: str) -> None:
+    """The TOTP secret, its pending successor and the recovery codes are gone; the password stays."""
+    connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(
+        totp_secret=None, totp_pending=None, enrolled_at=None, last_step=None))
+    drop_recovery_codes(connection, staff_id)

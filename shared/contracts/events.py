@@ -412,7 +412,38 @@ class SessionEnded(AuthEvent):
     event_type: ClassVar[str] = "SessionEnded"
     # A reference to the session (its id), never the token itself.
     session_id: UUID
-    reason: Literal["logout", "idle", "expired", "staff departed", "account disabled"]
+    reason: Literal["logout", "idle", "expired", "staff departed", "account disabled", "second factor reset",
+                    "re-invited"]
+
+
+class FactorResetRequested(AuthEvent):
+    """An SWV admin asks to reset a staff member's lost second factor; a second admin must
+    approve. The reason may name people: sealed under the staff member's key."""
+
+    event_type: ClassVar[str] = "FactorResetRequested"
+    reset_id: UUID
+    requested_by: UUID
+    reason: PersonalText
+
+    def data_subject(self) -> str | None:
+        return staff_key_id(self.staff_id)
+
+
+class FactorResetApproved(AuthEvent):
+    """A second admin approved: the old factor and recovery codes are gone, every session ended,
+    and a fresh single-use enrolment link went to the staff member."""
+
+    event_type: ClassVar[str] = "FactorResetApproved"
+    reset_id: UUID
+    approved_by: UUID
+
+
+class AccountReinvited(AuthEvent):
+    """An admin sent a fresh invitation to an account whose enrolment was never finished."""
+
+    event_type: ClassVar[str] = "AccountReinvited"
+    invited_by: UUID
+    expires_at: datetime
 
 
 # --- retention ----------------------------------------------------------------------------

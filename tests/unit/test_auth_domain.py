@@ -3,6 +3,7 @@ that never shuts the rightful user out, guessable passwords refused, session lif
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pyotp
@@ -13,11 +14,13 @@ from services.auth.domain import (
     FORGET_AFTER,
     FREE_FAILURES,
     LONGEST_LOCK,
+    RESET_REQUEST_LIFETIME,
     AccountView,
     CodeAccepted,
     CodeRefused,
     Failures,
     RecoveryCodeAccepted,
+    ResetRequest,
     Session,
     StepDecided,
     Verify,
@@ -26,6 +29,9 @@ from services.auth.domain import (
     decide_code,
     decide_password,
     password_keys,
+    refuse_reinvitation,
+    refuse_reset_approval,
+    refuse_reset_request,
     session_state,
     time_step,
     valid_password,
@@ -216,3 +222,36 @@ def test_the_code_step_opens_a_session_with_the_factor_used():
     # The code's counter counts; the password's is left as it is (it is reset by a session).
     assert {key: f.count for key, f in replayed.failures.items()} == {f"code|account|{STAFF_ID}": 1}
     assert all(f == Failures() for f in totp.failures.values()) and set(totp.failures) == set(failures)
+
+
+# --- the four-eyes reset ---------------------------------------------------------------------
+
+ADMIN, OTHER_ADMIN = "5a5a5a5a-0000-4000-8000-0000000000a1", "5a5a5a5a-0000-4000-8000-0000000000a2"
+
+
+def test_a_reset_is_asked_by_an_admin_for_someone_else_who_has_a_factor():
+    assert refuse_reset_request(ADMIN, True, ENROLLED, NOW) is None
+    assert "beheerder" in refuse_reset_request(ADMIN, False, ENROLLED, NOW)
+    assert "eigen" in refuse_reset_request(STAFF_ID, True, ENROLLED, NOW)
+    halfway = AccountView(STAFF_ID, has_password=True, enrolled=False, disabled_at=None)
+    assert "uitnodiging" in refuse_reset_request(ADMIN, True, halfway, NOW)
+    departed = AccountView(STAFF_ID, has_password=True, enrolled=True, disabled_at=NOW)
+    assert refuse_reset_request(ADMIN, True, departed, NOW) is not None
+    assert refuse_reset_request(ADMIN, True, None, NOW) is not None
+
+
+def test_a_reset_is_approved_by_a_second_admin_who_is_not_its_subject_within_a_week():
+    asked = ResetRequest("r", STAFF_ID, ADMIN, NOW, None)
+    assert refuse_reset_approval(asked, OTHER_ADMIN, True, NOW) is None
+    assert "tweede beheerder" in refuse_reset_approval(asked, ADMIN, True, NOW)
+    assert "eigen account" in refuse_reset_approval(asked, STAFF_ID, True, NOW)
+    assert refuse_reset_approval(asked, OTHER_ADMIN, False, NOW) is not None
+    assert "verlopen" in refuse_reset_approval(asked, OTHER_ADMIN, True, NOW + RESET_REQUEST_LIFETIME)
+    assert refuse_reset_approval(replace(asked, approved_at=NOW), OTHER_ADMIN, True, NOW) is not None
+
+
+def test_one_admin_re_invites_only_an_account_that_never_finished_its_enrolment():
+    halfway = AccountView(STAFF_ID, has_password=True, enrolled=False, disabled_at=None)
+    assert refuse_reinvitation(True, halfway, NOW) is None
+    assert "herstel" in refuse_reinvitation(True, ENROLLED, NOW)
+    assert refuse_reinvitation(False, halfway, NOW) is not None
