@@ -69,7 +69,7 @@ class CodeAccepted:
 
 @dataclass(frozen=True)
 class CodeRefused:
-    reason: Literal["bad-code", "code-replayed", "bad-recovery-code"]
+    reason: Literal["bad-code", "code-replayed", "bad-recovery-code", "bad-passkey"]
 
 
 def verify_code(secret: str, code: str, now: datetime, last_used_step: int | None) -> CodeAccepted | CodeRefused:
@@ -347,7 +347,7 @@ CODE_FAILURE = "De code klopt niet of is al gebruikt, of het account is (tijdeli
 ENROL_FIRST = ("Rond eerst de tweestapsverificatie af. We hebben u een nieuwe link gemaild waarmee u verdergaat "
                "waar u gebleven was.")
 
-LoginFailure = Literal["bad-password", "bad-code", "code-replayed", "bad-recovery-code", "locked",
+LoginFailure = Literal["bad-password", "bad-code", "code-replayed", "bad-recovery-code", "bad-passkey", "locked",
                        "unknown-account", "account-disabled", "not-enrolled"]
 
 
@@ -439,8 +439,13 @@ class RecoveryCodeAccepted:
     remaining: int
 
 
+@dataclass(frozen=True)
+class PasskeyAccepted:
+    """A passkey's assertion checked out, with user verification."""
+
+
 def decide_code(account: AccountView, failures: Mapping[str, Failures], client: str, now: datetime,
-                verdict: CodeAccepted | CodeRefused | RecoveryCodeAccepted | None,
+                verdict: CodeAccepted | CodeRefused | RecoveryCodeAccepted | PasskeyAccepted | None,
                 session_id: str) -> Verify | StepDecided:
     """The second step, after a password that was right. `verdict`: None before the code was
     checked; then the TOTP verdict, a recovery code accepted, or refused ("bad-recovery-code")."""
@@ -457,7 +462,8 @@ def decide_code(account: AccountView, failures: Mapping[str, Failures], client: 
     staff = UUID(account.staff_id)
     used: tuple[Event, ...] = ((RecoveryCodeUsed(staff_id=staff, remaining=verdict.remaining),)
                                if isinstance(verdict, RecoveryCodeAccepted) else ())
-    factor: Literal["totp", "recovery-code"] = "recovery-code" if used else "totp"
+    factor: Literal["totp", "recovery-code", "passkey"] = (
+        "recovery-code" if used else "passkey" if isinstance(verdict, PasskeyAccepted) else "totp")
     return StepDecided(True, {key: AFTER_SUCCESS for key in failures},
                        (*used, LoginSucceeded(staff_id=staff, session_id=UUID(session_id), second_factor=factor)))
 

@@ -7,13 +7,14 @@ them) and in the database as SHA-256 hashes. No secret is ever logged or put in 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter, Cookie, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
@@ -183,7 +184,108 @@ def account(request: Request, deps: Deps, sv_session: Annotated[str | None, Cook
         session = deps.service.introspect(connection, sv_session) if sv_session else {"active": False}
     if not session["active"]:
         return RedirectResponse("/inloggen", status_code=303)
-    return _page(request, "account.html", "Kindkans", username=session["username"])
+    with deps.engine.connect() as connection:
+        passkeys = [{"name": row.name, "credential_id": row.credential_id, "created": dutch.day(row.created_at),
+                     "used": dutch.moment(row.last_used_at) if row.last_used_at else None}
+                    for row in deps.service.passkeys(connection, str(session["staff_id"]))]
+    return _page(request, "account.html", "Kindkans", username=session["username"], passkeys=passkeys)
+
+
+# --- passkeys ---------------------------------------------------------------------------------
+
+JSON_LIMIT = 16_384  # bytes of a WebAuthn answer; more is not one
+
+
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    body = await request.body()
+    if len(body) > JSON_LIMIT:
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) and isinstance(parsed.get("credential"), dict) else None
+
+
+def _session_staff(deps: AuthDeps, sv_session: str | None) -> str | None:
+    if not sv_session:
+        return None
+    with deps.engine.begin() as connection:
+        session = deps.service.introspect(connection, sv_session)
+    return str(session["staff_id"]) if session["active"] else None
+
+
+def _answer(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+@pages.post("/passkeys/opties")
+def passkey_registration_options(deps: Deps, sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    staff_id = _session_staff(deps, sv_session)
+    if staff_id is None:
+        return _answer({"message": "U bent niet ingelogd."}, 401)
+    with deps.engine.begin() as connection:
+        options = deps.service.passkey_registration_options(connection, staff_id)
+    return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@pages.post("/passkeys")
+async def register_passkey(request: Request, deps: Deps,
+                           sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    staff_id = _session_staff(deps, sv_session)
+    if staff_id is None:
+        return _answer({"message": "U bent niet ingelogd."}, 401)
+    body = await _json_body(request)
+    with deps.engine.begin() as connection:
+        registered = body is not None and deps.service.register_passkey(connection, staff_id, body["credential"],
+                                                                         str(body.get("name", "Passkey")))
+    if not registered:
+        return _answer({"message": "De passkey kon niet worden gekoppeld."}, 422)
+    return _answer({}, 201)
+
+
+@pages.post("/passkeys/verwijderen")
+def remove_passkey(deps: Deps, credential_id: Annotated[str, Form(max_length=1400)],
+                   sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    staff_id = _session_staff(deps, sv_session)
+    if staff_id is None:
+        return RedirectResponse("/inloggen", status_code=303)
+    with deps.engine.begin() as connection:
+        deps.service.remove_passkey(connection, staff_id, credential_id)
+    return RedirectResponse("/account", status_code=303)
+
+
+@pages.post("/inloggen/code/passkey-opties")
+def passkey_login_options(request: Request, deps: Deps,
+                          sv_challenge: Annotated[str | None, Cookie()] = None) -> Response:
+    if (wait := deps.throttle.retry_after("login", _client(request, deps))) is not None:
+        return _answer({"message": "Te veel pogingen vanaf dit adres."}, 429, {"Retry-After": str(wait)})
+    with deps.engine.begin() as connection:
+        options = deps.service.passkey_login_options(connection, sv_challenge) if sv_challenge else None
+    if options is None:
+        return _answer({"message": "Voor dit account is geen passkey gekoppeld, of de inlogpoging is verlopen."},
+                       404)
+    return Response(options, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@pages.post("/inloggen/code/passkey")
+async def login_passkey(request: Request, deps: Deps, sv_challenge: Annotated[str | None, Cookie()] = None,
+                        sv_next: Annotated[str | None, Cookie()] = None) -> Response:
+    if (wait := deps.throttle.retry_after("login", _client(request, deps))) is not None:
+        return _answer({"message": "Te veel pogingen vanaf dit adres."}, 429, {"Retry-After": str(wait)})
+    body = await _json_body(request)
+    if not sv_challenge or body is None:
+        return _answer({"message": "Log eerst in met uw wachtwoord."}, 401)
+    with deps.engine.begin() as connection:
+        result = deps.service.login_passkey(connection, sv_challenge, body["credential"], _client(request, deps))
+    if not result.ok or result.token is None:
+        return _answer({"message": result.message}, 401)
+    back = sv_next if sv_next and sv_next.startswith(AUTHORIZE_PATH) else "/account"
+    response = _answer({"redirect": back})
+    response.delete_cookie(CHALLENGE_COOKIE, path="/inloggen/code")
+    response.delete_cookie(NEXT_COOKIE, path="/")
+    _cookie(response, deps, SESSION_COOKIE, result.token, "/", 12 * 3600)
+    return response
 
 
 @pages.post("/uitloggen")

@@ -27,6 +27,7 @@ from services.auth.domain import (
     CodeRefused,
     Failures,
     Invite,
+    PasskeyAccepted,
     RecoveryCodeAccepted,
     ResetRequest,
     Session,
@@ -44,6 +45,7 @@ from services.auth.domain import (
     valid_password,
     verify_code,
 )
+from services.auth.passkeys import WebAuthn, b64url, challenge_of, from_b64url, passkey_id
 from services.auth.provider import OpenIdProvider
 from shared import dutch
 from shared.clock import Clock
@@ -55,6 +57,7 @@ from shared.contracts.events import (
     Event,
     FactorResetApproved,
     FactorResetRequested,
+    PasskeyRemoved,
     RecoveryCodeUsed,
     SecondFactorEnrolled,
     SessionEnded,
@@ -65,6 +68,7 @@ from shared.outbox import Outbox, enqueue_mail
 INVITATION_LIFETIME = timedelta(days=14)
 ENROLMENT_LIFETIME = timedelta(minutes=15)
 CHALLENGE_LIFETIME = timedelta(minutes=5)
+PASSKEY_CHALLENGE_LIFETIME = timedelta(minutes=2)
 RECOVERY_CODES = 10
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 ISSUER = "Kindkans (PPO Rotterdam)"
@@ -112,6 +116,7 @@ class AuthService:
         self._auth_url = auth_url.rstrip("/")
         self._mail_domain = mail_domain
         self.provider = OpenIdProvider(clock, master_key, auth_url)
+        self.webauthn = WebAuthn(auth_url)
         # Verified against when the account does not exist, so both answers take as long.
         self._dummy_hash = hasher.hash(secrets.token_urlsafe(16))
 
@@ -304,6 +309,96 @@ class AuthService:
             store.save_failures(connection, key, failures)
         for event in step.events:
             self._emit(connection, event, str(uuid.uuid4()), None)
+
+    # --- passkeys ---------------------------------------------------------------------------
+
+    def passkeys(self, connection: Connection, staff_id: str) -> list[Row[Any]]:
+        return store.passkeys_of(connection, staff_id)
+
+    def passkey_registration_options(self, connection: Connection, staff_id: str) -> str:
+        """For a logged-in staff member: the options of a new passkey (a fresh challenge, kept
+        hashed and single-use for two minutes)."""
+        account = self._account(connection, staff_id)
+        challenge = secrets.token_bytes(32)
+        store.add_token(connection, token_hash(b64url(challenge)), "passkey-register", staff_id,
+                        self._clock.now() + PASSKEY_CHALLENGE_LIFETIME)
+        existing = [row.credential_id for row in store.passkeys_of(connection, staff_id)]
+        return self.webauthn.registration_options(staff_id, account.username, existing, challenge)
+
+    def register_passkey(self, connection: Connection, staff_id: str, credential: dict[str, Any], name: str) -> bool:
+        challenge = challenge_of(credential)
+        if challenge is None or self._redeem(connection, "passkey-register", challenge) != staff_id:
+            return False
+        new = self.webauthn.verify_registration(credential, from_b64url(challenge))
+        if new is None or store.find_passkey(connection, new.credential_id) is not None:
+            return False
+        store.add_passkey(connection, new.credential_id, staff_id, new.public_key, new.sign_count,
+                          name.strip()[:100] or "Passkey", self._clock.now())
+        self._emit(connection, SecondFactorEnrolled(staff_id=uuid.UUID(staff_id), method="passkey"),
+                   str(uuid.uuid4()), None)
+        return True
+
+    def remove_passkey(self, connection: Connection, staff_id: str, credential_id: str) -> bool:
+        if not store.remove_passkey(connection, staff_id, credential_id[:1400]):
+            return False
+        self._emit(connection, PasskeyRemoved(staff_id=uuid.UUID(staff_id), passkey_id=passkey_id(credential_id)),
+                   str(uuid.uuid4()), None)
+        return True
+
+    def passkey_login_options(self, connection: Connection, challenge: str) -> str | None:
+        """The second step with a passkey, after the password: its options, or None when this
+        login has no passkey to offer (or the challenge is not a live one)."""
+        staff_id = self._peek(connection, "challenge", challenge)
+        if staff_id is None:
+            return None
+        credentials = [row.credential_id for row in store.passkeys_of(connection, staff_id)]
+        if not credentials:
+            return None
+        nonce = secrets.token_bytes(32)
+        store.add_token(connection, token_hash(b64url(nonce)), "passkey-login", staff_id,
+                        self._clock.now() + PASSKEY_CHALLENGE_LIFETIME)
+        return self.webauthn.authentication_options(credentials, nonce)
+
+    def login_passkey(self, connection: Connection, challenge: str, credential: dict[str, Any],
+                      client: str) -> LoginResult:
+        """The second step with a passkey instead of a code; the same counters and events."""
+        now = self._clock.now()
+        staff_id = self._peek(connection, "challenge", challenge)
+        if staff_id is None:
+            return LoginResult(False, message="Uw inlogpoging is verlopen. Log opnieuw in.")
+        row = self._account(connection, staff_id)
+        account = _view(row)
+        assert account is not None
+        failures = self._failures(connection, code_keys(staff_id, row.username))
+        session_id = str(uuid.uuid4())
+        step = decide_code(account, failures, client, now, None, session_id)
+        if isinstance(step, Verify):
+            step = decide_code(account, failures, client, now, self._check_passkey(connection, staff_id, credential),
+                               session_id)
+        assert isinstance(step, StepDecided)
+        if not step.accepted:
+            self._carry_out(connection, step)
+            return LoginResult(False, message=step.message)
+        self._redeem(connection, "challenge", challenge)
+        token = secrets.token_urlsafe(32)
+        store.add_session(connection, session_id, token_hash(token), staff_id, now, "passkey")
+        self._carry_out(connection, step)
+        return LoginResult(True, token=token)
+
+    def _check_passkey(self, connection: Connection, staff_id: str, credential: dict[str, Any]
+                       ) -> PasskeyAccepted | CodeRefused:
+        nonce = challenge_of(credential)
+        passkey = store.find_passkey(connection, str(credential.get("id", ""))[:1400])
+        if nonce is None or passkey is None or passkey.staff_id != staff_id \
+                or self._redeem(connection, "passkey-login", nonce) != staff_id:
+            return CodeRefused("bad-passkey")
+        count = self.webauthn.verify_authentication(credential, from_b64url(nonce), passkey.public_key,
+                                                    passkey.sign_count)
+        # The counter moves on in the statement that checks it has not moved meanwhile.
+        if count is None or not store.use_passkey(connection, passkey.credential_id, passkey.sign_count, count,
+                                                  self._clock.now()):
+            return CodeRefused("bad-passkey")
+        return PasskeyAccepted()
 
     # --- SWV admins: the four-eyes reset of a lost second factor, and re-invitations --------
 

@@ -148,6 +148,16 @@ logout_deliveries = Table(
     Column("last_status", String(100), nullable=True),
 )
 
+passkeys = Table(
+    "auth_passkeys", metadata,
+    Column("credential_id", String(1400), primary_key=True),  # base64url, as the browser names it
+    Column("staff_id", String(36), nullable=False, index=True),
+    Column("public_key", LargeBinary, nullable=False),  # COSE; public, so not sealed
+    Column("sign_count", Integer, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+)
 admins = Table(
     "auth_admins", metadata,
     # SWV admins, appointed by the operator (samenveilig-auth admins grant): they may ask for
@@ -502,7 +512,43 @@ def approve_factor_reset(connection: Connection, reset_id: str, approved_by: str
 
 
 def drop_second_factor(connection: Connection, staff_id: str) -> None:
-    """The TOTP secret, its pending successor and the recovery codes are gone; the password stays."""
+    """The TOTP secret, its pending successor, the passkeys and the recovery codes are gone; the
+    password stays."""
     connection.execute(update(accounts).where(accounts.c.staff_id == staff_id).values(
         totp_secret=None, totp_pending=None, enrolled_at=None, last_step=None))
     drop_recovery_codes(connection, staff_id)
+    drop_passkeys(connection, staff_id)
+
+
+# --- passkeys -------------------------------------------------------------------------------
+
+def add_passkey(connection: Connection, credential_id: str, staff_id: str, public_key: bytes, sign_count: int,
+                name: str, at: datetime) -> None:
+    connection.execute(insert(passkeys).values(credential_id=credential_id, staff_id=staff_id, public_key=public_key,
+                                               sign_count=sign_count, name=name, created_at=at))
+
+
+def passkeys_of(connection: Connection, staff_id: str) -> list[Row[Any]]:
+    return list(connection.execute(select(passkeys).where(passkeys.c.staff_id == staff_id)
+                                   .order_by(passkeys.c.created_at)))
+
+
+def find_passkey(connection: Connection, credential_id: str) -> Row[Any] | None:
+    return connection.execute(select(passkeys).where(passkeys.c.credential_id == credential_id)).first()
+
+
+def use_passkey(connection: Connection, credential_id: str, old_count: int, new_count: int, at: datetime) -> bool:
+    """Records a use; False when another use of the same count came first (a cloned key, or a
+    replayed assertion racing this one)."""
+    return bool(connection.execute(update(passkeys).where(
+        passkeys.c.credential_id == credential_id, passkeys.c.sign_count == old_count)
+        .values(sign_count=new_count, last_used_at=at)).rowcount)
+
+
+def remove_passkey(connection: Connection, staff_id: str, credential_id: str) -> bool:
+    return bool(connection.execute(delete(passkeys).where(passkeys.c.staff_id == staff_id,
+                                                          passkeys.c.credential_id == credential_id)).rowcount)
+
+
+def drop_passkeys(connection: Connection, staff_id: str) -> None:
+    connection.execute(delete(passkeys).where(passkeys.c.staff_id == staff_id))

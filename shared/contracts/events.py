@@ -374,7 +374,7 @@ class AccountDisabled(AuthEvent):
 class LoginSucceeded(AuthEvent):
     event_type: ClassVar[str] = "LoginSucceeded"
     session_id: UUID
-    second_factor: Literal["totp", "recovery-code"]
+    second_factor: Literal["totp", "recovery-code", "passkey"]
 
 
 class LoginFailed(Event):
@@ -384,7 +384,8 @@ class LoginFailed(Event):
     topic: ClassVar[Topic] = Topic.AUTH_EVENTS
     # None when the name given matches no account (the answer to the user does not say so).
     staff_id: UUID | None = None
-    reason: Literal["bad-password", "bad-code", "code-replayed", "bad-recovery-code", "locked", "unknown-account",
+    reason: Literal["bad-password", "bad-code", "code-replayed", "bad-recovery-code", "bad-passkey", "locked",
+                    "unknown-account",
                     "account-disabled", "not-enrolled"]
     client: ShortText
 
@@ -405,7 +406,14 @@ class RecoveryCodeUsed(AuthEvent):
 
 class SecondFactorEnrolled(AuthEvent):
     event_type: ClassVar[str] = "SecondFactorEnrolled"
-    method: Literal["totp"] = "totp"
+    method: Literal["totp", "passkey"] = "totp"
+
+
+class PasskeyRemoved(AuthEvent):
+    """The staff member removed one of their passkeys (`passkey_id`: a digest of its credential id)."""
+
+    event_type: ClassVar[str] = "PasskeyRemoved"
+    passkey_id: str
 
 
 class SessionEnded(AuthEvent):

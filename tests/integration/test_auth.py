@@ -197,7 +197,6 @@ def auth_events(auth: Auth) -> list:
     return [auth.deps.codec.decode(r.value) for r in read_all(auth.bootstrap, auth.deps.topics(Topic.AUTH_EVENTS))]
 
 
-@pytest.mark.every_database
 def test_recovery_codes_work_once_and_a_stranger_cannot_keep_a_staff_member_locked_out(auth):
     person = enrol(auth)
     client, status = login(auth, person, code=person.recovery_codes[0])
@@ -367,7 +366,6 @@ def appoint(auth: Auth, *people: Enrolled) -> None:
             store.grant_admin(connection, str(person.staff_id), datetime.now(UTC))
 
 
-@pytest.mark.every_database
 def test_a_lost_second_factor_is_reset_by_two_admins_and_never_by_one(auth):
     lost, first, second = enrol(auth), enrol(auth), enrol(auth)
     appoint(auth, first, second)
@@ -468,3 +466,24 @@ def test_a_second_join_of_an_active_account_ends_its_sessions(auth):
     wait_until(lambda: introspect(auth, token)["active"] is False, message="the old session to end")
     ended = wait_until(lambda: [r for r in auth_events(auth) if r.type == "SessionEnded"], message="SessionEnded")
     assert ended[0].event.reason == "re-invited"
+
+
+def test_a_forged_passkey_answer_is_refused_and_counted_like_a_wrong_code(auth):
+    person = enrol(auth)
+    client = auth.client()
+    assert client.post("/inloggen", data={"gebruikersnaam": person.username, "wachtwoord": PASSWORD},
+                       follow_redirects=False).status_code == 303
+    # No passkey linked: nothing to offer.
+    assert client.post("/inloggen/code/passkey-opties").status_code == 404
+    forged = {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+              "response": {"clientDataJSON": "eyJjaGFsbGVuZ2UiOiAiQUFBQSJ9", "authenticatorData": "AAAA",
+                           "signature": "AAAA"}}
+    refused = client.post("/inloggen/code/passkey", json={"credential": forged})
+    assert refused.status_code == 401 and "code klopt niet" in refused.json()["message"]
+    assert client.post("/inloggen/code/passkey", content=b"{" * 20_000,
+                       headers={"Content-Type": "application/json"}).status_code == 401
+    failed = wait_until(lambda: [r for r in auth_events(auth) if r.type == "LoginFailed"], message="LoginFailed")
+    assert failed[-1].event.reason == "bad-passkey"
+    with auth.deps.engine.connect() as connection:
+        counted = {row.key: row._mapping["count"] for row in connection.execute(select(store.failures))}
+    assert counted[f"code|account|{person.staff_id}"] == 1

@@ -149,7 +149,6 @@ def log_in(provider: Provider, person: Enrolled, code: str | None = None, **auth
     return {**token, "nonce": nonce}
 
 
-@pytest.mark.every_database
 def test_a_relying_party_logs_in_with_code_and_pkce_and_checks_the_id_token_against_the_jwks(provider):
     person = enrol(provider.auth)
     token = log_in(provider, person)

@@ -58,6 +58,7 @@ SAMPLES: list[e.Event] = [
     e.FactorResetRequested(staff_id=STAFF, reset_id=REQUEST, requested_by=REQUEST, reason="Telefoon verloren"),
     e.FactorResetApproved(staff_id=STAFF, reset_id=REQUEST, approved_by=REQUEST),
     e.AccountReinvited(staff_id=STAFF, invited_by=REQUEST, expires_at=MOMENT),
+    e.PasskeyRemoved(staff_id=STAFF, passkey_id="3f9a0c1d2e4b5a69"),
     e.ConsentGiven(pupil_id=PUPIL, purpose=e.ConsentPurpose.PHOTO_VIDEO, given_by=e.ConsentGiver.PARENT),
     e.ConsentWithdrawn(pupil_id=PUPIL, purpose=e.ConsentPurpose.RESEARCH,
                        withdrawn_by=e.ConsentGiver.PUPIL),
