@@ -76,7 +76,9 @@ class WebAuthn:
             rp_id=self.rp_id, rp_name=RP_NAME, user_id=staff_id.encode(), user_name=username,
             user_display_name=username, challenge=challenge, timeout=TIMEOUT_MS,
             authenticator_selection=AuthenticatorSelectionCriteria(
-                resident_key=ResidentKeyRequirement.PREFERRED,
+                # Discoverable: the login's options then need no list of the account's
+                # credentials, which would tell a stranger which names have passkeys.
+                resident_key=ResidentKeyRequirement.REQUIRED,
                 user_verification=UserVerificationRequirement.REQUIRED),
             exclude_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c)) for c in existing])
         return webauthn.options_to_json(options)
@@ -90,11 +92,9 @@ class WebAuthn:
             return None
         return NewPasskey(b64url(verified.credential_id), verified.credential_public_key, verified.sign_count)
 
-    def authentication_options(self, credential_ids: list[str], challenge: bytes) -> str:
+    def authentication_options(self, challenge: bytes) -> str:
         options = webauthn.generate_authentication_options(
-            rp_id=self.rp_id, challenge=challenge, timeout=TIMEOUT_MS,
-            allow_credentials=[PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(c))
-                               for c in credential_ids],
+            rp_id=self.rp_id, challenge=challenge, timeout=TIMEOUT_MS, allow_credentials=[],
             user_verification=UserVerificationRequirement.REQUIRED)
         return webauthn.options_to_json(options)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Cookie, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection
 
 from services.auth.deps import AuthDeps
 from services.auth.oidc_routes import OIDC_ROUTERS
@@ -378,44 +380,40 @@ def admin_page(request: Request, deps: Deps, sv_session: Annotated[str | None, C
     return _admin_page(request, deps, admin) if admin else _not_admin(request)
 
 
-@pages.post("/beheer/herstel")
-def request_reset(request: Request, deps: Deps, gebruikersnaam: Annotated[str, Form(max_length=320)],
-                  reden: Annotated[str, Form(min_length=10, max_length=500)],
-                  sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+def _admin_action(request: Request, deps: AuthDeps, sv_session: str | None,
+                  act: Callable[[Connection, str], tuple[object, str]]) -> Response:
+    """An admin's action: only for a logged-in admin (the acting admin is the session's, never
+    a form field); the page again, with what came of it."""
     admin = _admin(deps, sv_session)
     if admin is None:
         return _not_admin(request)
     with deps.engine.begin() as connection:
-        reset_id, message = deps.service.request_reset(connection, admin, gebruikersnaam, reden)
-    if reset_id is None:
+        done, message = act(connection, admin)
+    if not done:
         return _admin_page(request, deps, admin, 422, error=message)
     return _admin_page(request, deps, admin, notice=message)
+
+
+@pages.post("/beheer/herstel")
+def request_reset(request: Request, deps: Deps, gebruikersnaam: Annotated[str, Form(max_length=320)],
+                  reden: Annotated[str, Form(min_length=10, max_length=500)],
+                  sv_session: Annotated[str | None, Cookie()] = None) -> Response:
+    return _admin_action(request, deps, sv_session,
+                         lambda connection, admin: deps.service.request_reset(connection, admin, gebruikersnaam, reden))
 
 
 @pages.post("/beheer/herstel/{reset_id}")
 def approve_reset(request: Request, reset_id: str, deps: Deps,
                   sv_session: Annotated[str | None, Cookie()] = None) -> Response:
-    admin = _admin(deps, sv_session)
-    if admin is None:
-        return _not_admin(request)
-    with deps.engine.begin() as connection:
-        approved, message = deps.service.approve_reset(connection, admin, reset_id)
-    if not approved:
-        return _admin_page(request, deps, admin, 422, error=message)
-    return _admin_page(request, deps, admin, notice=message)
+    return _admin_action(request, deps, sv_session,
+                         lambda connection, admin: deps.service.approve_reset(connection, admin, reset_id))
 
 
 @pages.post("/beheer/uitnodigen")
 def reinvite(request: Request, deps: Deps, gebruikersnaam: Annotated[str, Form(max_length=320)],
              sv_session: Annotated[str | None, Cookie()] = None) -> Response:
-    admin = _admin(deps, sv_session)
-    if admin is None:
-        return _not_admin(request)
-    with deps.engine.begin() as connection:
-        sent, message = deps.service.reinvite(connection, admin, gebruikersnaam)
-    if not sent:
-        return _admin_page(request, deps, admin, 422, error=message)
-    return _admin_page(request, deps, admin, notice=message)
+    return _admin_action(request, deps, sv_session,
+                         lambda connection, admin: deps.service.reinvite(connection, admin, gebruikersnaam))
 
 
 @pages.get("/")

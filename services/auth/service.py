@@ -7,6 +7,7 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,8 +58,8 @@ from shared.contracts.events import (
     Event,
     FactorResetApproved,
     FactorResetRequested,
+    LoginSucceeded,
     PasskeyRemoved,
-    RecoveryCodeUsed,
     SecondFactorEnrolled,
     SessionEnded,
 )
@@ -255,11 +256,19 @@ class AuthService:
 
     def login_code(self, connection: Connection, challenge: str, code: str, client: str) -> LoginResult:
         """The second factor: a TOTP code, or a recovery code (single use)."""
+        return self._second_step(connection, challenge, client,
+                                 lambda row: self._check_code(connection, row, code, self._clock.now()))
+
+    def _second_step(self, connection: Connection, challenge: str, client: str,
+                     check: Callable[[Row[Any]], CodeAccepted | CodeRefused | RecoveryCodeAccepted | PasskeyAccepted]
+                     ) -> LoginResult:
+        """The second step, whatever the factor: `check` verifies it once nothing rules the
+        attempt out; a session opens when the domain accepts."""
         now = self._clock.now()
         staff_id = self._peek(connection, "challenge", challenge)
         if staff_id is None:
             if self._redeem(connection, "dead-challenge", challenge) is not None:
-                # After a locked name's wrong password: refused, the code never looked at (the
+                # After a locked name's wrong password: refused, the factor never looked at (the
                 # failure was counted at the password step).
                 return LoginResult(False, message=CODE_FAILURE)
             return LoginResult(False, message="Uw inlogpoging is verlopen. Log opnieuw in.")
@@ -270,15 +279,14 @@ class AuthService:
         session_id = str(uuid.uuid4())
         step = decide_code(account, failures, client, now, None, session_id)
         if isinstance(step, Verify):
-            step = decide_code(account, failures, client, now, self._check_code(connection, row, code, now),
-                               session_id)
+            step = decide_code(account, failures, client, now, check(row), session_id)
         assert isinstance(step, StepDecided)
         if not step.accepted:
             self._carry_out(connection, step)
             return LoginResult(False, message=step.message)
         self._redeem(connection, "challenge", challenge)
         token = secrets.token_urlsafe(32)
-        factor = "recovery-code" if any(isinstance(e, RecoveryCodeUsed) for e in step.events) else "totp"
+        factor = next(e.second_factor for e in step.events if isinstance(e, LoginSucceeded))
         store.add_session(connection, session_id, token_hash(token), staff_id, now, factor)
         self._carry_out(connection, step)
         return LoginResult(True, token=token)
@@ -346,44 +354,23 @@ class AuthService:
         return True
 
     def passkey_login_options(self, connection: Connection, challenge: str) -> str | None:
-        """The second step with a passkey, after the password: its options, or None when this
-        login has no passkey to offer (or the challenge is not a live one)."""
+        """The second step with a passkey, after the password: its options, or None when the
+        login's challenge is not a live one. The options are the same for every account and for a
+        locked name's dead challenge (no list of the account's credentials: passkeys are
+        discoverable), so they tell nothing about the account or the password."""
         staff_id = self._peek(connection, "challenge", challenge)
-        if staff_id is None:
-            return None
-        credentials = [row.credential_id for row in store.passkeys_of(connection, staff_id)]
-        if not credentials:
+        if staff_id is None and self._peek(connection, "dead-challenge", challenge) is None:
             return None
         nonce = secrets.token_bytes(32)
-        store.add_token(connection, token_hash(b64url(nonce)), "passkey-login", staff_id,
+        store.add_token(connection, token_hash(b64url(nonce)), "passkey-login", staff_id or "",
                         self._clock.now() + PASSKEY_CHALLENGE_LIFETIME)
-        return self.webauthn.authentication_options(credentials, nonce)
+        return self.webauthn.authentication_options(nonce)
 
     def login_passkey(self, connection: Connection, challenge: str, credential: dict[str, Any],
                       client: str) -> LoginResult:
         """The second step with a passkey instead of a code; the same counters and events."""
-        now = self._clock.now()
-        staff_id = self._peek(connection, "challenge", challenge)
-        if staff_id is None:
-            return LoginResult(False, message="Uw inlogpoging is verlopen. Log opnieuw in.")
-        row = self._account(connection, staff_id)
-        account = _view(row)
-        assert account is not None
-        failures = self._failures(connection, code_keys(staff_id, row.username))
-        session_id = str(uuid.uuid4())
-        step = decide_code(account, failures, client, now, None, session_id)
-        if isinstance(step, Verify):
-            step = decide_code(account, failures, client, now, self._check_passkey(connection, staff_id, credential),
-                               session_id)
-        assert isinstance(step, StepDecided)
-        if not step.accepted:
-            self._carry_out(connection, step)
-            return LoginResult(False, message=step.message)
-        self._redeem(connection, "challenge", challenge)
-        token = secrets.token_urlsafe(32)
-        store.add_session(connection, session_id, token_hash(token), staff_id, now, "passkey")
-        self._carry_out(connection, step)
-        return LoginResult(True, token=token)
+        return self._second_step(connection, challenge, client,
+                                 lambda row: self._check_passkey(connection, row.staff_id, credential))
 
     def _check_passkey(self, connection: Connection, staff_id: str, credential: dict[str, Any]
                        ) -> PasskeyAccepted | CodeRefused:

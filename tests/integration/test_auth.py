@@ -218,6 +218,8 @@ def test_recovery_codes_work_once_and_a_stranger_cannot_keep_a_staff_member_lock
     guess = auth.client()
     assert guess.post("/inloggen", data={"gebruikersnaam": person.username, "wachtwoord": "nog-een-gok-456"},
                       follow_redirects=False).status_code == 303
+    dead_options = guess.post("/inloggen/code/passkey-opties")
+    assert dead_options.status_code == 200 and dead_options.json().get("allowCredentials", []) == []
     assert guess.post("/inloggen/code", data={"code": person.recovery_codes[5]}).status_code == 401
     # ...and the rightful user, with the right password and a second factor, gets in.
     client, status = login(auth, person, code=person.recovery_codes[2])
@@ -473,8 +475,10 @@ def test_a_forged_passkey_answer_is_refused_and_counted_like_a_wrong_code(auth):
     client = auth.client()
     assert client.post("/inloggen", data={"gebruikersnaam": person.username, "wachtwoord": PASSWORD},
                        follow_redirects=False).status_code == 303
-    # No passkey linked: nothing to offer.
-    assert client.post("/inloggen/code/passkey-opties").status_code == 404
+    # The options name no credentials (passkeys are discoverable): the same for every account.
+    options = client.post("/inloggen/code/passkey-opties")
+    assert options.status_code == 200 and options.json().get("allowCredentials", []) == []
+    assert options.json()["userVerification"] == "required"
     forged = {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
               "response": {"clientDataJSON": "eyJjaGFsbGVuZ2UiOiAiQUFBQSJ9", "authenticatorData": "AAAA",
                            "signature": "AAAA"}}
