@@ -14,8 +14,12 @@ measured in one run, on one broker.
    every round over the accounts, so that no TOTP step is used twice (the no-replay rule). Also:
    argon2 verify alone, and N/4 logins through the HTTP pages in-process (httpx ASGITransport).
 3. Introspection: D accounts with a live session each (prepared through the service with CHEAP
-   argon2 parameters - preparation only), then M x `introspect` in-process, each in a transaction
-   of its own as the API does, and M/10 x `POST /v1/sessions/introspect` in-process over HTTP.
+   argon2 parameters - preparation only), then M x `introspect` of a session token in-process,
+   each in a transaction of its own as the pages do. Then, as a relying party asks: a client
+   registered with the OpenID provider (authorization_code + refresh_token), an access token for
+   up to 100 of those sessions (a code issued for the session, exchanged with its PKCE verifier,
+   in-process through the provider - preparation only), and M/10 x RFC 7662 `POST
+   /oauth2/introspect` with client_secret_basic, in-process over HTTP (httpx ASGITransport).
 4. Session end: the auth processor (ConsumerRunner in a thread) on the same database. D times, one
    after the other: publish StaffDeparted for a person with a live session (acks=all) and ask
    `introspect` on a fresh transaction every 1 ms until the session is inactive.
@@ -37,10 +41,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pyotp
 from argon2 import PasswordHasher, extract_parameters
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -73,6 +79,7 @@ from services.auth import store
 from services.auth.api import create_app
 from services.auth.bootstrap import AuthDeps, build, build_runner
 from services.auth.domain import STEP_SECONDS
+from services.auth.provider import AuthorizationRefused
 from services.auth.settings import AuthSettings
 from shared.clock import ManualClock
 from shared.contracts.events import StaffDeparted, StaffRole
@@ -94,6 +101,8 @@ HTTP_LOGIN_SHARE = 4  # the HTTP pages do N/4 logins
 INTROSPECT_WARMUP = 200
 API_WARMUP = 20
 API_SHARE = 10  # the HTTP API does M/10 introspections (and as many with unknown tokens in-process)
+ACCESS_TOKENS = 100  # sessions given an access token for the RFC 7662 introspections
+REDIRECT = "https://kindkans.bench/callback"  # the benchmark relying party's (never followed)
 # The first departure waits for the processor's group join (Tansu: about half the session timeout).
 GROUP_JOIN_LIMIT_S = 60.0
 SEED = 20261125
@@ -127,12 +136,14 @@ class Account:
     recovery_codes: list[str]
 
 
-def auth_settings(run: Run, database: str, time_cost: int, memory_kib: int) -> AuthSettings:
+def auth_settings(run: Run, database: str, time_cost: int, memory_kib: int, **extra: Any) -> AuthSettings:
     # The argon2 cost is given explicitly, whatever the environment says. cookie_secure stays at
-    # its default (True). Every HTTP login comes from one address: the per-address throttle
-    # (60 a minute) is lifted, the benchmark measures the work, not the limit.
+    # its default (True). Every HTTP login and token request comes from one address: the
+    # per-address throttles (60 logins, 1200 token requests a minute) are lifted, the benchmark
+    # measures the work, not the limit.
     return run.settings(AuthSettings, database, f"{run.prefix}auth", argon2_time_cost=time_cost,
-                        argon2_memory_kib=memory_kib, login_rate_per_address="100000000/minute")
+                        argon2_memory_kib=memory_kib, login_rate_per_address="100000000/minute",
+                        token_rate_per_address="100000000/minute", **extra)
 
 
 def totp_now(secret: str, moment: datetime) -> str:
@@ -192,6 +203,66 @@ def prepare(deps: AuthDeps, count: int, with_session: bool, what: str) -> tuple[
         if token is not None:
             tokens.append(token)
     return accounts, tokens, time.perf_counter() - started
+
+
+# --- a relying party of the OpenID provider --------------------------------------------------
+
+@dataclass(frozen=True)
+class RelyingParty:
+    client_id: str
+    secret: str
+
+
+def register_relying_party(deps: AuthDeps, backchannel_logout_uri: str | None = None) -> RelyingParty:
+    """A client of the code flow, as `samenveilig-auth` registers one."""
+    with deps.engine.begin() as connection:
+        registered = deps.service.provider.register_client(
+            connection, "Kindkans (bench)", [REDIRECT], [], backchannel_logout_uri,
+            ["authorization_code", "refresh_token"], [])
+    return RelyingParty(registered.client_id, registered.secret)
+
+
+def session_of(connection: Any, deps: AuthDeps, token: str) -> tuple[str, str]:
+    """(session id, staff id) of a live session token, as the authorize page finds them."""
+    answer = deps.service.introspect(connection, token)
+    if not answer["active"]:
+        raise RuntimeError("a prepared session is not active")
+    return str(answer["session_id"]), str(answer["staff_id"])
+
+
+def authorize(connection: Any, deps: AuthDeps, rp: RelyingParty, session_id: str, staff_id: str) -> tuple[str, str]:
+    """What GET /oauth2/authorize does for a browser that has a session: the request checked, a
+    single-use code bound to the session. Returns (code, PKCE verifier)."""
+    verifier = secrets.token_urlsafe(48)
+    asked = deps.service.provider.authorization_request(connection, {
+        "response_type": "code", "client_id": rp.client_id, "redirect_uri": REDIRECT, "scope": "openid profile",
+        "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(16),
+        "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"})
+    if isinstance(asked, AuthorizationRefused):
+        raise RuntimeError(f"authorization request refused: {asked.error} {asked.description}")
+    redirect = deps.service.provider.issue_code(connection, asked, session_id, staff_id)
+    return parse_qs(urlsplit(redirect).query)["code"][0], verifier
+
+
+def token_request(connection: Any, deps: AuthDeps, rp: RelyingParty, form: dict[str, str]) -> dict[str, Any]:
+    """What POST /oauth2/token does in its transaction: the client authenticated, the grant decided."""
+    provider = deps.service.provider
+    return provider.token(connection, provider.authenticate_client(connection, rp.client_id, rp.secret), form)
+
+
+def exchange_code(connection: Any, deps: AuthDeps, rp: RelyingParty, code: str, verifier: str) -> dict[str, Any]:
+    return token_request(connection, deps, rp, {"grant_type": "authorization_code", "code": code,
+                                                "redirect_uri": REDIRECT, "code_verifier": verifier})
+
+
+def access_tokens(deps: AuthDeps, rp: RelyingParty, session_tokens: list[str]) -> list[str]:
+    """An access token for each session (code + PKCE, exchanged), all in one transaction."""
+    with deps.engine.begin() as connection:
+        issued = []
+        for token in session_tokens:
+            code, verifier = authorize(connection, deps, rp, *session_of(connection, deps, token))
+            issued.append(str(exchange_code(connection, deps, rp, code, verifier)["access_token"]))
+    return issued
 
 
 # --- 2. logins -----------------------------------------------------------------------------
@@ -351,19 +422,22 @@ def time_introspect(deps: AuthDeps, tokens: list[str], expect_active: bool, dead
     return whole, calls, time.perf_counter() - started
 
 
-async def http_introspect(app: FastAPI, tokens: list[str], deadline: Deadline) -> list[float]:
+async def http_introspect(app: FastAPI, rp: RelyingParty, tokens: list[str], deadline: Deadline) -> list[float]:
+    """RFC 7662 as a relying party asks: POST /oauth2/introspect, the client's id and secret in
+    the Basic header (client_secret_basic), each answer checked to be an active access token."""
     latencies: list[float] = []
+    auth = httpx.BasicAuth(rp.client_id, rp.secret)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://auth.bench") as client:
         for i, token in enumerate(tokens):
             if i % 100 == 0:
                 deadline.check(f"{i} of {len(tokens)} API introspections")
             t0 = time.perf_counter()
-            response = await client.post("/v1/sessions/introspect", json={"token": token},
+            response = await client.post("/oauth2/introspect", data={"token": token}, auth=auth,
                                          timeout=max(1.0, deadline.remaining()))
             latencies.append(time.perf_counter() - t0)
-            if response.status_code != 200 or response.json().get("active") is not True:
-                raise RuntimeError(f"POST /v1/sessions/introspect answered {response.status_code}: "
-                                   f"{response.text[:200]}")
+            answer = response.json() if response.status_code == 200 else {}
+            if answer.get("active") is not True or answer.get("token_type") != "access_token":
+                raise RuntimeError(f"POST /oauth2/introspect answered {response.status_code}: {response.text[:200]}")
     return latencies
 
 
@@ -385,14 +459,21 @@ def run_introspection(deps: AuthDeps, tokens: list[str], m: int, profile: bool) 
     u_whole, _, u_wall = time_introspect(deps, unknown_tokens, False, Deadline(introspect_limit(small), "unknown"))
     unknown = latency_and_rate(u_whole, u_wall)
 
-    progress(f"introspection: {small} x POST /v1/sessions/introspect in-process (httpx ASGITransport, "
-             f"+{API_WARMUP} warm-up)")
+    given = tokens[:ACCESS_TOKENS]
+    progress(f"introspection: a relying party registered; an access token for {len(given)} of the sessions "
+             "(code + PKCE exchanged in-process, one transaction; preparation only)")
+    rp = register_relying_party(deps)
+    access = access_tokens(deps, rp, given)
+    access_picks = [rng.choice(access) for _ in range(small)]
+    progress(f"introspection: {small} x POST /oauth2/introspect (RFC 7662, client_secret_basic) in-process "
+             f"(httpx ASGITransport, +{API_WARMUP} warm-up)")
     app = create_app(deps)
     deadline = Deadline(api_limit(small + API_WARMUP), "API introspections")
-    asyncio.run(http_introspect(app, picks[:API_WARMUP], deadline))
+    asyncio.run(http_introspect(app, rp, access_picks[:API_WARMUP], deadline))
     started = time.perf_counter()
-    api_times = asyncio.run(http_introspect(app, picks[:small], deadline))
+    api_times = asyncio.run(http_introspect(app, rp, access_picks, deadline))
     api = latency_and_rate(api_times, time.perf_counter() - started)
+    api["access_tokens"] = len(access)
     progress(f"  {api['rate_per_s']:.0f}/s, p50 {api['p50_ms']:.2f} ms, p99 {api['p99_ms']:.2f} ms")
     if profile:
         progress(f"introspection: {m} x introspect again, under cProfile")
@@ -521,11 +602,13 @@ def render(report: dict[str, Any]) -> str:
                   fmt_rate(http["rate_per_s"], "logins/s", 1))
     table.section(f"INTROSPECTION ({intro['sessions']} live sessions, each call in a transaction of its own as "
                   "the API)")
+    table.text("  session tokens in-process, as the pages ask; access tokens over RFC 7662, as a relying party asks")
     table.latency("introspect(), live token, in-process", isv, 3, fmt_rate(isv["rate_per_s"], "calls/s"))
     table.latency("of which the call alone (no BEGIN/COMMIT/checkout)", isv["call_alone"], 3, indent=2)
     table.latency("introspect(), unknown token, in-process", iun, 3, fmt_rate(iun["rate_per_s"], "calls/s"))
-    table.latency("POST /v1/sessions/introspect (httpx ASGITransport)", iapi, 2,
-                  fmt_rate(iapi["rate_per_s"], "calls/s"))
+    table.latency("POST /oauth2/introspect (RFC 7662), access token", iapi, 2, fmt_rate(iapi["rate_per_s"], "calls/s"))
+    table.figure("client_secret_basic, httpx ASGITransport", "", f"access tokens of {iapi['access_tokens']} sessions",
+                 indent=2)
     table.section("SESSION END (StaffDeparted published, acks=all -> auth processor -> introspect says inactive)")
     table.figure("prepared", "", f"{prep['accounts']} accounts with a live session, through the service with CHEAP "
                                  f"argon2 (t={prep['argon2_time_cost']}, m={prep['argon2_memory_kib']} KiB) - "
