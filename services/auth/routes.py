@@ -384,6 +384,8 @@ def _admin_action(request: Request, deps: AuthDeps, sv_session: str | None,
                   act: Callable[[Connection, str], tuple[object, str]]) -> Response:
     """An admin's action: only for a logged-in admin (the acting admin is the session's, never
     a form field); the page again, with what came of it."""
+    if (throttled := _throttled(request, deps, "inloggen.html", "Beheer van inlogaccounts")) is not None:
+        return throttled
     admin = _admin(deps, sv_session)
     if admin is None:
         return _not_admin(request)

@@ -26,8 +26,9 @@ from services.auth.api import create_app
 from services.auth.provider import OpenIdProvider
 from shared.clock import ManualClock
 from shared.contracts import events as e
+from shared.contracts.topics import Topic
 from tests.integration.test_auth import BRANCH, PASSWORD, Auth, Enrolled, enrol, running_auth
-from tests.support import wait_until
+from tests.support import read_all, wait_until
 
 REDIRECT = "https://kindkans.example/callback"
 AFTER_LOGOUT = "https://kindkans.example/uitgelogd"
@@ -233,6 +234,11 @@ def test_what_the_provider_refuses(provider):
                                provider.auth.settings.master_key_bytes(), provider.base)
         assert later.verify_jwt(connection, rotated["access_token"]) is None, "expired"
         assert provider.auth.deps.service.provider.verify_jwt(connection, rotated["access_token"]) is not None
+    # No secret of the flows reached the service's log or a topic.
+    raw = b"".join(r.value or b"" for r in read_all(provider.auth.bootstrap,
+                                                     provider.auth.deps.topics(Topic.AUTH_EVENTS)))
+    for secret in (provider.client_secret, issued["refresh_token"], rotated["refresh_token"], code, verifier):
+        assert secret not in provider.auth.log.getvalue() and secret.encode() not in raw
     header, claims, signature = rotated["access_token"].split(".")
     forged_claims = claims[:-4] + ("AAAA" if claims[-4:] != "AAAA" else "BBBB")
     assert provider.introspect(f"{header}.{forged_claims}.{signature}").json() == {"active": False}
