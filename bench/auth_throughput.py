@@ -77,7 +77,8 @@ from bench.harness import (
 )
 from services.auth import store
 from services.auth.api import create_app
-from services.auth.bootstrap import AuthDeps, build, build_runner
+from services.auth.bootstrap import build, build_runner
+from services.auth.deps import AuthDeps
 from services.auth.domain import STEP_SECONDS
 from services.auth.provider import AuthorizationRefused
 from services.auth.settings import AuthSettings
