@@ -30,7 +30,8 @@ def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
     hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
     service = AuthService(codec, clock, settings.master_key_bytes(), hasher, settings.auth_url,
                           str(settings.mail_from).split("@")[1])
-    throttle = Throttle({"login": settings.login_rate_per_address, "token": settings.token_rate_per_address})
+    throttle = Throttle({"login": settings.login_rate_per_address, "token": settings.token_rate_per_address,
+                         "introspect": settings.introspect_rate_per_address})
     return AuthDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
                     throttle=throttle, proxies=trusted_networks(settings.trusted_proxies))
 

@@ -69,8 +69,8 @@ def _authenticated(connection: Connection, deps: AuthDeps, request: Request, for
     return deps.service.provider.authenticate_client(connection, client_id, secret)
 
 
-def _throttled(request: Request, deps: AuthDeps) -> JSONResponse | None:
-    wait = deps.throttle.retry_after("token", client_address(request, deps.proxies))
+def _throttled(request: Request, deps: AuthDeps, limit: str = "token") -> JSONResponse | None:
+    wait = deps.throttle.retry_after(limit, client_address(request, deps.proxies))
     if wait is None:
         return None
     return _json({"error": "slow_down", "error_description": "Too many requests from this address"}, 429,
@@ -113,7 +113,7 @@ async def token(request: Request, deps: Deps) -> JSONResponse:
 @oidc.post("/oauth2/introspect")
 async def introspect(request: Request, deps: Deps) -> JSONResponse:
     """RFC 7662, for authenticated clients only."""
-    if (throttled := _throttled(request, deps)) is not None:
+    if (throttled := _throttled(request, deps, "introspect")) is not None:
         return throttled
     try:
         form = await _form(request)

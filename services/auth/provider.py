@@ -105,6 +105,9 @@ class OpenIdProvider:
         self._clock = clock
         self._master = master_key
         self.issuer = issuer.rstrip("/")
+        self._private_keys: dict[str, jwk.ECKey] = {}
+        self._public_keys: dict[str, jwk.ECKey] = {}
+        self._http: httpx.Client | None = None  # the back channel's, made by the relay's first round
 
     # --- discovery and keys -----------------------------------------------------------------
 
@@ -157,22 +160,37 @@ class OpenIdProvider:
             self.rotate_signing_key(connection)
             row = store.current_signing_key(connection)
             assert row is not None
-        private = unseal(self._master, row.private_jwk, f"signing-key/{row.kid}".encode())
-        key = jwk.import_key(json.loads(private))
-        assert isinstance(key, jwk.ECKey)
-        return key
+        # A key never changes under its kid: unsealed once per process, not per token.
+        cached = self._private_keys.get(row.kid)
+        if cached is None:
+            private = unseal(self._master, row.private_jwk, f"signing-key/{row.kid}".encode())
+            imported = jwk.import_key(json.loads(private))
+            assert isinstance(imported, jwk.ECKey)
+            cached = self._private_keys[row.kid] = imported
+        return cached
+
+    def _public_key(self, published: dict[str, Any]) -> jwk.ECKey:
+        cached = self._public_keys.get(published["kid"])
+        if cached is None:
+            imported = jwk.import_key(published)
+            assert isinstance(imported, jwk.ECKey)
+            cached = self._public_keys[published["kid"]] = imported
+        return cached
 
     def _sign(self, connection: Connection, claims: Mapping[str, Any], typ: str = "JWT") -> str:
         key = self._signing_key(connection)
         return jwt.encode({"alg": ALGORITHM, "kid": key.kid, "typ": typ}, dict(claims), key)
 
     def verify_jwt(self, connection: Connection, token: str, audience: str | None = None,
-                   check_expiry: bool = True) -> dict[str, Any] | None:
+                   check_expiry: bool = True, typ: str | None = None) -> dict[str, Any] | None:
         """The claims of a token we signed (a published key, our issuer, the audience when one is
-        asked for, not expired); None for anything else."""
-        keys = jwk.KeySet([jwk.import_key(key) for key in self.jwks(connection)["keys"]])
+        asked for, the type when one is asked for, not expired); None for anything else. An ID
+        token or a logout token is never taken for an access token: their `typ` differs."""
+        keys = jwk.KeySet([self._public_key(key) for key in self.jwks(connection)["keys"]])
         try:
             decoded = jwt.decode(token[:8000], keys, algorithms=[ALGORITHM])
+            if typ is not None and decoded.header.get("typ") != typ:
+                return None
             options: dict[str, Any] = {"iss": {"essential": True, "value": self.issuer}}
             if audience:
                 options["aud"] = {"essential": True, "value": audience}
@@ -355,16 +373,19 @@ class OpenIdProvider:
         """RFC 7662: an access token (a JWT we signed, its session still active) or a refresh token
         (not rotated, not revoked, its session still active). No personal data beyond the ids."""
         now = self._clock.now()
-        claims = self.verify_jwt(connection, token) if token.count(".") == 2 else None
+        claims = self.verify_jwt(connection, token, typ="at+jwt") if token.count(".") == 2 else None
         if claims is not None:
             if "sid" in claims and not self._session_active(connection, str(claims["sid"])):
+                return {"active": False}
+            if not self._client_active(connection, str(claims.get("client_id", ""))):
                 return {"active": False}
             return {"active": True, "token_type": "access_token",
                     **{key: claims[key] for key in ("sub", "client_id", "scope", "exp", "iat", "aud", "iss", "sid",
                                                     "amr", "role", "branch_id") if key in claims}}
         row = store.find_refresh_token(connection, _hash(token))
         if row is None or row.rotated_at is not None or row.revoked_at is not None or now >= row.expires_at \
-                or not self._session_active(connection, row.session_id):
+                or not self._session_active(connection, row.session_id) \
+                or not self._client_active(connection, row.client_id):
             return {"active": False}
         return {"active": True, "token_type": "refresh_token", "sub": row.staff_id, "client_id": row.client_id,
                 "scope": row.scope, "sid": row.session_id, "exp": int(row.expires_at.timestamp()),
@@ -378,6 +399,11 @@ class OpenIdProvider:
             store.revoke_family(connection, row.family_id, self._clock.now())
 
     # --- sessions and logout ----------------------------------------------------------------
+
+    def _client_active(self, connection: Connection, client_id: str) -> bool:
+        """A revoked client's tokens die with it, at introspection at once."""
+        client = store.find_client(connection, client_id[:64])
+        return client is not None and client.revoked_at is None
 
     def _session_active(self, connection: Connection, session_id: str) -> bool:
         row = store.find_session_by_id(connection, session_id)
@@ -402,7 +428,7 @@ class OpenIdProvider:
                         post_logout_redirect_uri: str | None, state: str | None) -> tuple[str | None, str | None]:
         """RP-initiated logout: (the session the hint names, where to send the browser). The
         redirect is only to a URI registered for the client the ID token was issued to."""
-        claims = self.verify_jwt(connection, id_token_hint, check_expiry=False) if id_token_hint else None
+        claims = self.verify_jwt(connection, id_token_hint, check_expiry=False, typ="JWT") if id_token_hint else None
         session_id = str(claims["sid"]) if claims and "sid" in claims else None
         if not (claims and post_logout_redirect_uri):
             return session_id, None
@@ -418,27 +444,34 @@ class OpenIdProvider:
             "exp": int((now + LOGOUT_TOKEN_LIFETIME).timestamp()), "jti": str(uuid.uuid4()), "sub": staff_id,
             "sid": session_id, "events": {BACKCHANNEL_LOGOUT_EVENT: {}}}, "logout+jwt")
 
-    def deliver_logouts(self, engine: Engine, timeout_s: float = 2.0) -> int:
+    def deliver_logouts(self, engine: Engine, timeout_s: float = 2.0, limit: int = 50) -> int:
         """The relay's task: POST a freshly signed logout token to every client due one, until it
-        answers 2xx (OpenID Back-Channel Logout 1.0 section 2.5), retrying with growing pauses."""
-        now = self._clock.now()
-        with engine.begin() as connection:
-            due = [(row, self.logout_token(connection, row.client_id, row.staff_id, row.session_id))
-                   for row in store.due_logout_deliveries(connection, now)]
+        answers 2xx (OpenID Back-Channel Logout 1.0 section 2.5), retrying with growing pauses.
+        A client that fails is not tried again this round, so one that hangs costs a round at
+        most `timeout_s`, not a timeout per ended session."""
+        with engine.connect() as connection:
+            due = store.due_logout_deliveries(connection, self._clock.now(), limit)
+        if self._http is None:
+            self._http = httpx.Client(timeout=timeout_s, headers={"Cache-Control": "no-store"})
+        failing: set[str] = set()
         delivered = 0
-        for row, token in due:
+        for row in due:
+            if row.client_id in failing:
+                continue
+            with engine.connect() as connection:
+                token = self.logout_token(connection, row.client_id, row.staff_id, row.session_id)
             try:
-                answer = httpx.post(row.uri, data={"logout_token": token}, timeout=timeout_s,
-                                    headers={"Cache-Control": "no-store"})
-                status = str(answer.status_code)
-                ok = 200 <= answer.status_code < 300
+                answer = self._http.post(row.uri, data={"logout_token": token})
+                status, ok = str(answer.status_code), 200 <= answer.status_code < 300
             except httpx.HTTPError as error:
                 status, ok = type(error).__name__, False
+            now = self._clock.now()
             with engine.begin() as connection:
                 if ok:
                     store.record_logout_attempt(connection, row.id, status, now, now)
                     delivered += 1
                     continue
+                failing.add(row.client_id)
                 retry_at = next_logout_attempt(row.attempts, row.created_at, now)
                 if retry_at is None:
                     log.error("back-channel logout given up", extra={"client_id": row.client_id})

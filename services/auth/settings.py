@@ -20,3 +20,5 @@ class AuthSettings(MailSettings):
     login_rate_per_address: str = "60/minute"
     # The token, introspection and revocation endpoints, per address (services call them often).
     token_rate_per_address: str = "1200/minute"  # noqa: S105 (a rate, not a secret)
+    # Resource servers introspect on every request they serve: a limit of its own.
+    introspect_rate_per_address: str = "12000/minute"

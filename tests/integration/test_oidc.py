@@ -22,6 +22,7 @@ from joserfc import jwk, jwt
 from joserfc.errors import JoseError
 
 from deploy.localbroker import free_port
+from services.auth import store
 from services.auth.api import create_app
 from services.auth.provider import OpenIdProvider
 from shared.clock import ManualClock
@@ -344,3 +345,23 @@ def test_discovery_names_every_endpoint_and_promises_only_what_is_served(provide
     assert httpx.post(discovery["revocation_endpoint"], data={"token": "unknown"},
                       auth=(provider.client_id, provider.client_secret)).status_code == 200
 
+
+
+def test_an_id_token_is_not_an_access_token_and_a_revoked_clients_tokens_die_at_once(provider):
+    person = enrol(provider.auth)
+    token = log_in(provider, person)
+    # Signed by us, not expired, and still no access token: introspection answers by type.
+    assert provider.introspect(token["id_token"]).json() == {"active": False}
+    assert provider.introspect(token["access_token"]).json()["active"] is True
+    service = httpx.post(f"{provider.base}/oauth2/token", data={"grant_type": "client_credentials"},
+                         auth=(provider.service_id, provider.service_secret)).json()
+    assert provider.introspect(service["access_token"]).json()["active"] is True
+    with provider.auth.deps.engine.begin() as connection:
+        store.revoke_client(connection, provider.service_id, provider.auth.deps.clock.now())
+        store.revoke_client(connection, provider.client_id, provider.auth.deps.clock.now())
+    # Nobody may introspect with the revoked client's credentials; with another's, its tokens are dead.
+    with provider.auth.deps.engine.begin() as connection:
+        watcher = provider.auth.deps.service.provider.register_client(connection, "Toezicht", [], [], None,
+                                                                      ["client_credentials"], [])
+    for dead in (service["access_token"], token["access_token"], token["refresh_token"]):
+        assert provider.introspect(dead, auth=(watcher.client_id, watcher.secret)).json() == {"active": False}
