@@ -27,13 +27,16 @@ def wait_until(check: Callable[[], T], timeout_s: float = 30.0, interval_s: floa
         time.sleep(interval_s)
 
 
-def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0) -> list[ConsumerRecord]:
+def read_all(bootstrap: str, topic: str, timeout_s: float = 20.0, fetch_max_wait_ms: int = 50
+             ) -> list[ConsumerRecord]:
     """Every record on the topic, reading until the high-water mark from fetch responses.
 
     Not end_offsets(): on Tansu 0.6 ListOffsets is wrong after multi-record batches (defect 1).
+    The fetch wait is the tests' processors' (tests/conftest.py): with kafka-python's 500 ms an
+    empty partition's answer takes a quarter of a second (Tansu, defect 5), and tests poll this.
     """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="earliest")
+                             auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
