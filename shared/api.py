@@ -21,6 +21,20 @@ from shared.problems import install_problem_handlers
 from shared.settings import CommonSettings
 
 
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None as soon as it is longer than `limit`: a declared length is
+    refused before anything is read, a streamed one once the limit is passed."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 class OutboxStatusPublic(BaseModel):
     pending: int
     oldest_pending_at: datetime | None

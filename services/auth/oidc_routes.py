@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Annotated, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Row
 
 from services.auth.deps import AuthDeps
 from services.auth.provider import OAuthError
+from shared.api import read_body
 from shared.ratelimit import client_address
 
 FORM_LIMIT = 16_384  # bytes of a token request; more is not a token request
@@ -44,11 +45,16 @@ def _error(error: OAuthError) -> JSONResponse:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    body = await request.body()
-    if len(body) > FORM_LIMIT:
+    """The form of a token, introspection or revocation request (RFC 6749: urlencoded only)."""
+    body = await read_body(request, FORM_LIMIT)
+    if body is None:
         raise OAuthError("invalid_request", "The request is too large")
-    form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise OAuthError("invalid_request", "The request must be application/x-www-form-urlencoded")
+    try:
+        return dict(parse_qsl(body.decode(), max_num_fields=50))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise OAuthError("invalid_request", "The form cannot be read") from error
 
 
 def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str | None, str | None]:

@@ -24,6 +24,7 @@ from services.auth.deps import AuthDeps
 from services.auth.oidc_routes import OIDC_ROUTERS
 from services.auth.provider import AuthorizationRefused
 from shared import dutch
+from shared.api import read_body
 from shared.ratelimit import client_address
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -199,8 +200,8 @@ JSON_LIMIT = 16_384  # bytes of a WebAuthn answer; more is not one
 
 
 async def _json_body(request: Request) -> dict[str, Any] | None:
-    body = await request.body()
-    if len(body) > JSON_LIMIT:
+    body = await read_body(request, JSON_LIMIT)
+    if body is None:
         return None
     try:
         parsed = json.loads(body)

@@ -143,11 +143,7 @@ class AuthService:
             store.drop_recovery_codes(connection, staff_id)
             store.drop_tokens_of(connection, staff_id)
             self._end_sessions(connection, staff_id, "re-invited", recorded)
-        token = self._issue_token(connection, "invitation", staff_id, now + INVITATION_LIFETIME)
-        enqueue_mail(connection, store.mail_outbox, message_id=f"<{recorded.id}.invite@{self._mail_domain}>",
-                     recipient=email, subject="Welkom bij Kindkans: stel uw wachtwoord in",
-                     body=_invitation_body(f"{self._auth_url}/uitnodiging/{token}", now + INVITATION_LIFETIME),
-                     created_at=now)
+        self._mail_link(connection, INVITATION_MAIL, staff_id, email, f"<{recorded.id}.invite@{self._mail_domain}>")
         self._emit(connection, AccountInvited(staff_id=uuid.UUID(staff_id), expires_at=now + INVITATION_LIFETIME),
                    derived_id("auth", recorded.id, "invited"), recorded)
 
@@ -247,12 +243,8 @@ class AuthService:
     def _mail_enrolment_link(self, connection: Connection, row: Row[Any]) -> None:
         """A half-finished enrolment goes on where it stopped: a fresh link to the address the
         invitation went to (whoever typed the password must also read that mailbox)."""
-        now = self._clock.now()
-        token = self._issue_token(connection, "enrolment", row.staff_id, now + ENROLMENT_LIFETIME)
-        enqueue_mail(connection, store.mail_outbox, message_id=f"<{uuid.uuid4()}.enrol@{self._mail_domain}>",
-                     recipient=row.username, subject="Kindkans: ga verder met uw tweestapsverificatie",
-                     body=_resume_body(f"{self._auth_url}/koppelen/{token}", now + ENROLMENT_LIFETIME),
-                     created_at=now)
+        self._mail_link(connection, RESUME_MAIL, row.staff_id, row.username,
+                        f"<{uuid.uuid4()}.enrol@{self._mail_domain}>")
 
     def login_code(self, connection: Connection, challenge: str, code: str, client: str) -> LoginResult:
         """The second factor: a TOTP code, or a recovery code (single use)."""
@@ -424,11 +416,8 @@ class AuthService:
                                                    approved_by=uuid.UUID(approver)),
                    derived_id("auth", row.reset_id, "approved"), None)
         self._end_sessions(connection, row.staff_id, "second factor reset", None)
-        token = self._issue_token(connection, "enrolment", row.staff_id, now + RESET_LINK_LIFETIME)
-        enqueue_mail(connection, store.mail_outbox, message_id=f"<{row.reset_id}.reset@{self._mail_domain}>",
-                     recipient=account.username, subject="Kindkans: koppel uw nieuwe tweede factor",
-                     body=_reset_body(f"{self._auth_url}/koppelen/{token}", now + RESET_LINK_LIFETIME),
-                     created_at=now)
+        self._mail_link(connection, RESET_MAIL, row.staff_id, account.username,
+                        f"<{row.reset_id}.reset@{self._mail_domain}>")
         return True, "Goedgekeurd. De medewerker krijgt een link om een nieuwe app te koppelen."
 
     def reinvite(self, connection: Connection, admin: str, username: str) -> tuple[bool, str]:
@@ -443,11 +432,8 @@ class AuthService:
         store.drop_recovery_codes(connection, row.staff_id)
         store.drop_tokens_of(connection, row.staff_id)
         self._end_sessions(connection, row.staff_id, "re-invited", None)
-        token = self._issue_token(connection, "invitation", row.staff_id, now + INVITATION_LIFETIME)
-        enqueue_mail(connection, store.mail_outbox, message_id=f"<{uuid.uuid4()}.invite@{self._mail_domain}>",
-                     recipient=row.username, subject="Welkom bij Kindkans: stel uw wachtwoord in",
-                     body=_invitation_body(f"{self._auth_url}/uitnodiging/{token}", now + INVITATION_LIFETIME),
-                     created_at=now)
+        self._mail_link(connection, INVITATION_MAIL, row.staff_id, row.username,
+                        f"<{uuid.uuid4()}.invite@{self._mail_domain}>")
         self._emit(connection, AccountReinvited(staff_id=uuid.UUID(row.staff_id), invited_by=uuid.UUID(admin),
                                                 expires_at=now + INVITATION_LIFETIME), str(uuid.uuid4()), None)
         return True, "Er is een nieuwe uitnodiging verstuurd."
@@ -514,6 +500,15 @@ class AuthService:
         store.add_token(connection, token_hash(token), kind, staff_id, expires_at)
         return token
 
+    def _mail_link(self, connection: Connection, mail: LinkMail, staff_id: str, recipient: str,
+                   message_id: str) -> None:
+        """A fresh single-use token, and the mail that carries its link (sent by the relay)."""
+        now = self._clock.now()
+        token = self._issue_token(connection, mail.token_kind, staff_id, now + mail.lifetime)
+        enqueue_mail(connection, store.mail_outbox, message_id=message_id, recipient=recipient,
+                     subject=mail.subject, body=_link_body(mail, f"{self._auth_url}{mail.path}/{token}",
+                                                           now + mail.lifetime), created_at=now)
+
     def _peek(self, connection: Connection, kind: str, token: str) -> str | None:
         row = store.find_token(connection, token_hash(token), kind)
         if row is None or row.used_at is not None or row.expires_at <= self._clock.now():
@@ -530,48 +525,52 @@ class AuthService:
         self._outbox.emit(connection, event, event_id=event_id, now=self._clock.now(), cause=cause, unless_queued=True)
 
 
-def _invitation_body(link: str, expires_at: datetime) -> str:
+@dataclass(frozen=True)
+class LinkMail:
+    """A Dutch mail with a personal single-use link into the login pages."""
 
+    subject: str
+    intro: tuple[str, ...]
+    token_kind: str  # the token the link carries
+    path: str
+    lifetime: timedelta
+    warning: str | None = None
+    day_only: bool = False  # "geldig tot 17 december 2026" instead of the moment
+
+
+INVITATION_MAIL = LinkMail(
+    "Welkom bij Kindkans: stel uw wachtwoord in",
+    ("Er is een Kindkans-account voor u aangemaakt. Kindkans gebruikt tweestapsverificatie: u logt",
+     "in met uw wachtwoord en een steeds veranderende code uit een app op uw eigen smartphone",
+     "(bijvoorbeeld een authenticator-app).",
+     "",
+     "Stel uw wachtwoord in en koppel uw app via deze persoonlijke link:"),
+    "invitation", "/uitnodiging", INVITATION_LIFETIME, day_only=True)
+RESUME_MAIL = LinkMail(
+    "Kindkans: ga verder met uw tweestapsverificatie",
+    ("U heeft uw wachtwoord voor Kindkans ingesteld, maar de koppeling met de app op uw smartphone",
+     "is nog niet afgerond. Ga verder via deze persoonlijke link:"),
+    "enrolment", "/koppelen", ENROLMENT_LIFETIME,
+    "Heeft u niet zelf geprobeerd in te loggen? Meld dit dan bij uw privacyfunctionaris.")
+RESET_MAIL = LinkMail(
+    "Kindkans: koppel uw nieuwe tweede factor",
+    ("Op uw verzoek is de koppeling van Kindkans met uw oude telefoon of app verwijderd; twee",
+     "beheerders van het samenwerkingsverband hebben dit goedgekeurd. Uw wachtwoord blijft hetzelfde.",
+     "Koppel uw nieuwe app via deze persoonlijke link:"),
+    "enrolment", "/koppelen", RESET_LINK_LIFETIME,
+    "Heeft u hier niet om gevraagd? Meld dit dan direct bij uw privacyfunctionaris.")
+
+
+def _link_body(mail: LinkMail, link: str, expires_at: datetime) -> str:
+    until = dutch.day(expires_at) if mail.day_only else dutch.moment(expires_at)
     return "\n".join([
         "Beste collega,",
         "",
-        "Er is een Kindkans-account voor u aangemaakt. Kindkans gebruikt tweestapsverificatie: u logt",
-        "in met uw wachtwoord en een steeds veranderende code uit een app op uw eigen smartphone",
-        "(bijvoorbeeld een authenticator-app).",
-        "",
-        "Stel uw wachtwoord in en koppel uw app via deze persoonlijke link:",
+        *mail.intro,
         link,
         "",
-        f"De link is geldig tot {dutch.day(expires_at)} en werkt één keer. Deel hem met niemand.",
-    ]) + "\n"
-
-
-
-
-def _resume_body(link: str, expires_at: datetime) -> str:
-    return "\n".join([
-        "Beste collega,",
-        "",
-        "U heeft uw wachtwoord voor Kindkans ingesteld, maar de koppeling met de app op uw smartphone",
-        "is nog niet afgerond. Ga verder via deze persoonlijke link:",
-        link,
-        "",
-        f"De link is geldig tot {dutch.moment(expires_at)} en werkt één keer. Deel hem met niemand.",
-        "Heeft u niet zelf geprobeerd in te loggen? Meld dit dan bij uw privacyfunctionaris.",
-    ]) + "\n"
-
-
-def _reset_body(link: str, expires_at: datetime) -> str:
-    return "\n".join([
-        "Beste collega,",
-        "",
-        "Op uw verzoek is de koppeling van Kindkans met uw oude telefoon of app verwijderd; twee",
-        "beheerders van het samenwerkingsverband hebben dit goedgekeurd. Uw wachtwoord blijft hetzelfde.",
-        "Koppel uw nieuwe app via deze persoonlijke link:",
-        link,
-        "",
-        f"De link is geldig tot {dutch.moment(expires_at)} en werkt één keer. Deel hem met niemand.",
-        "Heeft u hier niet om gevraagd? Meld dit dan direct bij uw privacyfunctionaris.",
+        f"De link is geldig tot {until} en werkt één keer. Deel hem met niemand.",
+        *([mail.warning] if mail.warning else []),
     ]) + "\n"
 
 

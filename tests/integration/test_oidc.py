@@ -365,3 +365,13 @@ def test_an_id_token_is_not_an_access_token_and_a_revoked_clients_tokens_die_at_
                                                                       ["client_credentials"], [])
     for dead in (service["access_token"], token["access_token"], token["refresh_token"]):
         assert provider.introspect(dead, auth=(watcher.client_id, watcher.secret)).json() == {"active": False}
+
+
+def test_an_oversized_or_malformed_token_request_is_refused_before_any_work(provider):
+    big = httpx.post(f"{provider.base}/oauth2/token", content=b"grant_type=x&" + b"a" * 20_000,
+                     headers={"Content-Type": "application/x-www-form-urlencoded"},
+                     auth=(provider.client_id, provider.client_secret))
+    assert big.status_code == 400 and big.json()["error"] == "invalid_request"
+    as_json = httpx.post(f"{provider.base}/oauth2/token", json={"grant_type": "client_credentials"},
+                         auth=(provider.service_id, provider.service_secret))
+    assert as_json.status_code == 400 and "urlencoded" in as_json.json()["error_description"]
