@@ -8,6 +8,7 @@ acknowledgement was lost is repeated with the same event id / Message-ID, so con
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import smtplib
@@ -289,23 +290,28 @@ class MailSender:
                                                            outbox.c.suppressed_at.is_(None))
                                       .order_by(outbox.c.id).limit(limit)).all()
         sent = 0
-        for row in rows:
-            if self._suppressed(row):
-                continue
-            try:
-                with smtplib.SMTP(self._smtp_host, self._smtp_port, timeout=10) as smtp:
+        # One connection per round, opened at the first mail that may go: not one per mail (a
+        # mailing to a wijknetwerk's parents is hundreds), and none when nothing is to be sent.
+        with contextlib.ExitStack() as round_:
+            smtp: smtplib.SMTP | None = None
+            for row in rows:
+                if self._suppressed(row):
+                    continue
+                try:
+                    if smtp is None:
+                        smtp = round_.enter_context(smtplib.SMTP(self._smtp_host, self._smtp_port, timeout=10))
                     smtp.send_message(self._message(row))
-            except (OSError, smtplib.SMTPException) as error:
-                self.failures += 1
-                self._mark(row.id, attempts=row.attempts + 1)
-                log.warning("mail not sent, will retry", extra={"reason": type(error).__name__,
-                                                               "attempt": row.attempts + 1})
-                break  # the server is down: try again next round
-            done: dict[str, Any] = {"sent_at": self._clock.now(), "attempts": row.attempts + 1}
-            if self._redact_after_send:
-                done["body"] = "[verzonden; inhoud niet bewaard]"
-            self._mark(row.id, **done)
-            sent += 1
+                except (OSError, smtplib.SMTPException) as error:
+                    self.failures += 1
+                    self._mark(row.id, attempts=row.attempts + 1)
+                    log.warning("mail not sent, will retry", extra={"reason": type(error).__name__,
+                                                                   "attempt": row.attempts + 1})
+                    break  # the server is down or refused: try again next round, on a new connection
+                done: dict[str, Any] = {"sent_at": self._clock.now(), "attempts": row.attempts + 1}
+                if self._redact_after_send:
+                    done["body"] = "[verzonden; inhoud niet bewaard]"
+                self._mark(row.id, **done)
+                sent += 1
         return sent
 
     def _suppressed(self, row: Row[Any]) -> bool:

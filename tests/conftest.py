@@ -8,6 +8,7 @@ command starts one), each test in a database of its own.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import uuid
@@ -96,10 +97,9 @@ def _database_backends() -> list[str]:
 # timing bounds meet the least contention.
 SYSTEM_RUNS = ("tests/e2e/test_run_command.py", "tests/e2e/test_chaos.py", "tests/broker/test_torture.py")
 SYSTEM_RUNS_SCOPE = "system-runs"
-# The same worker then runs two files of pure computation (generated histories, a fuzzed API),
-# which the other two would otherwise have to fit in while it waits for an empty queue.
-SYSTEM_WORKER = (*SYSTEM_RUNS, "tests/integration/test_live_equals_replay.py",
-                 "tests/integration/test_retention_openapi.py")
+# The same worker then runs a file of pure computation (generated histories), which the
+# others would otherwise have to fit in while it waits for an empty queue.
+SYSTEM_WORKER = (*SYSTEM_RUNS, "tests/integration/test_live_equals_replay.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -154,15 +154,33 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that needs a service database runs on SQLite; those marked every_database (the
     store tests: SQL, transactions, locking, what PostgreSQL does differently) run on
     PostgreSQL too, when the test command started one."""
+    every = metafunc.definition.get_closest_marker("every_database") is not None
+    backends = _database_backends() if every else ["sqlite"]
     if "database_url" in metafunc.fixturenames:
-        every = metafunc.definition.get_closest_marker("every_database") is not None
-        metafunc.parametrize("database_url", _database_backends() if every else ["sqlite"], indirect=True)
+        metafunc.parametrize("database_url", backends, indirect=True)
+    if "module_database_url" in metafunc.fixturenames:
+        # Module scope: pytest orders the module's tests by backend and builds each database once.
+        metafunc.parametrize("module_database_url", backends, indirect=True, scope="module")
 
 
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'service.sqlite'}"
+    with _service_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One service database for a module's tests that share a running service (each of them
+    uses ids of its own): every group join on Tansu takes a second (README, "The two commands")."""
+    with _service_database(request.param, tmp_path_factory.mktemp("module-db")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _service_database(backend: str, directory: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'service.sqlite'}"
         return
     server_url = os.environ["SAMENVEILIG_TEST_POSTGRES_URL"]
     name = f"test_{uuid.uuid4().hex[:12]}"

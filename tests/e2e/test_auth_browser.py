@@ -47,7 +47,7 @@ def auth_site(broker, topic_prefix, master_key, tmp_path, smtp_server) -> Iterat
                             database_url=f"sqlite:///{tmp_path / 'auth.sqlite'}",
                             keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
                             consumer_group=f"{topic_prefix}auth", smtp_port=smtp_server.port,
-                            auth_url=f"http://127.0.0.1:{port}", cookie_secure=False, relay_interval_s=0.02)
+                            auth_url=f"http://127.0.0.1:{port}", cookie_secure=False)
     deps = build(settings, clock=RealTimeAhead())
     workers = [build_runner(deps), build_relay(deps)]
     server = uvicorn.Server(uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, log_config=None,

@@ -85,7 +85,7 @@ def site(broker, topic_prefix, master_key, tmp_path, smtp_server) -> Iterator[Si
                             database_url=f"sqlite:///{tmp_path / 'auth.sqlite'}",
                             keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
                             consumer_group=f"{topic_prefix}auth", smtp_port=smtp_server.port,
-                            auth_url=f"http://localhost:{port}", cookie_secure=False, relay_interval_s=0.02,
+                            auth_url=f"http://localhost:{port}", cookie_secure=False,
                             argon2_time_cost=1, argon2_memory_kib=8192)
     deps = build(settings, clock=RealTimeAhead())
     callback = Callback()

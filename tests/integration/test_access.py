@@ -73,8 +73,7 @@ class Access:
 def settings_for(broker, topic_prefix, database_url, master_key, tmp_path, smtp) -> AccessSettings:
     return AccessSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix,
                           database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
-                          master_key=master_key, consumer_group=f"{topic_prefix}access", smtp_port=smtp.port,
-                          relay_interval_s=0.02)
+                          master_key=master_key, consumer_group=f"{topic_prefix}access", smtp_port=smtp.port)
 
 
 @pytest.fixture
@@ -141,7 +140,9 @@ def test_mail_queued_before_a_departure_is_not_sent_after_it(access):
     opened = dossier(teacher.staff_id)
     access.publish(BRANCH_FOUNDED, ib_er, teacher, opened)
     (departure,) = access.publish(e.StaffDeparted(branch_id=BRANCH, staff_id=ib_er.staff_id))
-    wait_until(lambda: access.check(ib_er.staff_id, opened.dossier_id, after_event=departure), message="processed")
+    # The runner's first group join can take longer than one check's wait on a loaded CI machine.
+    processed = {"staff_id": str(ib_er.staff_id), "dossier_id": str(opened.dossier_id), "after_event": departure}
+    wait_until(lambda: access.api.get("/v1/check", params=processed).status_code == 200, message="processed")
     access.start(build_relay(access.deps))  # only now does mail go out
     wait_until(lambda: len(access.mails_to("meester@school.example")) == 1, message="the teacher's mail")
 
@@ -230,26 +231,26 @@ def test_listings_are_complete_and_paged(access):
     # closed once they are 5 s old: as deployed, the relay runs beside the processor.
     access.start(build_relay(access.deps))
     ib_er, teacher = person("ib_er", "ib@school.example"), person("leerkracht", "juf@school.example")
-    dossiers = [dossier(teacher.staff_id if n % 5 == 0 else ib_er.staff_id) for n in range(120)]
+    dossiers = [dossier(teacher.staff_id if n % 5 == 0 else ib_er.staff_id) for n in range(60)]
     ids = access.publish(BRANCH_FOUNDED, ib_er, teacher, *dossiers)
-    # 123 events can take a loaded machine longer than one request may wait (5 s): first wait
+    # 63 events can take a loaded machine longer than one request may wait (5 s): first wait
     # until the last is processed, then page.
     processed = {"staff_id": str(ib_er.staff_id), "dossier_id": str(dossiers[-1].dossier_id), "after_event": ids[-1]}
     wait_until(lambda: access.api.get("/v1/check", params=processed).status_code == 200, timeout_s=90,
-               message="all 123 events processed")
+               message="all 63 events processed")
     seen, cursor, pages = [], None, 0
     while True:
-        params = {"limit": 50, "after_event": ids[-1], **({"cursor": cursor} if cursor else {})}
+        params = {"limit": 25, "after_event": ids[-1], **({"cursor": cursor} if cursor else {})}
         page = access.api.get(f"/v1/staff/{ib_er.staff_id}/dossiers", params=params).json()
-        assert page["total"] == 120
+        assert page["total"] == 60
         seen += [item["dossier_id"] for item in page["items"]]
         pages += 1
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert pages == 3 and sorted(seen) == sorted(str(d.dossier_id) for d in dossiers) and len(set(seen)) == 120
+    assert pages == 3 and sorted(seen) == sorted(str(d.dossier_id) for d in dossiers) and len(set(seen)) == 60
     mine = access.api.get(f"/v1/staff/{teacher.staff_id}/dossiers", params={"limit": 1000}).json()
-    assert mine["total"] == 24 and {i["rule"] for i in mine["items"]} == {"contact-person"}
+    assert mine["total"] == 12 and {i["rule"] for i in mine["items"]} == {"contact-person"}
 
 
 @pytest.mark.every_database

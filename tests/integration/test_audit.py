@@ -62,7 +62,7 @@ def school_year(broker, topic_prefix: str, database_url: str, master_key: str, k
     settings = AccessSettings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix,
                               database_url=database_url, keystore_url=f"sqlite:///{keys_dir / 'keys.sqlite'}",
                               master_key=master_key, consumer_group=f"{topic_prefix}access",
-                              smtp_port=smtp_port, relay_interval_s=0.02)
+                              smtp_port=smtp_port)
     deps = build(settings)
     ensure_topics(broker.bootstrap, [deps.topics(t) for t in Topic], 3, 1)
     workers = [build_runner(deps), build_relay(deps)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import secrets
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -28,8 +29,9 @@ from services.auth.provider import OpenIdProvider
 from shared.clock import ManualClock
 from shared.contracts import events as e
 from shared.contracts.topics import Topic
+from shared.crypto import new_master_key
 from tests.integration.test_auth import BRANCH, PASSWORD, Auth, Enrolled, enrol, running_auth
-from tests.support import read_all, wait_until
+from tests.support import SmtpCatcher, read_all, wait_until
 
 REDIRECT = "https://kindkans.example/callback"
 AFTER_LOGOUT = "https://kindkans.example/uitgelogd"
@@ -91,33 +93,49 @@ class Provider:
                           auth=auth or (self.client_id, self.client_secret))
 
 
-@pytest.fixture
-def provider(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server) -> Iterator[Provider]:
+@pytest.fixture(scope="module")
+def running_provider(broker, module_database_url, tmp_path_factory) -> Iterator[tuple[Auth, str]]:
+    """One provider (processor, relay, the API on uvicorn) for the module: each test registers
+    relying parties and enrols people of its own."""
+    directory = tmp_path_factory.mktemp("provider")
+    smtp = SmtpCatcher().start()
     port = free_port()
+    try:
+        with running_auth(broker, f"t{uuid.uuid4().hex[:10]}.", module_database_url, new_master_key(), directory,
+                          smtp, auth_url=f"http://127.0.0.1:{port}") as harness:
+            server = uvicorn.Server(uvicorn.Config(create_app(harness.deps), host="127.0.0.1", port=port,
+                                                   log_config=None, access_log=False, proxy_headers=False))
+            thread = threading.Thread(target=server.run, daemon=True)
+            thread.start()
+            wait_until(lambda: server.started, message="the auth API")
+            try:
+                yield harness, f"http://127.0.0.1:{port}"
+            finally:
+                server.should_exit = True
+                thread.join(timeout=10)
+    finally:
+        smtp.stop()
+
+
+@pytest.fixture
+def provider(running_provider) -> Iterator[Provider]:
+    """A relying party (with a back-channel endpoint of its own) and a service client, new for each test."""
+    harness, base = running_provider
     back_channel = BackChannel()
     threading.Thread(target=back_channel.serve_forever, daemon=True).start()
-    with running_auth(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server,
-                      auth_url=f"http://127.0.0.1:{port}") as harness:
-        server = uvicorn.Server(uvicorn.Config(create_app(harness.deps), host="127.0.0.1", port=port,
-                                               log_config=None, access_log=False, proxy_headers=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        wait_until(lambda: server.started, message="the auth API")
-        found = Provider(harness, f"http://127.0.0.1:{port}", back_channel)
-        with harness.deps.engine.begin() as connection:
-            rp = harness.deps.service.provider.register_client(
-                connection, "Kindkans", [REDIRECT], [AFTER_LOGOUT], back_channel.uri,
-                ["authorization_code", "refresh_token"], [])
-            service = harness.deps.service.provider.register_client(
-                connection, "SWV-rapportage", [], [], None, ["client_credentials"], ["registry:read"])
-        found.client_id, found.client_secret = rp.client_id, rp.secret
-        found.service_id, found.service_secret = service.client_id, service.secret
-        try:
-            yield found
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            back_channel.shutdown()
+    found = Provider(harness, base, back_channel)
+    with harness.deps.engine.begin() as connection:
+        rp = harness.deps.service.provider.register_client(
+            connection, "Kindkans", [REDIRECT], [AFTER_LOGOUT], back_channel.uri,
+            ["authorization_code", "refresh_token"], [])
+        service = harness.deps.service.provider.register_client(
+            connection, "SWV-rapportage", [], [], None, ["client_credentials"], ["registry:read"])
+    found.client_id, found.client_secret = rp.client_id, rp.secret
+    found.service_id, found.service_secret = service.client_id, service.secret
+    try:
+        yield found
+    finally:
+        back_channel.shutdown()
 
 
 def browser_login(provider: Provider, person: Enrolled, authorization_url: str, code: str) -> str:

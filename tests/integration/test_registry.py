@@ -91,7 +91,7 @@ def registry(broker, topic_prefix, database_url, master_key, tmp_path, smtp_serv
     settings = RegistrySettings(
         kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix, database_url=database_url,
         keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
-        consumer_group=f"{topic_prefix}registry-intake", smtp_port=smtp_server.port, relay_interval_s=0.02)
+        consumer_group=f"{topic_prefix}registry-intake", smtp_port=smtp_server.port)
     deps = build(settings, clock=clock)
     workers: list = []
     threads: list[threading.Thread] = []

@@ -46,8 +46,7 @@ NAME = "Sanne Bakker"
 @pytest.fixture
 def system(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server):
     common = {"kafka_bootstrap_servers": broker.bootstrap, "topic_prefix": topic_prefix, "master_key": master_key,
-              "keystore_url": f"sqlite:///{tmp_path / 'keys.sqlite'}", "smtp_port": smtp_server.port,
-              "relay_interval_s": 0.02}
+              "keystore_url": f"sqlite:///{tmp_path / 'keys.sqlite'}", "smtp_port": smtp_server.port}
     registry = build_registry(RegistrySettings(database_url=f"sqlite:///{tmp_path / 'registry.sqlite'}",
                                                consumer_group=f"{topic_prefix}registry", **common))
     access = build_access(AccessSettings(database_url=f"sqlite:///{tmp_path / 'access.sqlite'}",

@@ -44,8 +44,7 @@ OTHER = {"street": "Coolsingel", "house_number": "40", "postcode": "3011 AD", "c
 @pytest.fixture
 def school(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server):
     common = {"kafka_bootstrap_servers": broker.bootstrap, "topic_prefix": topic_prefix, "master_key": master_key,
-              "keystore_url": f"sqlite:///{tmp_path / 'keys.sqlite'}", "smtp_port": smtp_server.port,
-              "relay_interval_s": 0.02}
+              "keystore_url": f"sqlite:///{tmp_path / 'keys.sqlite'}", "smtp_port": smtp_server.port}
     registry = build_registry(RegistrySettings(database_url=f"sqlite:///{tmp_path / 'registry.sqlite'}",
                                                consumer_group=f"{topic_prefix}registry", **common))
     clock = ManualClock(datetime.now(UTC))

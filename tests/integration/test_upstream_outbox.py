@@ -38,8 +38,8 @@ def test_a_change_stuck_in_the_registry_outbox_makes_the_access_check_fail_close
     clock = ManualClock(datetime.now(UTC))
     registry = build_registry(RegistrySettings(
         kafka_bootstrap_servers=broker.bootstrap, topic_prefix=topic_prefix, database_url=database_url,
-        keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key, smtp_port=smtp_server.port,
-        relay_interval_s=0.02), clock=clock)
+        keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
+        smtp_port=smtp_server.port), clock=clock)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_registry_app(registry), host="127.0.0.1", port=port,
                                            log_config=None, access_log=False))
