@@ -134,7 +134,7 @@ class ServiceDeclaration(Generic[S, D]):
 
         routes = import_module(self.routes)
         app = service_app(name=self.name, description=self.description, deps=deps, routers=routes.ROUTERS,
-                          outbox=self.tables.outbox)
+                          outbox=self.tables.outbox, max_body_bytes=deps.settings.api_max_body_bytes)
         if hasattr(routes, "configure_app"):
             routes.configure_app(app, deps)
         return app

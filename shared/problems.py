@@ -26,6 +26,8 @@ PROBLEM_TYPES: dict[str, str] = {
     "rule-violation": "The request breaks a domain rule; see `detail`.",
     "internal-error": "Something went wrong on our side; nothing you sent is at fault.",
     "http-error": "A protocol-level error.",
+    "too-large": "The request body is longer than this API accepts; it was not read and nothing changed.",
+    "too-many-waiting": "Too many requests are waiting for events to be processed; try again shortly.",
 }
 
 
@@ -38,7 +40,7 @@ class Problem(Exception):
     """Raise from a route to answer with a problem document."""
 
     def __init__(self, status: int, code: str, title: str, detail: str | None = None,
-                 **extensions: Any) -> None:
+                 headers: dict[str, str] | None = None, **extensions: Any) -> None:
         if code not in PROBLEM_TYPES:
             raise ValueError(f"unknown problem code {code!r}")
         super().__init__(title)
@@ -46,6 +48,7 @@ class Problem(Exception):
         self.code = code
         self.title = title
         self.detail = detail
+        self.headers = headers or {}
         self.extensions = extensions
 
 
@@ -76,8 +79,10 @@ _STATUS_CODES = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
-        return problem_response(exc.status, exc.code, exc.title, exc.detail,
-                                instance=request.url.path, **exc.extensions)
+        response = problem_response(exc.status, exc.code, exc.title, exc.detail,
+                                    instance=request.url.path, **exc.extensions)
+        response.headers.update(exc.headers)
+        return response
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

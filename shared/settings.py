@@ -41,6 +41,9 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # A request body longer than this is refused (413) before any of it is parsed; a mutation
+    # batch of 500 pupils is about 400 KB.
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
     # empty: the TCP peer is the caller (shared/ratelimit.py).
     trusted_proxies: str = ""

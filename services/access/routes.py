@@ -6,12 +6,15 @@ reporting, or the database is unavailable, the answer is a 503 problem, never an
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
@@ -112,27 +115,63 @@ def get_deps(request: Request) -> AccessDeps:
 
 
 Deps = Annotated[AccessDeps, Depends(get_deps)]
-AfterEvent = Annotated[str | None, Query(max_length=100, description=(
+AfterEvent = Annotated[UUID | None, Query(description=(
     "Read your writes: the id of an event you caused; the answer waits until it is processed."))]
 
 
-def fresh(deps: Deps, after_event: AfterEvent = None) -> AccessDeps:
+class Waiters:
+    """How many requests may wait for the state to catch up at once (each holds a worker thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._slots.acquire(blocking=False):
+            raise Problem(503, "too-many-waiting", "Too many requests are waiting",
+                          detail="try again in a second", headers={"Retry-After": "1"})
+        with self._lock:
+            self.waiting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.waiting -= 1
+            self._slots.release()
+
+
+def fresh(request: Request, deps: Deps, after_event: AfterEvent = None) -> AccessDeps:
     """Fails closed: only answer from state known to be current."""
-    settings = deps.settings
-    deadline = time.monotonic() + settings.max_wait_ms / 1000
+    event_id = str(after_event) if after_event is not None else None
     try:
-        while True:
-            with deps.engine.connect() as connection:
-                waiting = after_event is not None and not deps.progress.already_processed(connection, after_event)
-                problem = None if waiting else _staleness(deps, connection)
-            if not waiting and problem is None:
-                return deps
-            if time.monotonic() >= deadline:
-                raise Problem(503, "not-caught-up", "Access state is not current",
-                              detail=problem or "the given event has not been processed yet")
-            time.sleep(0.01)
+        with deps.engine.connect() as connection:
+            problem = _not_current(deps, connection, event_id)
+        if problem is None:
+            return deps
+        waiters: Waiters = request.app.state.waiters
+        with waiters.slot():
+            deadline = time.monotonic() + deps.settings.max_wait_ms / 1000
+            while problem is not None:
+                if time.monotonic() >= deadline:
+                    raise Problem(503, "not-caught-up", "Access state is not current", detail=problem)
+                time.sleep(0.01)
+                with deps.engine.connect() as connection:
+                    problem = _not_current(deps, connection, event_id)
+        return deps
     except OperationalError as error:
         raise Problem(503, "unavailable", "The access database is unavailable") from error
+
+
+def _not_current(deps: AccessDeps, connection: Connection, event_id: str | None) -> str | None:
+    if event_id is not None and not deps.progress.already_processed(connection, event_id):
+        return "the given event has not been processed yet"
+    return _staleness(deps, connection)
+
+
+def configure_app(app: FastAPI, deps: AccessDeps) -> None:
+    app.state.waiters = Waiters(deps.settings.max_waiting_requests)
 
 
 def _staleness(deps: AccessDeps, connection: Connection) -> str | None:

@@ -15,6 +15,9 @@ class AccessSettings(MailSettings):
     stale_after_s: float = 10.0
     # How long a read-your-writes request may wait for its event.
     max_wait_ms: int = 5000
+    # At most this many requests wait at once (each holds a worker thread); more get a 503 with
+    # Retry-After at once instead of queueing behind them.
+    max_waiting_requests: int = 8
     # Fail closed, too, while a change accepted upstream has not reached the broker: the
     # registry's and retention's APIs (comma-separated base URLs; their /v1/outbox is asked) and
     # this service's own outbox, each allowed to hold a due event this long.

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -112,3 +113,16 @@ def test_domain_problems_and_crashes_answer_problem_json():
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and missing.json()["type"] == "/problems/not-found"
     assert client.get("/problems/conflict").status_code == 200
+
+
+def test_the_deployment_publishes_no_api_beyond_the_hosts_loopback():
+    """The compose file's APIs listen on the host's loopback only: the reverse proxy in front of
+    them (TLS) is the one entry point, not every interface of the host."""
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "compose.yaml").read_text())
+    published = {name: service.get("ports", []) for name, service in compose["services"].items()}
+    assert any(published.values()), "the APIs are published for the proxy"
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
