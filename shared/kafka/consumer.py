@@ -73,6 +73,8 @@ class RunnerStats:
     log_truncations: int = 0
     # Events held back because versions before them in their stream were missing.
     held: int = 0
+    # Polls that failed because the broker was unreachable (waited out, never fatal).
+    broker_errors: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -190,7 +192,17 @@ class ConsumerRunner:
         try:
             while not self.stop_event.is_set():
                 self.last_loop_at = time.monotonic()
-                batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
+                try:
+                    batch = consumer.poll(timeout_ms=self._poll_timeout_ms)
+                except KafkaError as error:
+                    # The broker went away under a request (a coordinator lookup, found by the
+                    # chaos run): wait for it to come back. Exiting would stop every process the
+                    # run command started with this one; the same consumer reconnects.
+                    self.stats.broker_errors += 1
+                    log.warning("broker unreachable, polling again", extra={"consumer": self.consumer_name,
+                                                                          "reason": type(error).__name__})
+                    self.stop_event.wait(0.5)
+                    continue
                 if batch:
                     self._process_batch(consumer, batch)
                 if time.monotonic() - last_heartbeat >= self._heartbeat_interval_s and not self.stop_event.is_set():

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from kafka.errors import KafkaConnectionError
 
 from deploy.localbroker import LocalBroker
 from services.access import store
@@ -22,6 +23,7 @@ from shared.clock import ManualClock
 from shared.contracts import events as e
 from shared.contracts.topics import Topic
 from shared.health import STALL_ALARM_AFTER_S, relay_health, runner_health
+from shared.kafka.producer import EventPublisher, make_producer
 from shared.outbox import enqueue_event
 from tests.support import read_all, wait_until
 
@@ -125,3 +127,83 @@ def test_a_processor_that_reads_no_further_while_behind_fails_healthz_and_shows_
         assert httpx.get(f"{url}/healthz").status_code == 200
     finally:
         status.stop()
+
+
+def test_a_processor_rides_out_a_broker_outage_and_applies_what_comes_after(broker, database_url, master_key,
+                                                                            tmp_path):
+    """Found by the chaos run: a kill of Tansu while the consumer looked up its group coordinator
+    raised out of poll(), the registry intake exited, and the run command stopped every service
+    with it. A processor waits for its broker instead."""
+    if not broker.is_tansu:
+        pytest.skip("kills a local Tansu of its own")
+    local = LocalBroker(storage="memory").start()
+    try:
+        settings = AccessSettings(kafka_bootstrap_servers=local.bootstrap, topic_prefix="outage.",
+                                  database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'k.sqlite'}",
+                                  master_key=master_key, consumer_group="outage.access")
+        deps = build(settings)
+        runner = build_runner(deps)
+        # Where the chaos run's kill landed cannot be aimed at from here: the real consumer, whose
+        # poll raises once what kafka-python raised there, at the moment the broker is killed.
+        outage = threading.Event()
+        connect = runner._connect
+        runner._connect = lambda *args, **kwargs: RaisingOnceInOutage(connect(*args, **kwargs), outage)
+        thread = threading.Thread(target=runner.run, daemon=True)
+        thread.start()
+        def publish() -> str:  # a producer of its own each time: the memory broker forgets producers
+            encoded = deps.codec.encode(e.StaffDeparted(branch_id=BRANCH, staff_id=uuid.uuid4()),
+                                        event_id=str(uuid.uuid4()), recorded_at=datetime.now(UTC))
+            publisher = EventPublisher(make_producer(local.bootstrap, "registry-under-test"))
+            try:
+                publisher.publish_all([encoded])
+            finally:
+                publisher.close()
+            return encoded.id
+
+        def processed(event_id: str) -> bool:
+            with deps.engine.connect() as connection:
+                return deps.progress.already_processed(connection, event_id)
+
+        try:
+            first = publish()
+            wait_until(lambda: processed(first), timeout_s=30, message="the first event applied")
+            local.kill_broker()
+            outage.set()
+            wait_until(lambda: runner.stats.broker_errors > 0 or not thread.is_alive(), timeout_s=30,
+                       message="the consumer meeting the outage")
+            assert thread.is_alive(), "the processor exited when its broker went away"
+            local.start_broker()
+            later = wait_until(lambda: _published_or_none(publish), timeout_s=60, message="the broker back")
+            wait_until(lambda: processed(later), timeout_s=60, message="an event after the outage applied")
+            assert thread.is_alive()
+        finally:
+            runner.stop_event.set()
+            thread.join(timeout=15)
+    finally:
+        local.stop()
+
+
+def _published_or_none(publish) -> str | None:
+    try:
+        return publish()
+    except Exception:  # the producer reconnecting: try again
+        return None
+
+
+class RaisingOnceInOutage:
+    """A real KafkaConsumer whose first poll in the outage raises as kafka-python's did in the
+    chaos run (`ensure_coordinator_ready` -> KafkaConnectionError: 111 ECONNREFUSED)."""
+
+    def __init__(self, consumer, outage: threading.Event) -> None:
+        self._consumer = consumer
+        self._outage = outage
+        self._raised = False
+
+    def poll(self, *args, **kwargs):
+        if self._outage.is_set() and not self._raised:
+            self._raised = True
+            raise KafkaConnectionError("111 ECONNREFUSED")
+        return self._consumer.poll(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._consumer, name)
