@@ -32,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert
 from sqlalchemy.engine import Connection
 
@@ -68,6 +67,7 @@ from services.access.settings import AccessSettings
 from shared.contracts.events import StaffDeparted, StaffRole
 from shared.contracts.topics import Topic
 from shared.kafka.producer import EventPublisher, make_producer
+from tests.support import ACCESS_SCOPES, api_client
 
 # Targets from the issue (informational: the run prints PASS or MISS, it does not fail on them).
 REVOCATION_P99_TARGET_MS = 200.0
@@ -364,7 +364,8 @@ def mark_processor_fresh(deps: AccessDeps) -> None:
 def time_api(deps: AccessDeps, pairs: list[tuple[UUID, UUID, str]], expected: list[Decision],
              deadline: Deadline) -> list[float]:
     latencies: list[float] = []
-    with TestClient(create_app(deps)) as client:
+    # With a service's bearer token, checked on every request as deployed (tests.support.TOKENS).
+    with api_client(create_app(deps), "access", ACCESS_SCOPES) as client:
         def get(staff_id: UUID, dossier_id: UUID) -> Any:
             return client.get("/v1/check", params={"staff_id": str(staff_id), "dossier_id": str(dossier_id)})
 

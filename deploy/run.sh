@@ -30,6 +30,8 @@ export HEALTH_PORT_BASE=${HEALTH_PORT_BASE:-8100}
 export SAMENVEILIG_SMTP_PORT=$SMTP_PORT
 # Where the login pages are, for every auth process: the processor writes the invitations.
 export SAMENVEILIG_AUTH_URL=${SAMENVEILIG_AUTH_URL:-http://127.0.0.1:$AUTH_API_PORT}
+# Whose access tokens the APIs accept: that provider's (its JWKS at /oauth2/jwks).
+export SAMENVEILIG_OIDC_ISSUER=${SAMENVEILIG_OIDC_ISSUER:-$SAMENVEILIG_AUTH_URL}
 # With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
 processes=()
 if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then

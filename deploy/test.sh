@@ -32,11 +32,11 @@ echo "== pytest"
 status=0
 # Line coverage of shared/, services/ and deploy/ ([tool.coverage.run]), summed up at the end.
 # The 20 slowest tests are listed: the suite has a time budget (README, "The two commands").
-# Three workers (PYTEST_WORKERS; 0 runs in one process). Each file stays on one worker, so that
+# Four workers (PYTEST_WORKERS; 0 runs in one process). Each file stays on one worker, so that
 # its module fixtures are built once; the longest system runs take turns (tests/conftest.py,
 # SYSTEM_RUNS); each worker has its own session broker. Most of the suite's time is spent
-# waiting (group joins, kills, timeouts), so three fit on two cores.
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile --cov --cov-report=term:skip-covered \
+# waiting (group joins, kills, timeouts), so four fit on two cores.
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist loadfile --cov --cov-report=term:skip-covered \
     --durations=20 "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure" >&2

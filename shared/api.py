@@ -15,6 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.bearer import TokenVerifier, public
 from shared.clock import Clock
 from shared.logging import configure_logging
 from shared.outbox import outbox_status
@@ -90,7 +91,8 @@ def outbox_router(engine_of: Callable[[Any], Engine], outbox: Table, clock_of: C
     """`GET /v1/outbox`: how much of this service's event outbox is not yet on the broker and
     since when. Downstream services fail closed on it: an accepted change stuck here is a
     change they cannot know about yet."""
-    router = APIRouter(tags=["operations"])
+    router = APIRouter(tags=["operations"], dependencies=[public(
+        "counts and ages of the outbox only, no personal data: downstream services' fail-closed checks read it")])
 
     @router.get("/v1/outbox", response_model=OutboxStatusPublic)
     def status(request: Request) -> OutboxStatusPublic:
@@ -105,7 +107,7 @@ def outbox_router(engine_of: Callable[[Any], Engine], outbox: Table, clock_of: C
     return router
 
 
-health_router = APIRouter(tags=["operations"])
+health_router = APIRouter(tags=["operations"], dependencies=[public("liveness, for the orchestrator")])
 
 
 @health_router.get("/healthz")
@@ -114,16 +116,19 @@ def health() -> dict[str, str]:
 
 
 def service_app(*, name: str, description: str, deps: Any, routers: Iterable[APIRouter], outbox: Table,
-                max_body_bytes: int) -> FastAPI:
-    """`deps` must have `engine` and `clock` (the outbox routes read them)."""
+                max_body_bytes: int, verifier: TokenVerifier) -> FastAPI:
+    """`deps` must have `engine` and `clock` (the outbox routes read them). Every route must
+    declare its callers (`shared.bearer`); call `check_every_route_declares` once it is complete."""
     app = FastAPI(title=f"samenveilig {name}", version="1.0.0", description=description)
     app.state.deps = deps
+    app.state.verifier = verifier
     app.add_middleware(BodyLimit, limit=max_body_bytes)
-    install_problem_handlers(app)
-    for router in routers:
+    install_problem_handlers(app, dependencies=[public("what each problem type means")])
+    # Kept for `shared.bearer.declared_routes`: FastAPI does not flatten included routers.
+    app.state.routers = [*routers, health_router,
+                         outbox_router(lambda deps: deps.engine, outbox, lambda deps: deps.clock)]
+    for router in app.state.routers:
         app.include_router(router)
-    app.include_router(health_router)
-    app.include_router(outbox_router(lambda deps: deps.engine, outbox, lambda deps: deps.clock))
     return app
 
 

@@ -131,12 +131,18 @@ class ServiceDeclaration(Generic[S, D]):
 
     def app(self, deps: D) -> FastAPI:
         from shared.api import service_app
+        from shared.bearer import KeySource, TokenVerifier, check_every_route_declares
 
         routes = import_module(self.routes)
+        settings = deps.settings
+        # Tokens for this API name it (its service name) as audience; keys from the provider's JWKS.
+        jwks_url = settings.oidc_jwks_url or f"{settings.oidc_issuer.rstrip('/')}/oauth2/jwks"
+        verifier = TokenVerifier(settings.oidc_issuer, self.name, KeySource.from_url(jwks_url))
         app = service_app(name=self.name, description=self.description, deps=deps, routers=routes.ROUTERS,
-                          outbox=self.tables.outbox, max_body_bytes=deps.settings.api_max_body_bytes)
+                          outbox=self.tables.outbox, max_body_bytes=settings.api_max_body_bytes, verifier=verifier)
         if hasattr(routes, "configure_app"):
             routes.configure_app(app, deps)
+        check_every_route_declares(app)
         return app
 
     # --- the processes' mains ------------------------------------------------------------

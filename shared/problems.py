@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -76,7 +77,8 @@ _STATUS_CODES = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized
                  403: "forbidden", 409: "conflict", 503: "unavailable"}
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, dependencies: Sequence[Any] = ()) -> None:
+    """The handlers, and /problems/{code} (its callers declared by `dependencies`)."""
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
         response = problem_response(exc.status, exc.code, exc.title, exc.detail,
@@ -103,7 +105,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
 
-    @app.get("/problems/{code}", include_in_schema=False, response_class=HTMLResponse)
+    @app.get("/problems/{code}", include_in_schema=False, response_class=HTMLResponse,
+             dependencies=list(dependencies))
     async def describe_problem(code: str) -> HTMLResponse:
         if code not in PROBLEM_TYPES:
             raise Problem(404, "not-found", "Unknown problem type")

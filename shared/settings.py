@@ -44,6 +44,12 @@ class CommonSettings(BaseSettings):
     # A request body longer than this is refused (413) before any of it is parsed; a mutation
     # batch of 500 pupils is about 400 KB.
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # The OpenID Connect provider whose access tokens the APIs accept (the auth service's public
+    # URL; its JWKS is at /oauth2/jwks).
+    oidc_issuer: str = "http://127.0.0.1:8002"
+    # Where its signing keys are fetched, when not at the issuer's /oauth2/jwks (inside a
+    # container network: the auth API's internal address).
+    oidc_jwks_url: str = ""
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
     # empty: the TCP peer is the caller (shared/ratelimit.py).
     trusted_proxies: str = ""

@@ -87,3 +87,56 @@ class SmtpCatcher:
 
     def stop(self) -> None:
         self._controller.stop()
+
+
+class TestTokens:
+    """Access tokens as our provider signs them (ES256, typ at+jwt, RFC 9068 claims), with a key
+    of its own, for the APIs under test: `app.state.verifier = tokens.verifier("access")`."""
+
+    __test__ = False  # not a test class
+    ISSUER = "http://127.0.0.1:8002"
+
+    def __init__(self) -> None:
+        from joserfc.jwk import ECKey
+
+        self.key = ECKey.generate_key("P-256", parameters={"kid": "test-key", "alg": "ES256", "use": "sig"})
+
+    def jwks(self) -> dict:
+        return {"keys": [self.key.as_dict(private=False)]}
+
+    def verifier(self, audience: str):
+        from shared.bearer import KeySource, TokenVerifier
+
+        return TokenVerifier(self.ISSUER, audience, KeySource.static(self.jwks()))
+
+    def token(self, subject: str, scopes: str, audience: str | list[str], role: str | None = None,
+              lifetime_s: int = 300, key=None, **claims) -> str:
+        import uuid as uuid_
+
+        from joserfc import jwt
+
+        now = int(time.time())
+        body = {"iss": self.ISSUER, "sub": subject, "aud": audience, "client_id": "test-client", "scope": scopes,
+                "iat": now, "exp": now + lifetime_s, "jti": str(uuid_.uuid4()),
+                **({"role": role} if role else {}), **claims}
+        return jwt.encode({"alg": "ES256", "typ": "at+jwt", "kid": "test-key"}, body, key or self.key)
+
+    def headers(self, subject: str, scopes: str, audience: str, role: str | None = None, **claims) -> dict:
+        return {"Authorization": f"Bearer {self.token(subject, scopes, audience, role, **claims)}"}
+
+    def person(self, staff_id, role: str, scopes: str, audience: str) -> dict:
+        """A person's own token (the code flow), for routes that act for them."""
+        return self.headers(str(staff_id), scopes, audience, role=role)
+
+
+TOKENS = TestTokens()
+ACCESS_SCOPES = "access:read access:write"
+
+
+def api_client(app, audience: str, scopes: str, **kwargs):
+    """A TestClient for a service API that accepts TOKENS' tokens and sends a service's token
+    (client credentials: no role) unless a request gives its own Authorization header."""
+    from fastapi.testclient import TestClient
+
+    app.state.verifier = TOKENS.verifier(audience)
+    return TestClient(app, headers=TOKENS.headers("test-service", scopes, audience), **kwargs)

@@ -15,13 +15,14 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from services.access import store
 from services.access.deps import AccessDeps
 from services.access.domain import Decision, Refused
+from shared.bearer import Caller, current_caller, requires
 from shared.contracts.events import StaffRole
 from shared.outbox import outbox_status
 from shared.problems import Problem
@@ -58,12 +59,13 @@ class StaffEntryPublic(BaseModel):
 
 
 class ViewIn(BaseModel):
-    staff_id: UUID
+    staff_id: UUID | None = Field(default=None, description=(
+        "Who views: the token's person (may be left out; another person's id is refused)."))
 
 
 class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a `granted_by` of old: the granter is the token's person
     staff_id: UUID = Field(description="Who gets access.")
-    granted_by: UUID = Field(description="The IB'er or director granting it.")
     until: AwareDatetime | None = Field(default=None, description="Required for extern and stagiair.")
 
 
@@ -201,6 +203,21 @@ def _staleness(deps: AccessDeps, connection: Connection) -> str | None:
 
 
 Fresh = Annotated[AccessDeps, Depends(fresh)]
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+# Scopes: the Kindkans backend (or a school's tool) reads with access:read; a person's own token
+# with access:write views, grants and changes their own subscription.
+READ, WRITE = "access:read", "access:write"
+PEOPLE = tuple(role.value for role in StaffRole)
+GRANTERS = (StaffRole.IB_ER.value, StaffRole.DIRECTEUR.value)
+
+
+def acting_person(caller: Caller, named: UUID | None) -> UUID:
+    """The person the token is for; a request that names someone else is refused (the finding:
+    views logged under a colleague's id, anyone's subscription changed)."""
+    person = UUID(caller.subject)
+    if named is not None and named != person:
+        raise Problem(403, "forbidden", "You may act only for yourself", detail="the token is another person's")
+    return person
 checks_router = APIRouter(tags=["checks"])
 dossiers_router = APIRouter(prefix="/v1/dossiers", tags=["dossiers"])
 staff_router = APIRouter(prefix="/v1/staff", tags=["staff"])
@@ -213,7 +230,7 @@ def _public(staff_id: UUID, dossier_id: UUID, decision: Decision, at: datetime) 
                           reason=decision.reason, role=decision.role, since=decision.since, decided_at=at)
 
 
-@checks_router.get("/v1/check", response_model=DecisionPublic)
+@checks_router.get("/v1/check", response_model=DecisionPublic, dependencies=[requires(READ)])
 def check(staff_id: UUID, dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
     """May this staff member see this dossier now, and why (or why not)?"""
     now = deps.clock.now()
@@ -222,20 +239,24 @@ def check(staff_id: UUID, dossier_id: UUID, deps: Fresh, after_event: AfterEvent
     return _public(staff_id, dossier_id, decision, now)
 
 
-@dossiers_router.post("/{dossier_id}/views", response_model=DecisionPublic)
-def view(dossier_id: UUID, body: ViewIn, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
-    """Kindkans asks before it shows a dossier; allowed or not, the view is logged (DossierViewed)."""
+@dossiers_router.post("/{dossier_id}/views", response_model=DecisionPublic,
+                      dependencies=[requires(WRITE, roles=PEOPLE)])
+def view(dossier_id: UUID, body: ViewIn, deps: Fresh, caller: CurrentCaller,
+         after_event: AfterEvent = None) -> DecisionPublic:
+    """Kindkans asks, with the viewer's own token, before it shows a dossier; allowed or not,
+    the view is logged (DossierViewed) under the token's person."""
+    viewer = acting_person(caller, body.staff_id)
     now = deps.clock.now()
     for _attempt in range(5):
         with deps.engine.begin() as connection:
-            decision = deps.service.record_view(connection, body.staff_id, dossier_id, now)
+            decision = deps.service.record_view(connection, viewer, dossier_id, now)
         if decision is not None:
-            return _public(body.staff_id, dossier_id, decision, now)
+            return _public(viewer, dossier_id, decision, now)
         # another view of this dossier won the race for the chain's head: link to it instead
     raise Problem(503, "unavailable", "The access log is busy; nothing was shown", detail="Try again.")
 
 
-@dossiers_router.get("/{dossier_id}/staff", response_model=list[StaffEntryPublic])
+@dossiers_router.get("/{dossier_id}/staff", response_model=list[StaffEntryPublic], dependencies=[requires(READ)])
 def who_may_see(dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None) -> list[StaffEntryPublic]:
     """Everyone who may see the dossier now, each with the rule that lets them."""
     now = deps.clock.now()
@@ -247,7 +268,7 @@ def who_may_see(dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None) -
     return [StaffEntryPublic(staff_id=m.staff_id, role=m.role, rule=d.rule, since=d.since) for m, d in allowed]
 
 
-@staff_router.get("/{staff_id}/dossiers", response_model=DossierPagePublic)
+@staff_router.get("/{staff_id}/dossiers", response_model=DossierPagePublic, dependencies=[requires(READ)])
 def dossiers_of(staff_id: UUID, deps: Fresh, cursor: Annotated[str | None, Query(max_length=36)] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100, after_event: AfterEvent = None
                 ) -> DossierPagePublic:
@@ -269,38 +290,42 @@ def dossiers_of(staff_id: UUID, deps: Fresh, cursor: Annotated[str | None, Query
     return DossierPagePublic(items=items, total=total, next_cursor=ids[-1] if len(ids) == limit else None)
 
 
-@dossiers_router.post("/{dossier_id}/grants", response_model=GrantPublic, status_code=201)
-def grant(dossier_id: UUID, body: GrantIn, deps: Fresh) -> GrantPublic:
-    """An IB'er or director grants one dossier to a colleague, an extern or a stagiair."""
+@dossiers_router.post("/{dossier_id}/grants", response_model=GrantPublic, status_code=201,
+                      dependencies=[requires(WRITE, roles=GRANTERS)])
+def grant(dossier_id: UUID, body: GrantIn, deps: Fresh, caller: CurrentCaller) -> GrantPublic:
+    """An IB'er or director (the token's person) grants one dossier to a colleague, an extern or
+    a stagiair; the domain checks that it is a dossier of their own branch."""
     now = deps.clock.now()
     with deps.engine.begin() as connection:
-        outcome = deps.service.grant(connection, body.granted_by, body.staff_id, dossier_id, body.until, now)
+        outcome = deps.service.grant(connection, UUID(caller.subject), body.staff_id, dossier_id, body.until, now)
     if isinstance(outcome, Refused):
         raise Problem(403 if outcome.code == "not-allowed-to-grant" else 422, "rule-violation",
                       "Grant refused", detail=outcome.detail, reason=outcome.code)
     return GrantPublic(event_id=outcome, staff_id=body.staff_id, dossier_id=dossier_id, until=body.until)
 
 
-@dossiers_router.delete("/{dossier_id}/grants/{staff_id}", status_code=204)
-def revoke(dossier_id: UUID, staff_id: UUID, revoked_by: UUID, deps: Fresh) -> None:
+@dossiers_router.delete("/{dossier_id}/grants/{staff_id}", status_code=204,
+                        dependencies=[requires(WRITE, roles=GRANTERS)])
+def revoke(dossier_id: UUID, staff_id: UUID, deps: Fresh, caller: CurrentCaller) -> None:
     now = deps.clock.now()
     with deps.engine.begin() as connection:
-        refused = deps.service.revoke(connection, revoked_by, staff_id, dossier_id, now)
+        refused = deps.service.revoke(connection, UUID(caller.subject), staff_id, dossier_id, now)
     if refused is not None:
         raise Problem(403 if refused.code == "not-allowed-to-grant" else 404,
                       "forbidden" if refused.code == "not-allowed-to-grant" else "not-found",
                       "Revocation refused", detail=refused.detail, reason=refused.code)
 
 
-@staff_router.put("/{staff_id}/subscription", status_code=204)
-def subscription(staff_id: UUID, body: SubscriptionIn, deps: Deps) -> None:
-    """Whether the staff member wants e-mail about dossiers they may see."""
+@staff_router.put("/{staff_id}/subscription", status_code=204, dependencies=[requires(WRITE, roles=PEOPLE)])
+def subscription(staff_id: UUID, body: SubscriptionIn, deps: Deps, caller: CurrentCaller) -> None:
+    """Whether the staff member (the token's person: nobody else's) wants e-mail about dossiers they may see."""
+    acting_person(caller, staff_id)
     with deps.engine.begin() as connection:
         if not store.set_subscribed(connection, staff_id, body.subscribed):
             raise Problem(404, "not-found", "Unknown staff member")
 
 
-@staff_router.get("/{staff_id}", response_model=StaffStatusPublic)
+@staff_router.get("/{staff_id}", response_model=StaffStatusPublic, dependencies=[requires(READ)])
 def staff_status(staff_id: UUID, deps: Deps) -> StaffStatusPublic:
     with deps.engine.connect() as connection:
         member = store.load_member(connection, staff_id)
@@ -315,7 +340,7 @@ def staff_status(staff_id: UUID, deps: Deps) -> StaffStatusPublic:
         departures_recorded=len(departures))
 
 
-@swv_router.get("", response_model=MissingContactPagePublic)
+@swv_router.get("", response_model=MissingContactPagePublic, dependencies=[requires(READ)])
 def missing_contacts(deps: Fresh, cursor: Annotated[str | None, Query(max_length=36)] = None,
                      limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> MissingContactPagePublic:
     """Open dossiers without a contact person, for the SWV to follow up."""
@@ -328,7 +353,7 @@ def missing_contacts(deps: Fresh, cursor: Annotated[str | None, Query(max_length
                                     next_cursor=rows[-1].dossier_id if len(rows) == limit else None)
 
 
-@ops_router.get("/v1/progress", response_model=list[PartitionProgressPublic])
+@ops_router.get("/v1/progress", response_model=list[PartitionProgressPublic], dependencies=[requires(READ)])
 def consumer_progress(deps: Deps) -> list[PartitionProgressPublic]:
     """How far the processor has read, per partition (high-water mark from fetch responses)."""
     with deps.engine.connect() as connection:

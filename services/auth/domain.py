@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -561,6 +561,13 @@ def decide_refresh(token: RefreshGrant | None, client_id: str, now: datetime, se
 def authentication_methods(second_factor: str) -> list[str]:
     """The `amr` claim (RFC 8176): a password and the second factor the session was opened with."""
     return ["pwd", {"totp": "otp", "recovery-code": "otp", "passkey": "hwk"}.get(second_factor, "otp"), "mfa"]
+
+
+def token_audience(client_id: str, scopes: Iterable[str]) -> str | list[str]:
+    """An access token is meant for its client and for every API whose scopes it carries
+    (`access:read` -> the access API, resource name "access"): the API checks its own name."""
+    resources = sorted({scope.split(":", 1)[0] for scope in scopes if ":" in scope})
+    return [client_id, *resources] if resources else client_id
 
 
 def granted_scopes(requested: str, allowed: list[str]) -> list[str] | None:

@@ -19,11 +19,13 @@ from sqlalchemy.engine import Connection, Row
 from services.auth.deps import AuthDeps
 from services.auth.provider import OAuthError
 from shared.api import read_body
+from shared.bearer import own_credential
 from shared.ratelimit import client_address
 
 FORM_LIMIT = 16_384  # bytes of a token request; more is not a token request
 
-oidc = APIRouter(tags=["openid-connect"])
+oidc = APIRouter(tags=["openid-connect"], dependencies=[own_credential(
+    "OpenID Connect: public discovery and JWKS documents, OAuth client authentication (RFC 6749) on the rest")])
 
 
 def get_deps(request: Request) -> AuthDeps:

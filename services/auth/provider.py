@@ -47,6 +47,7 @@ from services.auth.domain import (
     granted_scopes,
     next_logout_attempt,
     session_state,
+    token_audience,
 )
 from shared.clock import Clock
 from shared.crypto import seal, unseal
@@ -266,8 +267,10 @@ class OpenIdProvider:
         if params.get("code_challenge_method") != "S256" or not 43 <= len(params.get("code_challenge", "")) <= 128:
             return refused("invalid_request", "PKCE with code_challenge_method=S256 is required")
         prompt = params.get("prompt")
-        return AuthorizationRequest(client.client_id, redirect_uri, " ".join(s for s in scopes if s in
-                                                                               ("openid", "profile")),
+        # OpenID's own scopes, and the API scopes this client is registered for (its users' tokens
+        # then name those APIs as audience); anything else asked is left out, not refused.
+        allowed = {"openid", "profile", *json.loads(client.scopes)}
+        return AuthorizationRequest(client.client_id, redirect_uri, " ".join(s for s in scopes if s in allowed),
                                     state, params.get("nonce"), params["code_challenge"], prompt)
 
     def refused_login_required(self, request: AuthorizationRequest) -> str:
@@ -339,7 +342,8 @@ class OpenIdProvider:
         if scopes is None:
             raise OAuthError("invalid_scope", "The client may not ask for that scope")
         now = self._clock.now()
-        claims = {"iss": self.issuer, "sub": client.client_id, "aud": client.client_id, "client_id": client.client_id,
+        claims = {"iss": self.issuer, "sub": client.client_id, "aud": token_audience(client.client_id, scopes),
+                  "client_id": client.client_id,
                   "scope": " ".join(scopes), "iat": int(now.timestamp()),
                   "exp": int((now + ACCESS_TOKEN_LIFETIME).timestamp()), "jti": str(uuid.uuid4())}
         return {"access_token": self._sign(connection, claims, "at+jwt"), "token_type": "Bearer",
@@ -355,7 +359,8 @@ class OpenIdProvider:
                   "sid": session_id, "auth_time": int(session.created_at.timestamp()),
                   "amr": authentication_methods(session.second_factor)}
         facts = {"role": account.role, "branch_id": account.branch_id}
-        access = {**common, **facts, "client_id": client_id, "scope": scope, "jti": str(uuid.uuid4()),
+        access = {**common, **facts, "aud": token_audience(client_id, scope.split()), "client_id": client_id,
+                  "scope": scope, "jti": str(uuid.uuid4()),
                   "exp": int((now + ACCESS_TOKEN_LIFETIME).timestamp())}
         identity = {**common, **facts, "exp": int((now + ID_TOKEN_LIFETIME).timestamp()),
                     **({"nonce": nonce} if nonce else {})}

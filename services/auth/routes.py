@@ -25,6 +25,7 @@ from services.auth.oidc_routes import OIDC_ROUTERS
 from services.auth.provider import AuthorizationRefused
 from shared import dutch
 from shared.api import read_body
+from shared.bearer import own_credential, public
 from shared.ratelimit import client_address
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -43,9 +44,13 @@ def get_deps(request: Request) -> AuthDeps:
 
 
 Deps = Annotated[AuthDeps, Depends(get_deps)]
-pages = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/v1/sessions", tags=["sessions"])
-ops = APIRouter(tags=["operations"])
+# The provider's own pages and endpoints take no bearer token: they are where people and
+# clients prove who they are.
+pages = APIRouter(include_in_schema=False, dependencies=[own_credential(
+    "the login pages: password and second factor, then the session cookie (admins' pages check it)")])
+api = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[own_credential(
+    "the session token it ends is the credential")])
+ops = APIRouter(tags=["operations"], dependencies=[public("operational counts, no personal data")])
 
 
 def _page(request: Request, template: str, title: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -16,6 +16,7 @@ from services.registry import store
 from services.registry.credentials import Credential
 from services.registry.deps import RegistryDeps
 from services.registry.service import MutationProblem
+from shared.bearer import own_credential
 from shared.contracts.events import Address
 from shared.contracts.mutations import MutationBatch, MutationRequest, brin_of
 from shared.problems import Problem
@@ -77,9 +78,11 @@ def authenticated(deps: Deps, token: Annotated[HTTPAuthorizationCredentials | No
 
 
 Sender = Annotated[Credential, Depends(authenticated)]
-mutations_router = APIRouter(prefix="/v1/mutations", tags=["mutations"])
-branches_router = APIRouter(prefix="/v1/branches", tags=["branches"])
-ops_router = APIRouter(tags=["operations"])
+# School systems authenticate with their own credential (an API key, `Sender`), scoped to their BRINs.
+SCHOOL_KEY = own_credential("a school system's API key (Authorization: Bearer svk_...), scoped to its BRINs")
+mutations_router = APIRouter(prefix="/v1/mutations", tags=["mutations"], dependencies=[SCHOOL_KEY])
+branches_router = APIRouter(prefix="/v1/branches", tags=["branches"], dependencies=[SCHOOL_KEY])
+ops_router = APIRouter(tags=["operations"], dependencies=[SCHOOL_KEY])
 
 
 @mutations_router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=MutationsAcceptedPublic,

@@ -3,6 +3,7 @@ a departure flows through, Ctrl-C stops everything, and a second start has the d
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email
 import email.policy
@@ -10,6 +11,8 @@ import json
 import os
 import signal
 import subprocess
+import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +35,8 @@ class RunCommand:
         self.ports["S3_PORT"] = _free_port_run(5)
         self.process: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / "run.out"
+        self._client: dict | None = None
+        self._token: tuple[str, float] | None = None
 
     @property
     def api(self) -> str:
@@ -89,9 +94,30 @@ class RunCommand:
         except OSError:
             return False
 
+    def service_token(self) -> str:
+        """A client-credentials token for the access API from the running provider, as the Kindkans
+        backend gets one: the client registered once with `deploy/auth.sh` (kept across restarts)."""
+        if self._client is None:
+            done = subprocess.run(["bash", "deploy/auth.sh", "clients", "add", "--name", "Kindkans backend",
+                                   "--grant", "client_credentials", "--scope", "access:read"],
+                                  cwd=REPO, env=self.env(), capture_output=True, check=True, timeout=60)
+            self._client = json.loads(done.stdout)
+        if self._token is None or self._token[1] < time.monotonic():
+            form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "access:read"}).encode()
+            secret = base64.b64encode(f"{self._client['client_id']}:{self._client['client_secret']}".encode())
+            request = urllib.request.Request(f"http://127.0.0.1:{self.ports['AUTH_API_PORT']}/oauth2/token",
+                                             data=form, headers={"Authorization": f"Basic {secret.decode()}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                answer = json.loads(response.read())
+            self._token = (answer["access_token"], time.monotonic() + answer["expires_in"] - 60)
+        return self._token[0]
+
     def get(self, path: str) -> tuple[int, dict]:
+        """GET on the access API, with the service token."""
+        request = urllib.request.Request(f"{self.api}{path}",
+                                         headers={"Authorization": f"Bearer {self.service_token()}"})
         try:
-            with urllib.request.urlopen(f"{self.api}{path}", timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())

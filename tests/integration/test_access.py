@@ -20,7 +20,7 @@ from services.access.settings import AccessSettings
 from shared.contracts import events as e
 from shared.contracts.topics import Topic
 from shared.kafka.producer import EventPublisher, make_producer
-from tests.support import SmtpCatcher, read_all, wait_until
+from tests.support import ACCESS_SCOPES, TOKENS, SmtpCatcher, api_client, read_all, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -76,7 +76,8 @@ def access(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
     settings = settings_for(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server)
     deps = build(settings)
     publisher = EventPublisher(make_producer(broker.bootstrap, "registry-under-test"))
-    harness = Access(deps, settings, TestClient(create_app(deps)), publisher, smtp_server, broker.bootstrap, [])
+    harness = Access(deps, settings, api_client(create_app(deps), "access", ACCESS_SCOPES), publisher, smtp_server,
+                     broker.bootstrap, [])
     yield harness
     for worker, _ in harness.workers:
         worker.stop_event.set()
@@ -217,20 +218,32 @@ def test_views_are_logged_allowed_or_not_and_explicit_grants_work(access):
     wait_until(lambda: access.api.get("/v1/check", params={"staff_id": str(teacher.staff_id),
                                                            "dossier_id": str(opened.dossier_id),
                                                            "after_event": ids[-1]}).status_code == 200)
-    denied = access.api.post(f"/v1/dossiers/{opened.dossier_id}/views", json={"staff_id": str(teacher.staff_id)})
+    # Each acts with a token of their own (the code flow's): the person is the token's, never a field.
+    as_teacher = TOKENS.person(teacher.staff_id, "leerkracht", ACCESS_SCOPES, "access")
+    as_ib_er = TOKENS.person(ib_er.staff_id, "ib_er", ACCESS_SCOPES, "access")
+    denied = access.api.post(f"/v1/dossiers/{opened.dossier_id}/views", json={}, headers=as_teacher)
     assert denied.status_code == 200 and denied.json()["allowed"] is False
-
-    refused = access.api.post(f"/v1/dossiers/{opened.dossier_id}/grants",
-                              json={"staff_id": str(ib_er.staff_id), "granted_by": str(teacher.staff_id)})
-    assert refused.status_code == 403 and refused.json()["reason"] == "not-allowed-to-grant"
-    granted = access.api.post(f"/v1/dossiers/{opened.dossier_id}/grants",
-                              json={"staff_id": str(teacher.staff_id), "granted_by": str(ib_er.staff_id),
+    # A view logged under a colleague's id, a grant in someone else's name: refused.
+    posing = access.api.post(f"/v1/dossiers/{opened.dossier_id}/views", json={"staff_id": str(ib_er.staff_id)},
+                             headers=as_teacher)
+    assert posing.status_code == 403
+    named = access.api.post(f"/v1/dossiers/{opened.dossier_id}/grants", headers=as_teacher,
+                            json={"staff_id": str(teacher.staff_id), "granted_by": str(ib_er.staff_id)})
+    assert named.status_code in (403, 422), "granted_by is no field any more, and a teacher grants nothing"
+    teacher_as_director = TOKENS.person(teacher.staff_id, "directeur", ACCESS_SCOPES, "access")
+    refused = access.api.post(f"/v1/dossiers/{opened.dossier_id}/grants", headers=teacher_as_director,
+                              json={"staff_id": str(ib_er.staff_id)})
+    assert refused.status_code == 403 and refused.json()["reason"] == "not-allowed-to-grant", (
+        "the domain checks the granter's own record, not the token's role alone")
+    granted = access.api.post(f"/v1/dossiers/{opened.dossier_id}/grants", headers=as_ib_er,
+                              json={"staff_id": str(teacher.staff_id),
                                     "until": (datetime.now(UTC) + timedelta(days=30)).isoformat()})
     assert granted.status_code == 201, granted.text
-    allowed = access.api.post(f"/v1/dossiers/{opened.dossier_id}/views", json={"staff_id": str(teacher.staff_id)})
+    allowed = access.api.post(f"/v1/dossiers/{opened.dossier_id}/views", json={}, headers=as_teacher)
     assert allowed.json()["allowed"] is True and allowed.json()["rule"] == "explicit-grant"
-    revoked = access.api.delete(f"/v1/dossiers/{opened.dossier_id}/grants/{teacher.staff_id}",
-                                params={"revoked_by": str(ib_er.staff_id)})
+    as_service = access.api.delete(f"/v1/dossiers/{opened.dossier_id}/grants/{teacher.staff_id}")
+    assert as_service.status_code == 403, "a service's own token revokes nothing: a person does"
+    revoked = access.api.delete(f"/v1/dossiers/{opened.dossier_id}/grants/{teacher.staff_id}", headers=as_ib_er)
     assert revoked.status_code == 204
     assert access.check(teacher.staff_id, opened.dossier_id)["allowed"] is False
 

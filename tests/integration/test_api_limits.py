@@ -25,7 +25,7 @@ from services.registry.settings import RegistrySettings
 from services.retention.api import create_app as retention_app
 from services.retention.bootstrap import build as build_retention
 from services.retention.settings import RetentionSettings
-from tests.support import wait_until
+from tests.support import ACCESS_SCOPES, TOKENS, api_client, wait_until
 
 LIMIT = 64 * 1024
 DOSSIER = uuid.uuid4()
@@ -44,6 +44,8 @@ def client_for(name: str, tmp_path, master_key: str, **settings: object) -> Test
     deps = build(settings_type(database_url=f"sqlite:///{tmp_path / f'{name}.sqlite'}",
                                keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
                                api_max_body_bytes=LIMIT, **settings))
+    if name == "access":  # behind tokens: a service's, as the Kindkans backend sends
+        return api_client(create_app(deps), "access", ACCESS_SCOPES, base_url="http://127.0.0.1")
     return TestClient(create_app(deps), base_url="http://127.0.0.1")
 
 
@@ -87,15 +89,17 @@ def test_only_so_many_requests_wait_for_the_state_to_catch_up(tmp_path, master_k
     params = {"staff_id": str(uuid.uuid4()), "dossier_id": str(DOSSIER), "after_event": str(uuid.uuid4())}
     waiting: list[int] = []
 
+    token = TOKENS.headers("test-service", ACCESS_SCOPES, "access")
+
     def wait() -> None:
-        with TestClient(app, base_url="http://127.0.0.1") as own:
+        with TestClient(app, base_url="http://127.0.0.1", headers=token) as own:
             waiting.append(own.get("/v1/check", params=params).status_code)
 
     threads = [threading.Thread(target=wait) for _ in range(2)]
     for thread in threads:
         thread.start()
     wait_until(lambda: app.state.waiters.waiting == 2, timeout_s=5, message="both waiting")
-    with TestClient(app, base_url="http://127.0.0.1") as third:
+    with TestClient(app, base_url="http://127.0.0.1", headers=token) as third:
         refused = third.get("/v1/check", params=params)
     assert refused.status_code == 503 and refused.json()["type"] == "/problems/too-many-waiting"
     assert refused.headers["retry-after"] == "1"

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from services.access.api import create_app
@@ -24,7 +23,7 @@ from shared.contracts.topics import Topic
 from shared.crypto import new_master_key
 from shared.kafka.admin import ensure_topics
 from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, make_producer
-from tests.support import SmtpCatcher, read_all, wait_until
+from tests.support import ACCESS_SCOPES, TOKENS, SmtpCatcher, api_client, read_all, wait_until
 
 BRANCH, DOSSIER = uuid.uuid4(), uuid.uuid4()
 IB_ER, TEACHER, CONSULTANT, NEW_IB_ER = (uuid.uuid4() for _ in range(4))
@@ -78,12 +77,13 @@ def school_year(broker, topic_prefix: str, database_url: str, master_key: str, k
             publisher.publish(encoded)
             ids.append(encoded.id)
         publisher.close()
-        api = TestClient(create_app(deps))
+        api = api_client(create_app(deps), "access", ACCESS_SCOPES)
         wait_until(lambda: api.get("/v1/check", params={"staff_id": str(NEW_IB_ER), "dossier_id": str(DOSSIER),
                                                        "after_event": ids[-1]}).status_code == 200,
                    message="processed")
         for who in (NEW_IB_ER, IB_ER, TEACHER):  # views, allowed and not, into the hash-chained log
-            api.post(f"/v1/dossiers/{DOSSIER}/views", json={"staff_id": str(who)})
+            api.post(f"/v1/dossiers/{DOSSIER}/views", json={}, headers=TOKENS.person(who, "ib_er", ACCESS_SCOPES,
+                                                                                     "access"))
         wait_until(lambda: len([r for r in read_all(broker.bootstrap, deps.topics(Topic.ACCESS_EVENTS))]) >= 7,
                    message="the access events published")
         yield deps, settings
@@ -235,7 +235,7 @@ def test_a_replay_resumes_from_a_snapshot_and_a_changed_rulebook_starts_over(own
                                 recorded_at=day("2026-04-01"))
     publisher.publish(encoded)
     publisher.close()
-    api = TestClient(create_app(deps))
+    api = api_client(create_app(deps), "access", ACCESS_SCOPES)
     wait_until(lambda: api.get("/v1/check", params={"staff_id": str(late), "dossier_id": str(DOSSIER),
                                                    "after_event": encoded.id}).status_code == 200)
     wait_until(lambda: len(read_all(broker.bootstrap, deps.topics(Topic.ACCESS_EVENTS))) >= 8, message="grant")

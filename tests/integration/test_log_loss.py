@@ -12,7 +12,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from fastapi.testclient import TestClient
 
 from deploy.localbroker import LocalBroker
 from services.access import store
@@ -21,7 +20,7 @@ from services.access.bootstrap import build, build_runner
 from services.access.settings import AccessSettings
 from shared.contracts import events as e
 from shared.kafka.producer import EventPublisher
-from tests.support import wait_until
+from tests.support import ACCESS_SCOPES, api_client, wait_until
 
 pytestmark = [pytest.mark.every_database, pytest.mark.broker, pytest.mark.tansu_only, pytest.mark.timeout(120)]
 
@@ -47,7 +46,7 @@ def test_a_log_shorter_than_what_was_read_fails_closed_and_is_read_again(broker,
                                   # broker'). Failing closed on that has tests of its own; this one is about the log.
                                   max_wait_ms=300, outbox_max_age_s=3600)
         deps = build(settings)
-        api = TestClient(create_app(deps))
+        api = api_client(create_app(deps), "access", ACCESS_SCOPES)
 
         def publish(events: list[e.Event]) -> None:
             publisher = EventPublisher.connect(local.bootstrap, "registry-under-test")
@@ -110,7 +109,7 @@ def test_the_access_api_fails_closed_while_a_position_lies_beyond_the_log_end(br
                               database_url=database_url, keystore_url=f"sqlite:///{tmp_path / 'k.sqlite'}",
                               master_key=master_key, consumer_group="beyond.access", max_wait_ms=100)
     deps = build(settings)
-    api = TestClient(create_app(deps))
+    api = api_client(create_app(deps), "access", ACCESS_SCOPES)
     now = deps.clock.now()
     with deps.engine.begin() as connection:
         # What the chaos run left behind: read up to 849, the log now ends at 207.

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import uvicorn
-from fastapi.testclient import TestClient
 
 from deploy.localbroker import free_port
 from services.access.api import create_app as create_access_app
@@ -25,7 +24,7 @@ from shared.clock import ManualClock
 from shared.contracts.events import StaffDeparted
 from shared.contracts.topics import Topic
 from shared.outbox import enqueue_event
-from tests.support import wait_until
+from tests.support import ACCESS_SCOPES, api_client, wait_until
 
 BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000f1")
 
@@ -50,7 +49,7 @@ def test_a_change_stuck_in_the_registry_outbox_makes_the_access_check_fail_close
         database_url=f"sqlite:///{tmp_path / 'access.sqlite'}", keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
         master_key=master_key, max_wait_ms=100, upstream_outbox_urls=f"http://127.0.0.1:{port}",
         outbox_max_age_s=5))
-    api = TestClient(create_access_app(access))
+    api = api_client(create_access_app(access), "access", ACCESS_SCOPES)
     with access.engine.begin() as connection:  # the access processor is caught up with the log
         access.progress.advance(connection, access.topics(Topic.REGISTRY_EVENTS), 0, 12, 12, access.clock.now())
     check = {"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())}
@@ -85,7 +84,7 @@ def test_an_unreachable_upstream_counts_as_stuck(broker, topic_prefix, master_ke
         master_key=master_key, max_wait_ms=100, upstream_outbox_urls=f"http://127.0.0.1:{free_port()}"))
     with access.engine.begin() as connection:
         access.progress.advance(connection, access.topics(Topic.REGISTRY_EVENTS), 0, 3, 3, access.clock.now())
-    response = TestClient(create_access_app(access)).get(
+    response = api_client(create_access_app(access), "access", ACCESS_SCOPES).get(
         "/v1/check", params={"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())})
     assert response.status_code == 503
     assert "cannot tell" in response.json()["detail"]

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from services.access import store
@@ -26,7 +25,7 @@ from shared.contracts.envelope import EncodedEvent, Envelope
 from shared.contracts.events import StaffDeparted, StaffJoined, StaffRole
 from shared.contracts.topics import Topic
 from shared.kafka.producer import EventPublisher, make_producer
-from tests.support import read_all, wait_until
+from tests.support import ACCESS_SCOPES, api_client, read_all, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000b1")
@@ -80,7 +79,7 @@ def test_staff_departed_reaches_the_access_database(deps, publisher, running_pro
     departed_at = datetime(2026, 7, 10, 16, 0, tzinfo=UTC)
     publisher.publish_all(staff_events(deps, staff_id, departed_at))
 
-    api = TestClient(create_app(deps))
+    api = api_client(create_app(deps), "access", ACCESS_SCOPES)
 
     def departed() -> dict | None:
         body = api.get(f"/v1/staff/{staff_id}").json()
@@ -97,7 +96,7 @@ def test_staff_departed_reaches_the_access_database(deps, publisher, running_pro
 
 
 def test_unknown_staff_is_a_problem_document(deps):
-    response = TestClient(create_app(deps)).get(f"/v1/staff/{uuid.uuid4()}")
+    response = api_client(create_app(deps), "access", ACCESS_SCOPES).get(f"/v1/staff/{uuid.uuid4()}")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "/problems/not-found"
@@ -129,7 +128,7 @@ def test_bad_messages_go_to_the_dead_letter_topic_with_their_reason(
         assert headers["dlq-consumer"].decode() == settings.consumer_group
     assert b"\x00\xffgarbage" in {r.value for r in dead}, "the original bytes are kept for repair"
 
-    api = TestClient(create_app(deps))
+    api = api_client(create_app(deps), "access", ACCESS_SCOPES)
     wait_until(lambda: sum(p["next_offset"] for p in api.get("/v1/progress").json()) == 6,
                message="the processor to move past the dead letters")
 

@@ -1,0 +1,124 @@
+"""No API trusts its network: every route of every service declares who may call it, and every
+route behind tokens refuses, from its own OpenAPI document, a missing, foreign, expired,
+tampered or wrong-typed token (401) and a token without the scope or role it needs (403)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+from joserfc.jwk import ECKey
+
+from services.access.api import create_app as access_app
+from services.access.bootstrap import build as build_access
+from services.access.settings import AccessSettings
+from services.auth.api import create_app as auth_app
+from services.auth.bootstrap import build as build_auth
+from services.auth.settings import AuthSettings
+from services.registry.api import create_app as registry_app
+from services.registry.bootstrap import build as build_registry
+from services.registry.settings import RegistrySettings
+from services.retention.api import create_app as retention_app
+from services.retention.bootstrap import build as build_retention
+from services.retention.settings import RetentionSettings
+from shared.bearer import DeclaredRoute, NoToken, Requirement, check_every_route_declares, declared_routes, requires
+from tests.support import ACCESS_SCOPES, TOKENS, api_client
+
+APPS = {"access": (access_app, build_access, AccessSettings), "auth": (auth_app, build_auth, AuthSettings),
+        "registry": (registry_app, build_registry, RegistrySettings),
+        "retention": (retention_app, build_retention, RetentionSettings)}
+# The routes still open to the network, each declared `not-yet` with its reason: this list may
+# only shrink (README, "Who may call").
+NOT_YET = {"retention"}
+
+
+def app_of(name: str, tmp_path, master_key: str) -> FastAPI:
+    create_app, build, settings_type = APPS[name]
+    return create_app(build(settings_type(database_url=f"sqlite:///{tmp_path / f'{name}.sqlite'}",
+                                          keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
+                                          master_key=master_key)))
+
+
+def protected_routes(app: FastAPI) -> list[DeclaredRoute]:
+    return [route for route in declared_routes(app) if isinstance(route.declaration, Requirement)]
+
+
+def request_for(route: DeclaredRoute) -> tuple[str, str]:
+    return route.method, re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), route.path)
+
+
+@pytest.mark.parametrize("name", sorted(APPS))
+def test_every_route_of_every_service_declares_who_may_call_it(name, tmp_path, master_key):
+    app = app_of(name, tmp_path, master_key)  # building it runs the check
+    kinds = {route.declaration.kind if isinstance(route.declaration, NoToken) else "token"
+             for route in declared_routes(app)}
+    assert ("not-yet" in kinds) == (name in NOT_YET), kinds
+    assert ("token" in kinds) == (name not in NOT_YET | {"auth", "registry"}), kinds
+
+
+def test_a_route_that_declares_nothing_does_not_start():
+    declared, silent = APIRouter(dependencies=[requires("access:read")]), APIRouter(prefix="/v1")
+
+    @declared.get("/v1/old")
+    def old() -> dict:
+        return {}
+
+    @silent.get("/new")
+    def new() -> dict:
+        return {}
+
+    app = FastAPI()
+    app.state.routers = [declared]
+    app.include_router(declared)
+    check_every_route_declares(app)
+    app.state.routers.append(silent)
+    app.include_router(silent)
+    with pytest.raises(RuntimeError, match="GET /v1/new"):
+        check_every_route_declares(app)
+
+
+def test_every_access_route_refuses_a_caller_without_a_good_token(tmp_path, master_key):
+    client = api_client(app_of("access", tmp_path, master_key), "access", ACCESS_SCOPES)
+    bare = TestClient(client.app)  # no default token: each request carries only its own headers
+    routes = protected_routes(client.app)
+    documented = {(method.upper(), path) for path, operations in client.app.openapi()["paths"].items()
+                  for method in operations}
+    assert {(r.method, r.path) for r in routes} == documented - {("GET", "/healthz"), ("GET", "/v1/outbox")}
+    stranger = ECKey.generate_key("P-256", parameters={"kid": "test-key", "alg": "ES256"})
+    refused = {
+        "no token": {},
+        "not bearer": {"Authorization": "Basic dXNlcjpwdw=="},
+        "another API's": TOKENS.headers("svc", ACCESS_SCOPES, "retention"),
+        "expired": TOKENS.headers("svc", ACCESS_SCOPES, "access", lifetime_s=-120),
+        "signed by someone else": {"Authorization": "Bearer " + TOKENS.token("svc", ACCESS_SCOPES, "access",
+                                                                             key=stranger)},
+        "another issuer's": TOKENS.headers("svc", ACCESS_SCOPES, "access", iss="https://evil.example"),
+        "garbage": {"Authorization": "Bearer not.a.token"},
+    }
+    for route in routes:
+        method, path = request_for(route)
+        for why, headers in refused.items():
+            answer = bare.request(method, path, headers=headers, json={} if method != "GET" else None)
+            assert answer.status_code == 401, (why, method, path, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+        unscoped = bare.request(method, path, headers=TOKENS.headers("svc", "registry:read", "access"),
+                                json={} if method != "GET" else None)
+        assert unscoped.status_code == 403, (method, path, unscoped.text)
+        if route.declaration.roles is not None:  # a person's act: a service's own token is not enough
+            as_service = client.request(method, path, json={} if method != "GET" else None)
+            assert as_service.status_code == 403 and "role" in as_service.json()["detail"], (method, path)
+
+
+def test_an_id_token_is_no_access_token(tmp_path, master_key):
+    from joserfc import jwt
+
+    client = api_client(app_of("access", tmp_path, master_key), "access", ACCESS_SCOPES)
+    claims = {"iss": TOKENS.ISSUER, "sub": "x", "aud": "access", "scope": ACCESS_SCOPES, "exp": 2**31}
+    id_token = jwt.encode({"alg": "ES256", "typ": "JWT", "kid": "test-key"}, claims, TOKENS.key)
+    answer = client.get("/v1/progress", headers={"Authorization": f"Bearer {id_token}"})
+    assert answer.status_code == 401 and "at+jwt" in answer.json()["detail"]
+    assert TestClient(client.app).get("/healthz").status_code == 200, "health checks take no token"
