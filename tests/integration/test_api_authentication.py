@@ -122,3 +122,18 @@ def test_an_id_token_is_no_access_token(tmp_path, master_key):
     answer = client.get("/v1/progress", headers={"Authorization": f"Bearer {id_token}"})
     assert answer.status_code == 401 and "at+jwt" in answer.json()["detail"]
     assert TestClient(client.app).get("/healthz").status_code == 200, "health checks take no token"
+
+
+def test_a_verified_token_is_kept_only_until_it_expires():
+    from shared.bearer import KeySource, TokenVerifier
+    from shared.problems import Problem
+
+    clock = [1_000_000.0]
+    verifier = TokenVerifier(TOKENS.ISSUER, "access", KeySource.static(TOKENS.jwks()), now=lambda: clock[0])
+    token = TOKENS.token("svc", ACCESS_SCOPES, "access", iat=int(clock[0]), exp=int(clock[0]) + 300)
+    assert verifier.verify(token).subject == "svc"
+    assert verifier.verify(token).subject == "svc", "kept: the same answer without a second check"
+    clock[0] += 300 + 31  # past its expiry and the 30 s leeway
+    with pytest.raises(Problem) as refused:
+        verifier.verify(token)
+    assert refused.value.status == 401

@@ -19,6 +19,7 @@ import pyotp
 import pytest
 import uvicorn
 from authlib.integrations.httpx_client import OAuth2Client
+from fastapi.testclient import TestClient
 from joserfc import jwk, jwt
 from joserfc.errors import JoseError
 
@@ -393,3 +394,41 @@ def test_an_oversized_or_malformed_token_request_is_refused_before_any_work(prov
     as_json = httpx.post(f"{provider.base}/oauth2/token", json={"grant_type": "client_credentials"},
                          auth=(provider.service_id, provider.service_secret))
     assert as_json.status_code == 400 and "urlencoded" in as_json.json()["error_description"]
+
+
+def test_the_access_api_takes_the_providers_tokens_for_it_and_no_others(provider, tmp_path, master_key):
+    """What crosses between the services: a service's client-credentials token from the running
+    provider, checked by the access API against the provider's own JWKS over HTTP. (Last in the
+    module: it rotates the shared provider's key.)"""
+    from services.access.api import create_app as access_app
+    from services.access.bootstrap import build as build_access
+    from services.access.settings import AccessSettings
+
+    access = build_access(AccessSettings(database_url=f"sqlite:///{tmp_path / 'access.sqlite'}",
+                                         keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
+                                         oidc_issuer=provider.base))
+    api = TestClient(access_app(access))
+    with provider.auth.deps.engine.begin() as connection:
+        backend = provider.auth.deps.service.provider.register_client(
+            connection, "Kindkans backend", [], [], None, ["client_credentials"], ["access:read"])
+
+    def token(client_id: str, secret: str, scope: str) -> str:
+        answer = httpx.post(f"{provider.base}/oauth2/token", data={"grant_type": "client_credentials", "scope": scope},
+                            auth=(client_id, secret))
+        assert answer.status_code == 200, answer.text
+        return answer.json()["access_token"]
+
+    for_access = token(backend.client_id, backend.secret, "access:read")
+    assert jwt.decode(for_access, provider.keys()).claims["aud"] == [backend.client_id, "access"]
+    answer = api.get("/v1/progress", headers={"Authorization": f"Bearer {for_access}"})
+    assert answer.status_code == 200, answer.text
+    # A token of another client for another API: not for the access API.
+    for_registry = token(provider.service_id, provider.service_secret, "registry:read")
+    refused = api.get("/v1/progress", headers={"Authorization": f"Bearer {for_registry}"})
+    assert refused.status_code == 401 and "access" in refused.json()["detail"]
+    # After a key rotation, new tokens are signed with a key the API has not seen: it fetches it.
+    with provider.auth.deps.engine.begin() as connection:
+        provider.auth.deps.service.provider.rotate_signing_key(connection)
+    rotated = token(backend.client_id, backend.secret, "access:read")
+    wait_until(lambda: api.get("/v1/progress", headers={"Authorization": f"Bearer {rotated}"}).status_code == 200,
+               timeout_s=5, message="the new key fetched (at most once a second)")
