@@ -15,7 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.bearer import TokenVerifier, public
+from shared.bearer import BearerFirst, TokenVerifier, public
 from shared.clock import Clock
 from shared.logging import configure_logging
 from shared.outbox import outbox_status
@@ -122,6 +122,8 @@ def service_app(*, name: str, description: str, deps: Any, routers: Iterable[API
     app = FastAPI(title=f"samenveilig {name}", version="1.0.0", description=description)
     app.state.deps = deps
     app.state.verifier = verifier
+    # Outermost first: the body limit, then the token, then the app (which parses the body).
+    app.add_middleware(BearerFirst, service=app)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     install_problem_handlers(app, dependencies=[public("what each problem type means")])
     # Kept for `shared.bearer.declared_routes`: FastAPI does not flatten included routers.

@@ -15,6 +15,7 @@ credentials) has the client as subject and no role.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,8 +29,9 @@ from fastapi.routing import APIRoute
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.problems import Problem
+from shared.problems import Problem, problem_response
 
 ALGORITHMS = ["ES256"]
 LEEWAY_S = 30
@@ -265,3 +267,36 @@ def check_every_route_declares(app: FastAPI) -> None:
     silent = [f"{route.method} {route.path}" for route in declared_routes(app) if route.declaration is None]
     if silent:
         raise RuntimeError(f"routes without requires(...) or a NoToken reason: {', '.join(silent)}")
+
+
+class BearerFirst:
+    """ASGI middleware: a request for a route behind tokens is refused (401) when its token is
+    missing or not valid before the app reads its body: FastAPI parses a JSON body before it
+    runs a route's dependencies, so an unauthenticated caller would otherwise get its JSON
+    judged (a 422) first. The route's own `requires` still checks scopes and roles."""
+
+    def __init__(self, app: ASGIApp, service: FastAPI) -> None:
+        self.app = app
+        self._service = service
+        self._protected: list[tuple[str, re.Pattern[str]]] | None = None
+
+    def _routes(self) -> list[tuple[str, re.Pattern[str]]]:
+        if self._protected is None:
+            self._protected = [(route.method, re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", route.path) + "$"))
+                               for route in declared_routes(self._service)
+                               if isinstance(route.declaration, Requirement)]
+        return self._protected
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(method == scope["method"] and pattern.match(scope["path"])
+                                           for method, pattern in self._routes()):
+            request = Request(scope)
+            try:
+                await Requirement(frozenset())(request)
+            except Problem as problem:
+                response = problem_response(problem.status, problem.code, problem.title, problem.detail,
+                                            instance=scope["path"])
+                response.headers.update(problem.headers)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -131,6 +131,7 @@ class TestTokens:
 
 TOKENS = TestTokens()
 ACCESS_SCOPES = "access:read access:write"
+RETENTION_SCOPES = "retention:read retention:write"
 
 
 def api_client(app, audience: str, scopes: str, **kwargs):

@@ -20,7 +20,7 @@ from services.retention.leaks import LeakReport
 from services.retention.letters import answer_letter, inspection_page
 from services.retention.requests import Correction
 from services.retention.service import NotPossible
-from shared.bearer import not_yet_behind_tokens, public
+from shared.bearer import public, requires
 from shared.contracts.events import ConsentGiver, ConsentPurpose, SubjectRequestKind
 from shared.problems import Problem
 
@@ -136,16 +136,18 @@ def get_deps(request: Request) -> RetentionDeps:
 
 
 Deps = Annotated[RetentionDeps, Depends(get_deps)]
-# Not yet behind tokens: the next step of the API-authentication issue (README, "Who may call").
-NOT_YET = not_yet_behind_tokens("the FG's routes need the board rules (which FG for which branch) first")
-pupils = APIRouter(prefix="/v1/pupils", tags=["pupils"], dependencies=[NOT_YET])
-purges = APIRouter(prefix="/v1/purges", tags=["purges"], dependencies=[NOT_YET])
-requests = APIRouter(prefix="/v1/requests", tags=["data-subject requests"], dependencies=[NOT_YET])
-leaks = APIRouter(prefix="/v1/leaks", tags=["data leaks"], dependencies=[NOT_YET])
+# Behind tokens: reading (consent, purges, requests and their exports, leaks) takes
+# retention:read, every change retention:write. Which FG may act for which school board's
+# branches is the next step (README, "Who may call").
+READ, WRITE = requires("retention:read"), requires("retention:write")
+pupils = APIRouter(prefix="/v1/pupils", tags=["pupils"])
+purges = APIRouter(prefix="/v1/purges", tags=["purges"])
+requests = APIRouter(prefix="/v1/requests", tags=["data-subject requests"])
+leaks = APIRouter(prefix="/v1/leaks", tags=["data leaks"])
 ops = APIRouter(tags=["operations"], dependencies=[public("operational counts, no personal data")])
 
 
-@pupils.get("/{pupil_id}/consent/{purpose}", response_model=ConsentPublic)
+@pupils.get("/{pupil_id}/consent/{purpose}", response_model=ConsentPublic, dependencies=[READ])
 def may_we(pupil_id: UUID, purpose: ConsentPurpose, deps: Deps) -> ConsentPublic:
     """May we, for this pupil, for this purpose, today? With the reason."""
     with deps.engine.connect() as connection:
@@ -156,14 +158,14 @@ def may_we(pupil_id: UUID, purpose: ConsentPurpose, deps: Deps) -> ConsentPublic
                          needs=list(answer.needs), on=deps.service.today())
 
 
-@pupils.put("/{pupil_id}/consent/{purpose}", status_code=204)
+@pupils.put("/{pupil_id}/consent/{purpose}", status_code=204, dependencies=[WRITE])
 def change_consent(pupil_id: UUID, purpose: ConsentPurpose, body: ConsentIn, deps: Deps) -> None:
     with deps.engine.begin() as connection:
         if not deps.service.record_consent(connection, pupil_id, purpose, body.giver, body.given):
             raise Problem(404, "not-found", "Unknown pupil")
 
 
-@pupils.put("/{pupil_id}/legal-hold", status_code=204)
+@pupils.put("/{pupil_id}/legal-hold", status_code=204, dependencies=[WRITE])
 def place_hold(pupil_id: UUID, body: HoldIn, deps: Deps) -> None:
     """Stops the purge until released."""
     with deps.engine.begin() as connection:
@@ -171,21 +173,21 @@ def place_hold(pupil_id: UUID, body: HoldIn, deps: Deps) -> None:
             raise Problem(404, "not-found", "Unknown pupil")
 
 
-@pupils.delete("/{pupil_id}/legal-hold", status_code=204)
+@pupils.delete("/{pupil_id}/legal-hold", status_code=204, dependencies=[WRITE])
 def release_hold(pupil_id: UUID, deps: Deps) -> None:
     with deps.engine.begin() as connection:
         if not deps.service.set_hold(connection, pupil_id, None):
             raise Problem(404, "not-found", "Unknown pupil")
 
 
-@purges.get("", response_model=list[PurgePublic])
+@purges.get("", response_model=list[PurgePublic], dependencies=[READ])
 def purge_report(deps: Deps) -> list[PurgePublic]:
     """What was purged and when; never what it was."""
     with deps.engine.connect() as connection:
         return [PurgePublic(**row) for row in deps.service.purge_report(connection)]
 
 
-@pupils.post("/{pupil_id}/requests", response_model=RequestPublic, status_code=201)
+@pupils.post("/{pupil_id}/requests", response_model=RequestPublic, status_code=201, dependencies=[WRITE])
 def receive_request(pupil_id: UUID, body: RequestIn, deps: Deps, response: Response) -> dict[str, Any]:
     """Register an inspect, correct or delete request; the one-month deadline starts."""
     try:
@@ -199,7 +201,7 @@ def receive_request(pupil_id: UUID, body: RequestIn, deps: Deps, response: Respo
     return registered
 
 
-@requests.get("", response_model=list[RequestPublic])
+@requests.get("", response_model=list[RequestPublic], dependencies=[READ])
 def list_requests(deps: Deps, branch_id: UUID | None = None,
                   open_only: Annotated[bool, Query(alias="open")] = True) -> list[dict[str, Any]]:
     """The privacy officer's list for a school (`branch_id`), the most urgent first."""
@@ -215,12 +217,12 @@ def _request(deps: RetentionDeps, request_id: UUID) -> dict[str, Any]:
     return found
 
 
-@requests.get("/{request_id}", response_model=RequestPublic)
+@requests.get("/{request_id}", response_model=RequestPublic, dependencies=[READ])
 def get_request(request_id: UUID, deps: Deps) -> dict[str, Any]:
     return _request(deps, request_id)
 
 
-@requests.post("/{request_id}/extension", response_model=RequestPublic)
+@requests.post("/{request_id}/extension", response_model=RequestPublic, dependencies=[WRITE])
 def extend_request(request_id: UUID, body: ExtensionIn, deps: Deps) -> dict[str, Any]:
     """Two more months for a complex request (once, within the first month, with the reason)."""
     try:
@@ -233,7 +235,7 @@ def extend_request(request_id: UUID, body: ExtensionIn, deps: Deps) -> dict[str,
     return extended
 
 
-@requests.post("/{request_id}/answer", response_model=RequestPublic)
+@requests.post("/{request_id}/answer", response_model=RequestPublic, dependencies=[WRITE])
 def answer_request(request_id: UUID, body: AnswerIn, deps: Deps) -> dict[str, Any]:
     """Record the answer: `provided` (inspect), `corrected` (with the corrected values),
     `deleted` (where lawful: the purge runs in the relay's next round) or `refused` (with the reason)."""
@@ -251,7 +253,7 @@ def answer_request(request_id: UUID, body: AnswerIn, deps: Deps) -> dict[str, An
     return answered
 
 
-@requests.get("/{request_id}/letter", response_class=HTMLResponse)
+@requests.get("/{request_id}/letter", response_class=HTMLResponse, dependencies=[READ])
 def request_letter(request_id: UUID, deps: Deps) -> HTMLResponse:
     """The answer letter (Dutch), once answered."""
     found = _request(deps, request_id)
@@ -272,19 +274,19 @@ def _export(deps: RetentionDeps, request_id: UUID) -> dict[str, Any]:
     return exported
 
 
-@requests.get("/{request_id}/export.json")
+@requests.get("/{request_id}/export.json", dependencies=[READ])
 def request_export_json(request_id: UUID, deps: Deps) -> dict[str, Any]:
     """Everything held about the pupil, across all services (for an inspection request)."""
     return _export(deps, request_id)
 
 
-@requests.get("/{request_id}/export.html", response_class=HTMLResponse)
+@requests.get("/{request_id}/export.html", response_class=HTMLResponse, dependencies=[READ])
 def request_export_html(request_id: UUID, deps: Deps) -> HTMLResponse:
     """The same export as a readable Dutch page for the parents."""
     return HTMLResponse(inspection_page(_export(deps, request_id), request_id))
 
 
-@leaks.post("", status_code=202)
+@leaks.post("", status_code=202, dependencies=[WRITE])
 def report_leak(body: LeakIn, deps: Deps, response: Response) -> dict[str, Any]:
     """Register a data leak. The 72-hour clock starts at `discovered_at`; the relay works out the
     affected parents and mails them within moments (see `GET /v1/leaks/{id}`)."""
@@ -303,14 +305,14 @@ def report_leak(body: LeakIn, deps: Deps, response: Response) -> dict[str, Any]:
     return registered
 
 
-@leaks.get("")
+@leaks.get("", dependencies=[READ])
 def breach_register(deps: Deps) -> list[dict[str, Any]]:
     """The breach register (AVG art. 33(5)): every leak, its effects, measures and report."""
     with deps.engine.connect() as connection:
         return deps.leaks.register_entries(connection)
 
 
-@leaks.get("/{leak_id}")
+@leaks.get("/{leak_id}", dependencies=[READ])
 def get_leak(leak_id: UUID, deps: Deps) -> dict[str, Any]:
     with deps.engine.connect() as connection:
         found = deps.leaks.one(connection, leak_id)
@@ -319,7 +321,7 @@ def get_leak(leak_id: UUID, deps: Deps) -> dict[str, Any]:
     return found
 
 
-@leaks.patch("/{leak_id}")
+@leaks.patch("/{leak_id}", dependencies=[WRITE])
 def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps) -> dict[str, Any]:
     """Complete the register as the investigation goes (consequences, measures), or record the
     assessment that no report to the regulator is due (`LeakNotReportable`)."""
@@ -335,7 +337,7 @@ def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps) -> dict[str, 
     return found
 
 
-@leaks.post("/{leak_id}/regulator-report")
+@leaks.post("/{leak_id}/regulator-report", dependencies=[WRITE])
 def record_regulator_report(leak_id: UUID, body: RegulatorReportIn, deps: Deps) -> dict[str, Any]:
     """Record the report to the Autoriteit Persoonsgegevens (`RegulatorNotified`)."""
     try:

@@ -94,16 +94,19 @@ class RunCommand:
         except OSError:
             return False
 
+    SCOPES = "access:read retention:read retention:write"
+
     def service_token(self) -> str:
-        """A client-credentials token for the access API from the running provider, as the Kindkans
-        backend gets one: the client registered once with `deploy/auth.sh` (kept across restarts)."""
+        """A client-credentials token for the APIs from the running provider, as a back office gets
+        one: the client registered once with `deploy/auth.sh` (kept across restarts)."""
         if self._client is None:
-            done = subprocess.run(["bash", "deploy/auth.sh", "clients", "add", "--name", "Kindkans backend",
-                                   "--grant", "client_credentials", "--scope", "access:read"],
+            scopes = [part for scope in self.SCOPES.split() for part in ("--scope", scope)]
+            done = subprocess.run(["bash", "deploy/auth.sh", "clients", "add", "--name", "Back office",
+                                   "--grant", "client_credentials", *scopes],
                                   cwd=REPO, env=self.env(), capture_output=True, check=True, timeout=60)
             self._client = json.loads(done.stdout)
         if self._token is None or self._token[1] < time.monotonic():
-            form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "access:read"}).encode()
+            form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": self.SCOPES}).encode()
             secret = base64.b64encode(f"{self._client['client_id']}:{self._client['client_secret']}".encode())
             request = urllib.request.Request(f"http://127.0.0.1:{self.ports['AUTH_API_PORT']}/oauth2/token",
                                              data=form, headers={"Authorization": f"Basic {secret.decode()}"})
@@ -126,7 +129,8 @@ class RunCommand:
         """GET (or POST with a JSON body) on one of the services' APIs."""
         request = urllib.request.Request(f"http://127.0.0.1:{self.ports[port]}{path}",
                                          data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {self.service_token()}"})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())

@@ -25,14 +25,16 @@ from services.retention.api import create_app as retention_app
 from services.retention.bootstrap import build as build_retention
 from services.retention.settings import RetentionSettings
 from shared.bearer import DeclaredRoute, NoToken, Requirement, check_every_route_declares, declared_routes, requires
-from tests.support import ACCESS_SCOPES, TOKENS, api_client
+from tests.support import ACCESS_SCOPES, RETENTION_SCOPES, TOKENS, api_client
 
 APPS = {"access": (access_app, build_access, AccessSettings), "auth": (auth_app, build_auth, AuthSettings),
         "registry": (registry_app, build_registry, RegistrySettings),
         "retention": (retention_app, build_retention, RetentionSettings)}
-# The routes still open to the network, each declared `not-yet` with its reason: this list may
-# only shrink (README, "Who may call").
-NOT_YET = {"retention"}
+# Services with routes still open to the network, each declared `not-yet` with its reason: this
+# may only shrink (README, "Who may call"). Behind tokens: access and retention.
+NOT_YET: set[str] = set()
+BEHIND_TOKENS = {"access": ACCESS_SCOPES, "retention": RETENTION_SCOPES}
+PUBLIC = {("GET", "/healthz"), ("GET", "/v1/outbox"), ("GET", "/metrics")}
 
 
 def app_of(name: str, tmp_path, master_key: str) -> FastAPI:
@@ -56,7 +58,7 @@ def test_every_route_of_every_service_declares_who_may_call_it(name, tmp_path, m
     kinds = {route.declaration.kind if isinstance(route.declaration, NoToken) else "token"
              for route in declared_routes(app)}
     assert ("not-yet" in kinds) == (name in NOT_YET), kinds
-    assert ("token" in kinds) == (name not in NOT_YET | {"auth", "registry"}), kinds
+    assert ("token" in kinds) == (name in BEHIND_TOKENS), kinds
 
 
 def test_a_route_that_declares_nothing_does_not_start():
@@ -80,22 +82,23 @@ def test_a_route_that_declares_nothing_does_not_start():
         check_every_route_declares(app)
 
 
-def test_every_access_route_refuses_a_caller_without_a_good_token(tmp_path, master_key):
-    client = api_client(app_of("access", tmp_path, master_key), "access", ACCESS_SCOPES)
+@pytest.mark.parametrize("name", sorted(BEHIND_TOKENS))
+def test_every_route_behind_tokens_refuses_a_caller_without_a_good_token(name, tmp_path, master_key):
+    scopes = BEHIND_TOKENS[name]
+    client = api_client(app_of(name, tmp_path, master_key), name, scopes)
     bare = TestClient(client.app)  # no default token: each request carries only its own headers
     routes = protected_routes(client.app)
     documented = {(method.upper(), path) for path, operations in client.app.openapi()["paths"].items()
                   for method in operations}
-    assert {(r.method, r.path) for r in routes} == documented - {("GET", "/healthz"), ("GET", "/v1/outbox")}
+    assert {(r.method, r.path) for r in routes} == documented - PUBLIC
     stranger = ECKey.generate_key("P-256", parameters={"kid": "test-key", "alg": "ES256"})
     refused = {
         "no token": {},
         "not bearer": {"Authorization": "Basic dXNlcjpwdw=="},
-        "another API's": TOKENS.headers("svc", ACCESS_SCOPES, "retention"),
-        "expired": TOKENS.headers("svc", ACCESS_SCOPES, "access", lifetime_s=-120),
-        "signed by someone else": {"Authorization": "Bearer " + TOKENS.token("svc", ACCESS_SCOPES, "access",
-                                                                             key=stranger)},
-        "another issuer's": TOKENS.headers("svc", ACCESS_SCOPES, "access", iss="https://evil.example"),
+        "another API's": TOKENS.headers("svc", scopes, "registry"),
+        "expired": TOKENS.headers("svc", scopes, name, lifetime_s=-120),
+        "signed by someone else": {"Authorization": "Bearer " + TOKENS.token("svc", scopes, name, key=stranger)},
+        "another issuer's": TOKENS.headers("svc", scopes, name, iss="https://evil.example"),
         "garbage": {"Authorization": "Bearer not.a.token"},
     }
     for route in routes:
@@ -105,7 +108,7 @@ def test_every_access_route_refuses_a_caller_without_a_good_token(tmp_path, mast
             assert answer.status_code == 401, (why, method, path, answer.text)
             assert answer.headers["content-type"] == "application/problem+json"
             assert answer.headers["www-authenticate"].startswith("Bearer")
-        unscoped = bare.request(method, path, headers=TOKENS.headers("svc", "registry:read", "access"),
+        unscoped = bare.request(method, path, headers=TOKENS.headers("svc", "registry:read", name),
                                 json={} if method != "GET" else None)
         assert unscoped.status_code == 403, (method, path, unscoped.text)
         if route.declaration.roles is not None:  # a person's act: a service's own token is not enough

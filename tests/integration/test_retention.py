@@ -37,7 +37,7 @@ from shared.contracts.events import ERASED
 from shared.contracts.topics import Topic
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
-from tests.support import read_all, wait_until
+from tests.support import RETENTION_SCOPES, api_client, read_all, wait_until
 
 ADDRESS = {"street": "Schiekade", "house_number": "12", "postcode": "3032 AJ", "city": "Rotterdam"}
 NAME = "Sanne Bakker"
@@ -92,7 +92,8 @@ def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic
     # With an SWV dossier, the longer period (3 years) applies.
     row = wait_until(lambda: (r := pupil_row()) is not None and r.due_on is not None and r, message="scheduled")
     assert row.due_on == date(2029, 7, 17) and row.category == "swv_dossier"
-    consent = TestClient(retention_app(retention)).get(f"/v1/pupils/{row.pupil_id}/consent/photo_video").json()
+    consent = api_client(retention_app(retention), "retention", RETENTION_SCOPES).get(
+        f"/v1/pupils/{row.pupil_id}/consent/photo_video").json()
     assert consent["allowed"] is False and consent["needs"] == ["parent"]
 
     keys = SqlKeyStore(make_engine(f"sqlite:///{tmp_path / 'keys.sqlite'}"), base64.b64decode(master_key))
@@ -131,7 +132,7 @@ def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic
                     "retention pupils": len(t.execute(select(retention_store.pupils)).all())}
 
     wait_until(lambda: not any(rows_left().values()), timeout_s=30, message=f"rows dropped: {rows_left()}")
-    report = TestClient(retention_app(retention)).get("/v1/purges").json()
+    report = api_client(retention_app(retention), "retention", RETENTION_SCOPES).get("/v1/purges").json()
     assert [r["pupil_id"] for r in report] == [row.pupil_id] and NAME not in str(report)
 
     result = CliRunner().invoke(audit_app, ["--json", "replay", "--access-db", str(access.settings.database_url)],

@@ -17,6 +17,7 @@ from services.retention import store
 from services.retention.api import create_app
 from services.retention.bootstrap import build
 from services.retention.settings import RetentionSettings
+from tests.support import RETENTION_SCOPES, TOKENS
 
 PUPIL = "33333333-3333-4333-8333-333333333333"
 
@@ -29,6 +30,8 @@ def test_retention_api_never_answers_with_a_server_error(tmp_path, master_key):
             pupil_id=PUPIL, branch_id="11111111-1111-4111-8111-111111111111", date_of_birth=date(2009, 1, 10),
             enrolled=False, left_on=date(2025, 7, 1), has_swv_dossier=False, legal_hold=False))
     app = create_app(deps)
+    app.state.verifier = TOKENS.verifier("retention")
+    token = TOKENS.headers("fg-tool", RETENTION_SCOPES, "retention")
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     checked, statuses = [], {}
     for result in schema.get_all_operations():
@@ -41,7 +44,7 @@ def test_retention_api_never_answers_with_a_server_error(tmp_path, master_key):
         def never_a_server_error(case):
             if "pupil_id" in (case.path_parameters or {}) and case.path_parameters["pupil_id"][:1] == "3":
                 case.path_parameters["pupil_id"] = PUPIL
-            response = case.call()
+            response = case.call(headers=token)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             case.validate_response(response, checks=[not_a_server_error])
             if response.status_code >= 400:
@@ -52,3 +55,30 @@ def test_retention_api_never_answers_with_a_server_error(tmp_path, master_key):
     assert {"POST /v1/leaks", "POST /v1/pupils/{pupil_id}/requests", "POST /v1/requests/{request_id}/answer",
             "PATCH /v1/leaks/{leak_id}"} <= set(checked)
     assert statuses.get(422) and statuses.get(404) and statuses.get(202), statuses
+
+
+def test_without_a_token_every_retention_operation_answers_401(tmp_path, master_key):
+    """The same generated requests with no token: nothing but 401, before any validation or work."""
+    deps = build(RetentionSettings(database_url=f"sqlite:///{tmp_path / 'retention.sqlite'}",
+                                   keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key))
+    app = create_app(deps)
+    app.state.verifier = TOKENS.verifier("retention")
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    statuses: dict[int, int] = {}
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.path in ("/healthz", "/v1/outbox", "/metrics"):
+            continue
+
+        strategies = [operation.as_strategy(), operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)]
+
+        @given(case=st.one_of(strategies))
+        @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)
+        def refused(case):
+            response = case.call()
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            assert response.status_code == 401, (case.method, case.path, response.text)
+
+        refused()
+    assert statuses and set(statuses) == {401}, statuses

@@ -35,7 +35,7 @@ from shared.contracts.envelope import EventCodec
 from shared.contracts.topics import Topic
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
-from tests.support import read_all, wait_until
+from tests.support import RETENTION_SCOPES, api_client, read_all, wait_until
 
 ADDRESS = {"street": "Schiekade", "house_number": "12", "postcode": "3032 AJ", "city": "Rotterdam"}
 OTHER = {"street": "Coolsingel", "house_number": "40", "postcode": "3011 AD", "city": "Rotterdam"}
@@ -126,8 +126,9 @@ def school(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
                                                          headers={"Authorization": f"Bearer {credential.api_key}"})
         assert answer.status_code == 202, answer.text
 
-    yield SimpleNamespace(api=TestClient(retention_app(retention)), clock=clock, ids=ids, events=events,
-                          smtp=smtp_server, retention=retention, report=report, relay=workers[2])
+    api = api_client(retention_app(retention), "retention", RETENTION_SCOPES)
+    yield SimpleNamespace(api=api, clock=clock, ids=ids, events=events, smtp=smtp_server, retention=retention,
+                          report=report, relay=workers[2])
     for worker in workers:
         worker.stop_event.set()
     for thread in threads:
