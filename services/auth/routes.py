@@ -9,13 +9,14 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter, Cookie, Depends, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
@@ -51,6 +52,7 @@ pages = APIRouter(include_in_schema=False, dependencies=[own_credential(
 api = APIRouter(prefix="/v1/sessions", tags=["sessions"], dependencies=[own_credential(
     "the session token it ends is the credential")])
 ops = APIRouter(tags=["operations"], dependencies=[public("operational counts, no personal data")])
+disclosure = APIRouter(include_in_schema=False, dependencies=[public("responsible disclosure: who to tell")])
 
 
 def _page(request: Request, template: str, title: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -429,4 +431,24 @@ def home() -> RedirectResponse:
     return RedirectResponse("/inloggen", status_code=303)
 
 
-ROUTERS = (pages, api, ops, *OIDC_ROUTERS)
+@disclosure.get("/.well-known/security.txt", response_class=PlainTextResponse)
+def security_txt(deps: Deps) -> PlainTextResponse:
+    """RFC 9116: where to report a vulnerability, in English and Dutch, valid for a while."""
+    settings = deps.settings
+    expires = deps.clock.now() + timedelta(days=settings.security_txt_valid_days)
+    base = settings.auth_url.rstrip("/")
+    lines = [f"Contact: {settings.security_contact}", f"Contact: {settings.privacy_officer_contact}",
+             f"Expires: {expires.strftime('%Y-%m-%dT%H:%M:%SZ')}", "Preferred-Languages: nl, en",
+             f"Canonical: {base}/.well-known/security.txt", f"Policy: {base}/beveiliging"]
+    return PlainTextResponse("\n".join(lines) + "\n", headers={"Cache-Control": "max-age=86400"})
+
+
+@disclosure.get("/beveiliging", response_class=HTMLResponse)
+def disclosure_page(request: Request, deps: Deps) -> HTMLResponse:
+    settings = deps.settings
+    return _page(request, "beveiliging.html", "Een kwetsbaarheid melden",
+                 security=settings.security_contact.removeprefix("mailto:"),
+                 privacy_officer=settings.privacy_officer_contact.removeprefix("mailto:"))
+
+
+ROUTERS = (pages, api, ops, disclosure, *OIDC_ROUTERS)

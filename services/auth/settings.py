@@ -1,5 +1,7 @@
 """Settings of the auth service."""
 
+from pydantic import Field
+
 from shared.settings import MailSettings
 
 
@@ -9,6 +11,12 @@ class AuthSettings(MailSettings):
     api_port: int = 8002
     # Where invitation links point: this service's own pages.
     auth_url: str = "http://127.0.0.1:8002"
+    # Responsible disclosure (RFC 9116 /.well-known/security.txt and the Dutch page /beveiliging):
+    # who takes a report, the privacy officer (FG) for anything about personal data, and how long
+    # a served security.txt stays valid (its Expires field, counted from the request).
+    security_contact: str = "mailto:security@pporotterdam.nl"
+    privacy_officer_contact: str = "mailto:fg@pporotterdam.nl"
+    security_txt_valid_days: int = Field(default=180, ge=1, le=364)
     # Session cookies only over HTTPS; off only for local http://127.0.0.1 runs and tests.
     cookie_secure: bool = True
     # argon2id cost; the defaults of argon2-cffi (RFC 9106 low-memory profile).

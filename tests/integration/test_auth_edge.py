@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -81,3 +82,28 @@ def test_behind_a_configured_proxy_the_forwarded_address_is_the_caller(api_behin
     same = [attempt(api_behind_proxy, f"198.51.100.{n}, 192.0.2.7", f"iemand{n}@school.example").status_code
             for n in range(1, 5)]
     assert same == [401, 401, 401, 429]
+
+
+def test_a_finder_of_a_vulnerability_knows_whom_to_tell(tmp_path, master_key):
+    """RFC 9116 security.txt and the Dutch disclosure page, from settings (issue: API authentication, item 6)."""
+    from fastapi.testclient import TestClient
+
+    from services.auth.api import create_app
+    from services.auth.bootstrap import build
+    from services.auth.settings import AuthSettings
+
+    deps = build(AuthSettings(database_url=f"sqlite:///{tmp_path / 'auth.sqlite'}",
+                              keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
+                              auth_url="https://login.kindkans.example", security_contact="mailto:meld@ppo.example",
+                              privacy_officer_contact="mailto:fg@ppo.example"))
+    client = TestClient(create_app(deps))
+    text = client.get("/.well-known/security.txt")
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    fields = [line.split(": ", 1) for line in text.text.splitlines()]
+    assert ["Contact", "mailto:meld@ppo.example"] in fields and ["Contact", "mailto:fg@ppo.example"] in fields
+    assert ["Policy", "https://login.kindkans.example/beveiliging"] in fields
+    expires = datetime.fromisoformat(dict(fields)["Expires"].replace("Z", "+00:00"))
+    assert timedelta(days=1) < expires - datetime.now(UTC) < timedelta(days=365), "RFC 9116: less than a year ahead"
+    page = client.get("/beveiliging")
+    assert page.status_code == 200 and "Een kwetsbaarheid melden" in page.text
+    assert "meld@ppo.example" in page.text and "fg@ppo.example" in page.text and 'lang="nl"' in page.text
