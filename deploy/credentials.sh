@@ -5,11 +5,6 @@
 #   bash deploy/credentials.sh list
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${SAMENVEILIG_DATA_DIR:-.data}
-if [ -z "${SAMENVEILIG_MASTER_KEY:-}" ]; then
-    [ -s "$data/master.key" ] || { echo "no $data/master.key: start deploy/run.sh once first" >&2; exit 1; }
-    SAMENVEILIG_MASTER_KEY=$(cat "$data/master.key")
-fi
-export SAMENVEILIG_MASTER_KEY
+. deploy/operator-env.sh
 export SAMENVEILIG_DATABASE_URL=${REGISTRY_DATABASE_URL:-sqlite:///$data/registry.sqlite}
 exec .venv/bin/python -m services.registry.credentials "$@"
