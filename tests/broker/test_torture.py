@@ -1,8 +1,8 @@
 """The broker torture (tests/broker/torture.py) as tests: 20 idempotent acks=all producers on a
 3-partition topic while the local broker on its default storage (SeaweedFS) is SIGKILLed and
-started again every 6 s, and SeaweedFS itself once (no kill in the last 15 s); then every
+started again every 6 s, and SeaweedFS itself once (no kill in the last 20 s); then every
 property of the log, one test each. One run per session (SAMENVEILIG_TORTURE_SECONDS of
-producing, 40 by default, about 60 s in all); its summary is written to the fixture's temporary
+producing, 45 by default, about 65 s in all); its summary is written to the fixture's temporary
 directory as torture.json.
 
 Also: the same workload without kills against the session broker when it is an external or
