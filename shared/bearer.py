@@ -73,18 +73,18 @@ class KeySource:
     def static(cls, jwks: dict[str, Any]) -> KeySource:
         return cls(lambda: jwks)
 
+    def _must_fetch(self, kid: str | None) -> bool:
+        return self._keys is None or (kid not in self._kids
+                                      and time.monotonic() - self._fetched_at >= self._refetch_after_s)
+
     def cached(self, kid: str | None) -> KeySet | None:
         """The keys without any fetch: None when `keys_for` would fetch first."""
         with self._lock:
-            if self._keys is None or (kid not in self._kids
-                                      and time.monotonic() - self._fetched_at >= self._refetch_after_s):
-                return None
-            return self._keys
+            return None if self._must_fetch(kid) else self._keys
 
     def keys_for(self, kid: str | None) -> KeySet | None:
         with self._lock:
-            if self._keys is None or (kid not in self._kids
-                                      and time.monotonic() - self._fetched_at >= self._refetch_after_s):
+            if self._must_fetch(kid):
                 try:
                     document = self._fetch()
                 except (httpx.HTTPError, ValueError):
