@@ -31,6 +31,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.contracts.events import ActedBy
 from shared.problems import Problem, problem_response
 
 ALGORITHMS = ["ES256"]
@@ -46,10 +47,19 @@ class Caller:
     scopes: frozenset[str]
     role: str | None = None  # set for a person's token only
     branch_id: str | None = None
+    # The service acting for the person (RFC 8693 `act`): set when a client exchanged the
+    # person's token for one of its own, e.g. the Kindkans backend calling for an IB'er.
+    acting_client: str | None = None
 
     @property
     def is_person(self) -> bool:
         return self.role is not None
+
+    def acted_by(self) -> ActedBy:
+        """Who did it, with which client, on whose behalf (NEN 7513), for the event it causes."""
+        return ActedBy(actor=self.subject if self.is_person else f"client:{self.client_id}",
+                       client=self.acting_client or self.client_id,
+                       on_behalf_of=self.subject if self.acting_client and self.is_person else None)
 
 
 class KeySource:
@@ -146,10 +156,12 @@ class TokenVerifier:
         if self.audience not in (audiences if isinstance(audiences, list) else [audiences]):
             raise unauthorized(f"the token is not meant for {self.audience}")
         role = claims.get("role")
+        act = claims.get("act")
         caller = Caller(subject=str(claims.get("sub", "")), client_id=str(claims.get("client_id", "")),
                         scopes=frozenset(str(claims.get("scope", "")).split()),
                         role=str(role) if role else None,
-                        branch_id=str(claims["branch_id"]) if claims.get("branch_id") else None)
+                        branch_id=str(claims["branch_id"]) if claims.get("branch_id") else None,
+                        acting_client=str(act["sub"]) if isinstance(act, dict) and act.get("sub") else None)
         return caller, float(claims["exp"]) + LEEWAY_S
 
 

@@ -26,6 +26,7 @@ from shared.contracts.envelope import RecordedEvent
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
+    ActedBy,
     BranchFounded,
     BranchWijknetwerkChanged,
     ConsultantDeparted,
@@ -439,13 +440,22 @@ class Refused:
 GRANTING_ROLES = frozenset({StaffRole.IB_ER, StaffRole.DIRECTEUR})
 
 
+# A grant is given by the branch's own IB'er or director, who see its dossiers by their role:
+# a dossier they see only through a grant of their own (another branch's) is not theirs to pass on.
+def _may_grant(granter: StaffMember | None, granter_decision: Decision) -> bool:
+    return (granter is not None and granter.role in GRANTING_ROLES and granter_decision.allowed
+            and granter_decision.rule in BRANCH_RULES.values())
+
+
 def decide_grant(granter: StaffMember | None, granter_decision: Decision, grantee: StaffMember | None,
-                 dossier: Dossier | None, until: datetime | None, now: datetime) -> AccessGranted | Refused:
-    """An IB'er or director who may see the dossier may grant it to a colleague or an extern."""
+                 dossier: Dossier | None, until: datetime | None, now: datetime,
+                 acted_by: ActedBy | None = None) -> AccessGranted | Refused:
+    """An IB'er or director of the dossier's branch may grant it to a colleague or an extern."""
     if dossier is None:
         return Refused(DENY_UNKNOWN_DOSSIER, "this dossier is not known")
-    if granter is None or granter.role not in GRANTING_ROLES or not granter_decision.allowed:
-        return Refused("not-allowed-to-grant", "only an IB'er or director who may see the dossier can grant it")
+    if not _may_grant(granter, granter_decision):
+        return Refused("not-allowed-to-grant",
+                       "only an IB'er or director of the dossier's own branch can grant it")
     if grantee is None:
         return Refused(DENY_UNKNOWN_STAFF, "the staff member to grant access to is not known")
     if grantee.has_departed(now):
@@ -455,14 +465,14 @@ def decide_grant(granter: StaffMember | None, granter_decision: Decision, grante
     if until is not None and until <= now:
         return Refused("end-date-passed", "the end date lies in the past")
     return AccessGranted(staff_id=grantee.staff_id, branch_id=grantee.branch_id, dossier_id=dossier.dossier_id,
-                         rule=RULE_EXPLICIT, until=until)
+                         rule=RULE_EXPLICIT, until=until, acted_by=acted_by)
 
 
 def decide_revoke(granter: StaffMember | None, granter_decision: Decision, grant: Grant | None,
-                  now: datetime) -> AccessRevoked | Refused:
-    if granter is None or granter.role not in GRANTING_ROLES or not granter_decision.allowed:
-        return Refused("not-allowed-to-grant", "only an IB'er or director who may see the dossier can revoke")
+                  now: datetime, acted_by: ActedBy | None = None) -> AccessRevoked | Refused:
+    if not _may_grant(granter, granter_decision):
+        return Refused("not-allowed-to-grant", "only an IB'er or director of the dossier's own branch can revoke")
     if grant is None or not grant.active(now):
         return Refused("no-active-grant", "there is no active explicit grant to revoke")
     return AccessRevoked(staff_id=grant.staff_id, dossier_id=grant.dossier_id, rule=RULE_EXPLICIT,
-                         reason="revoked by IB'er or director")
+                         reason="revoked by IB'er or director", acted_by=acted_by)

@@ -293,11 +293,13 @@ def dossiers_of(staff_id: UUID, deps: Fresh, cursor: Annotated[str | None, Query
 @dossiers_router.post("/{dossier_id}/grants", response_model=GrantPublic, status_code=201,
                       dependencies=[requires(WRITE, roles=GRANTERS)])
 def grant(dossier_id: UUID, body: GrantIn, deps: Fresh, caller: CurrentCaller) -> GrantPublic:
-    """An IB'er or director (the token's person) grants one dossier to a colleague, an extern or
-    a stagiair; the domain checks that it is a dossier of their own branch."""
+    """An IB'er or director (the token's person, directly or through a service acting for them
+    with an exchanged token) grants one dossier of their own branch to a colleague, an extern or
+    a stagiair. The event names who did it, with which client, on whose behalf."""
     now = deps.clock.now()
     with deps.engine.begin() as connection:
-        outcome = deps.service.grant(connection, UUID(caller.subject), body.staff_id, dossier_id, body.until, now)
+        outcome = deps.service.grant(connection, UUID(caller.subject), body.staff_id, dossier_id, body.until, now,
+                                     caller.acted_by())
     if isinstance(outcome, Refused):
         raise Problem(403 if outcome.code == "not-allowed-to-grant" else 422, "rule-violation",
                       "Grant refused", detail=outcome.detail, reason=outcome.code)
@@ -309,7 +311,7 @@ def grant(dossier_id: UUID, body: GrantIn, deps: Fresh, caller: CurrentCaller) -
 def revoke(dossier_id: UUID, staff_id: UUID, deps: Fresh, caller: CurrentCaller) -> None:
     now = deps.clock.now()
     with deps.engine.begin() as connection:
-        refused = deps.service.revoke(connection, UUID(caller.subject), staff_id, dossier_id, now)
+        refused = deps.service.revoke(connection, UUID(caller.subject), staff_id, dossier_id, now, caller.acted_by())
     if refused is not None:
         raise Problem(403 if refused.code == "not-allowed-to-grant" else 404,
                       "forbidden" if refused.code == "not-allowed-to-grant" else "not-found",

@@ -26,6 +26,7 @@ from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
+    ActedBy,
     ContactPersonMissing,
     DossierClosed,
     DossierContactAssigned,
@@ -120,12 +121,12 @@ class AccessService:
         return decision
 
     def grant(self, connection: Connection, granted_by: UUID, staff_id: UUID, dossier_id: UUID,
-              until: datetime | None, now: datetime) -> str | Refused:
+              until: datetime | None, now: datetime, acted_by: ActedBy | None = None) -> str | Refused:
         """An explicit grant, if the domain allows it: its event id, or why not."""
         outcome = decide_grant(store.load_member(connection, granted_by),
                                self.decide(connection, granted_by, dossier_id, now),
                                store.load_member(connection, staff_id), store.load_dossier(connection, dossier_id),
-                               until, now)
+                               until, now, acted_by)
         if isinstance(outcome, Refused):
             return outcome
         event_id = derived_id("grant", str(staff_id), str(dossier_id), now.isoformat())
@@ -133,10 +134,10 @@ class AccessService:
         return event_id
 
     def revoke(self, connection: Connection, revoked_by: UUID, staff_id: UUID, dossier_id: UUID,
-               now: datetime) -> Refused | None:
+               now: datetime, acted_by: ActedBy | None = None) -> Refused | None:
         outcome = decide_revoke(store.load_member(connection, revoked_by),
                                 self.decide(connection, revoked_by, dossier_id, now),
-                                store.load_grant(connection, staff_id, dossier_id), now)
+                                store.load_grant(connection, staff_id, dossier_id), now, acted_by)
         if isinstance(outcome, Refused):
             return outcome
         self._record(connection, outcome, derived_id("revoke", str(staff_id), str(dossier_id), now.isoformat()), now)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from services.auth import store
 from services.auth.bootstrap import build
+from services.auth.domain import TOKEN_EXCHANGE
 from services.auth.settings import AuthSettings
 
 app = typer.Typer(help="Kindkans login: OpenID Connect clients and signing keys.", no_args_is_help=True)
@@ -33,13 +34,14 @@ def add_client(
     redirect_uri: Annotated[list[str] | None, typer.Option(help="Exact redirect URI (repeatable)")] = None,
     post_logout_redirect_uri: Annotated[list[str] | None, typer.Option(help="After logout (repeatable)")] = None,
     backchannel_logout_uri: Annotated[str | None, typer.Option(help="Told of every ended session")] = None,
-    grant: Annotated[list[str] | None, typer.Option(help="authorization_code, refresh_token, client_credentials")]
-    = None,
+    grant: Annotated[list[str] | None, typer.Option(
+        help="authorization_code, refresh_token, client_credentials, token-exchange (RFC 8693)")] = None,
     scope: Annotated[list[str] | None, typer.Option(help="Scopes a client-credentials token may carry")] = None,
 ) -> None:
     """Registers a client; its secret is printed once, here, and never again."""
     deps = build(AuthSettings())
     grants = grant or (["authorization_code", "refresh_token"] if redirect_uri else ["client_credentials"])
+    grants = [TOKEN_EXCHANGE if name == "token-exchange" else name for name in grants]
     try:
         with deps.engine.begin() as connection:
             registered = deps.service.provider.register_client(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import pyotp
@@ -575,6 +575,31 @@ def granted_scopes(requested: str, allowed: list[str]) -> list[str] | None:
     one it does not have."""
     asked = requested.split() or list(allowed)
     return asked if set(asked) <= set(allowed) else None
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 (a grant name)
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 (a token type)
+
+
+def decide_token_exchange(subject: Mapping[str, Any] | None, client_id: str, client_scopes: Iterable[str],
+                          requested: str) -> list[str] | str:
+    """RFC 8693: a service (the Kindkans backend) acting for the person who logged in to it. It
+    presents that person's access token (issued to this same client, not itself already an
+    exchanged one) and gets a token for the APIs with the person as subject and itself as actor
+    (`act`), with no scope the person's token or the client lacks. The scopes, or why not."""
+    if subject is None:
+        return "the subject token is not a valid access token of ours"
+    if not subject.get("role"):
+        return "the subject token is not a person's"
+    if "act" in subject:
+        return "the subject token is already an exchanged one"
+    if subject.get("client_id") != client_id:
+        return "the subject token was issued to another client"
+    held = set(str(subject.get("scope", "")).split()) & set(client_scopes)
+    asked = requested.split() or sorted(held)
+    if not asked or not set(asked) <= held:
+        return "the person's token or the client lacks a scope asked for"
+    return asked
 
 
 def next_logout_attempt(attempts: int, first_at: datetime, now: datetime) -> datetime | None:

@@ -34,16 +34,19 @@ from services.auth import store
 from services.auth.domain import (
     ABSOLUTE_TIMEOUT,
     ACCESS_TOKEN_LIFETIME,
+    ACCESS_TOKEN_TYPE,
     CODE_LIFETIME,
     ID_TOKEN_LIFETIME,
     KEY_PUBLISHED_AFTER_RETIREMENT,
     LOGOUT_TOKEN_LIFETIME,
+    TOKEN_EXCHANGE,
     CodeGrant,
     RefreshGrant,
     Session,
     authentication_methods,
     decide_code_exchange,
     decide_refresh,
+    decide_token_exchange,
     granted_scopes,
     next_logout_attempt,
     session_state,
@@ -54,7 +57,7 @@ from shared.crypto import seal, unseal
 
 log = logging.getLogger(__name__)
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE)
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 ALGORITHM = "ES256"
 GIVEN_UP = timedelta(days=36500)  # a delivery given up is never due again (and stays, with its status)
@@ -299,6 +302,8 @@ class OpenIdProvider:
             return self._refresh(connection, client, form.get("refresh_token", ""))
         if grant_type == "client_credentials":
             return self._client_credentials(connection, client, form.get("scope", ""))
+        if grant_type == TOKEN_EXCHANGE:
+            return self._exchange_token(connection, client, form)
         raise OAuthError("unsupported_grant_type", "Unsupported grant type")
 
     def _exchange_code(self, connection: Connection, client: Row[Any], code: str, redirect_uri: str,
@@ -349,6 +354,31 @@ class OpenIdProvider:
         return {"access_token": self._sign(connection, claims, "at+jwt"), "token_type": "Bearer",
                 "expires_in": int(ACCESS_TOKEN_LIFETIME.total_seconds()), "scope": claims["scope"]}
 
+    def _exchange_token(self, connection: Connection, client: Row[Any], form: Mapping[str, str]) -> dict[str, Any]:
+        """RFC 8693 token exchange: the client acting for the person whose token it holds. The new
+        token names the person (`sub`, `role`, `branch_id`) and the client as actor (`act`), so an
+        API records both; it lives no longer than the person's token and dies with their session."""
+        if form.get("subject_token_type") != ACCESS_TOKEN_TYPE:
+            raise OAuthError("invalid_request", "subject_token_type must be an access token")
+        if form.get("requested_token_type", ACCESS_TOKEN_TYPE) != ACCESS_TOKEN_TYPE or form.get("actor_token"):
+            raise OAuthError("invalid_request", "only an access token for the authenticated client can be issued")
+        subject = self.verify_jwt(connection, form.get("subject_token", ""), typ="at+jwt")
+        if subject is not None and not self._session_active(connection, str(subject.get("sid", ""))):
+            subject = None
+        scopes = decide_token_exchange(subject, client.client_id, json.loads(client.scopes), form.get("scope", ""))
+        if isinstance(scopes, str) or subject is None:
+            raise OAuthError("invalid_grant" if subject is None or "scope" not in str(scopes) else "invalid_scope",
+                             str(scopes))
+        now = self._clock.now()
+        expires = min(int(subject["exp"]), int((now + ACCESS_TOKEN_LIFETIME).timestamp()))
+        claims = {"iss": self.issuer, "sub": subject["sub"], "aud": token_audience(client.client_id, scopes),
+                  "client_id": client.client_id, "act": {"sub": client.client_id},
+                  "scope": " ".join(scopes), "role": subject["role"], "branch_id": subject.get("branch_id"),
+                  "sid": subject["sid"], "iat": int(now.timestamp()), "exp": expires, "jti": str(uuid.uuid4())}
+        return {"access_token": self._sign(connection, claims, "at+jwt"), "token_type": "Bearer",
+                "issued_token_type": ACCESS_TOKEN_TYPE, "expires_in": max(0, expires - int(now.timestamp())),
+                "scope": claims["scope"]}
+
     def _tokens(self, connection: Connection, client_id: str, session_id: str, staff_id: str, scope: str,
                 nonce: str | None, family_id: str) -> dict[str, Any]:
         now = self._clock.now()
@@ -386,7 +416,7 @@ class OpenIdProvider:
                 return {"active": False}
             return {"active": True, "token_type": "access_token",
                     **{key: claims[key] for key in ("sub", "client_id", "scope", "exp", "iat", "aud", "iss", "sid",
-                                                    "amr", "role", "branch_id") if key in claims}}
+                                                    "amr", "role", "branch_id", "act") if key in claims}}
         row = store.find_refresh_token(connection, _hash(token))
         if row is None or row.rotated_at is not None or row.revoked_at is not None or now >= row.expires_at \
                 or not self._session_active(connection, row.session_id) \

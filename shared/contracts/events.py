@@ -73,6 +73,18 @@ class Address(BaseModel):
     city: ShortText
 
 
+class ActedBy(BaseModel):
+    """Who did an administrative or privacy action, as NEN 7513 records every access: the
+    responsible person (a staff id) or, for a service acting on its own, `client:<client id>`;
+    the client software that carried the call; and, when a service acted for a person (an
+    exchanged token, RFC 8693), that person. Ids only: no names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    actor: ShortText
+    client: ShortText
+    on_behalf_of: ShortText | None = None
+
+
 class Event(BaseModel):
     """Base of every canonical event."""
 
@@ -302,6 +314,8 @@ class AccessGranted(AccessEvent):
     dossier_id: UUID | None = None
     rule: ShortText
     until: datetime | None = None
+    # Who granted it: set for an explicit grant through the API; None for a rule's own change.
+    acted_by: ActedBy | None = None
 
 
 class AccessRevoked(AccessEvent):
@@ -309,6 +323,7 @@ class AccessRevoked(AccessEvent):
     dossier_id: UUID | None = None
     rule: ShortText
     reason: ShortText
+    acted_by: ActedBy | None = None  # set for a revocation through the API
 
 
 class NotificationsStopped(AccessEvent):

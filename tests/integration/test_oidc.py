@@ -10,8 +10,8 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -394,6 +394,115 @@ def test_an_oversized_or_malformed_token_request_is_refused_before_any_work(prov
     as_json = httpx.post(f"{provider.base}/oauth2/token", json={"grant_type": "client_credentials"},
                          auth=(provider.service_id, provider.service_secret))
     assert as_json.status_code == 400 and "urlencoded" in as_json.json()["error_description"]
+
+
+def test_the_kindkans_backend_acting_for_an_ib_er_grants_an_extern_and_the_event_names_both(
+        provider, tmp_path, master_key):
+    """RFC 8693 token exchange, end to end: the IB'er logs in to the Kindkans backend (code flow,
+    two factors); the backend exchanges her token for one that names her and itself (`act`)
+    and grants an extern one dossier of her branch through the running access service. The
+    AccessGranted event names the IB'er as actor and the backend as client; the same call for a
+    dossier of another branch is refused, and the exchange refuses what it should."""
+    from services.access.api import create_app as access_app
+    from services.access.bootstrap import build as build_access
+    from services.access.bootstrap import build_relay as access_relay
+    from services.access.bootstrap import build_runner as access_runner
+    from services.access.settings import AccessSettings
+    from services.auth.domain import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE
+    from shared.kafka.producer import EventPublisher, make_producer
+
+    harness = provider.auth
+    prefix = harness.settings.topic_prefix
+    access = build_access(AccessSettings(
+        kafka_bootstrap_servers=harness.bootstrap, topic_prefix=prefix,
+        consumer_group=f"{prefix}access-{uuid.uuid4().hex[:6]}",
+        database_url=f"sqlite:///{tmp_path / 'access.sqlite'}", keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}",
+        master_key=master_key, oidc_issuer=provider.base, smtp_port=harness.smtp.port))
+    workers = [access_runner(access), access_relay(access)]
+    threads = [threading.Thread(target=worker.run, daemon=True) for worker in workers]
+    for thread in threads:
+        thread.start()
+    publisher = EventPublisher(make_producer(harness.bootstrap, "registry-under-test"))
+    try:
+        ib_er = enrol(harness, "ib_er")
+        other_branch = uuid.uuid4()
+        address = e.Address(street="Schiekade", house_number="12", postcode="3032 AJ", city="Rotterdam")
+        extern = e.StaffJoined(branch_id=BRANCH, staff_id=uuid.uuid4(), role=e.StaffRole.EXTERN, name="N",
+                               email="logopedie@extern.example",
+                               access_until=(datetime.now(UTC) + timedelta(days=90)).date())
+        ours = e.DossierOpened(branch_id=BRANCH, dossier_id=uuid.uuid4(), pupil_id=uuid.uuid4(),
+                               contact_staff_id=ib_er.staff_id, summary="Leesproblemen")
+        theirs = e.DossierOpened(branch_id=other_branch, dossier_id=uuid.uuid4(), pupil_id=uuid.uuid4(),
+                                 contact_staff_id=uuid.uuid4(), summary="Rekenen")
+        now = datetime.now(UTC)
+        encoded = [access.codec.encode(event, event_id=str(uuid.uuid4()), recorded_at=now, effective_at=now)
+                   for event in (e.BranchFounded(branch_id=BRANCH, vestigingscode="12AB00", name="OBS De Regenboog",
+                                                 address=address, phone="+31101234567", wijknetwerk="Noord"),
+                                 e.BranchFounded(branch_id=other_branch, vestigingscode="34CD00", name="OBS Elders",
+                                                 address=address, phone="+31101234567", wijknetwerk="Noord"),
+                                 extern, ours, theirs)]
+        publisher.publish_all(encoded)
+        api = TestClient(access_app(access))
+
+        with harness.deps.engine.begin() as connection:
+            backend = harness.deps.service.provider.register_client(
+                connection, "Kindkans backend", [REDIRECT], [], None,
+                ["authorization_code", "refresh_token", TOKEN_EXCHANGE], ["access:write"])
+        as_backend = replace(provider, client_id=backend.client_id, client_secret=backend.secret)
+        login = log_in(as_backend, ib_er, scope="openid access:write")
+
+        def exchange(subject_token: str, auth: tuple[str, str] = (backend.client_id, backend.secret),
+                     **extra: str) -> httpx.Response:
+            return httpx.post(f"{provider.base}/oauth2/token", auth=auth, data={
+                "grant_type": TOKEN_EXCHANGE, "subject_token": subject_token,
+                "subject_token_type": ACCESS_TOKEN_TYPE, **extra})
+
+        exchanged = exchange(login["access_token"], scope="access:write")
+        assert exchanged.status_code == 200, exchanged.text
+        assert exchanged.json()["issued_token_type"] == ACCESS_TOKEN_TYPE
+        claims = jwt.decode(exchanged.json()["access_token"], provider.keys()).claims
+        assert claims["sub"] == str(ib_er.staff_id) and claims["act"] == {"sub": backend.client_id}
+        assert claims["role"] == "ib_er" and "access" in claims["aud"]
+        bearer = {"Authorization": f"Bearer {exchanged.json()['access_token']}"}
+        until = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        last = encoded[-1].id
+        granted = wait_until(lambda: (r := api.post(f"/v1/dossiers/{ours.dossier_id}/grants?after_event={last}",
+                                                    headers=bearer,
+                                                    json={"staff_id": str(extern.staff_id), "until": until})
+                                      ).status_code != 503 and r, timeout_s=20, message="the access state")
+        assert granted.status_code == 201, granted.text
+        refused = api.post(f"/v1/dossiers/{theirs.dossier_id}/grants", headers=bearer,
+                           json={"staff_id": str(extern.staff_id), "until": until})
+        assert refused.status_code == 403 and refused.json()["reason"] == "not-allowed-to-grant"
+
+        def granted_events() -> list:
+            return [x.event for x in (access.codec.decode(r.value)
+                                      for r in read_all(harness.bootstrap, access.topics(Topic.ACCESS_EVENTS)))
+                    if x.type == "AccessGranted" and x.event.dossier_id == ours.dossier_id]
+
+        event = wait_until(granted_events, message="the grant on the log")[0]
+        assert event.staff_id == extern.staff_id
+        assert event.acted_by == e.ActedBy(actor=str(ib_er.staff_id), client=backend.client_id,
+                                           on_behalf_of=str(ib_er.staff_id))
+
+        # What the exchange refuses: another client holding her token, a service's own token,
+        # a scope her token does not carry, and an exchanged token exchanged again.
+        with harness.deps.engine.begin() as connection:
+            other = harness.deps.service.provider.register_client(
+                connection, "Een andere dienst", [], [], None, [TOKEN_EXCHANGE], ["access:write"])
+        assert exchange(login["access_token"], auth=(other.client_id, other.secret)).json()["error"] == "invalid_grant"
+        service_token = httpx.post(f"{provider.base}/oauth2/token", data={"grant_type": "client_credentials"},
+                                   auth=(provider.service_id, provider.service_secret)).json()["access_token"]
+        assert exchange(service_token).json()["error"] == "invalid_grant"
+        assert exchange(login["access_token"], scope="access:write retention:write").json()["error"] == "invalid_scope"
+        assert exchange(exchanged.json()["access_token"]).json()["error"] == "invalid_grant"
+        assert exchange(login["access_token"], subject_token_type="urn:x").json()["error"] == "invalid_request"
+    finally:
+        for worker in workers:
+            worker.stop_event.set()
+        for thread in threads:
+            thread.join(timeout=15)
+        publisher.close()
 
 
 def test_the_access_api_takes_the_providers_tokens_for_it_and_no_others(provider, tmp_path, master_key):

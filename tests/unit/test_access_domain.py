@@ -246,12 +246,37 @@ def test_only_an_ib_er_or_director_who_sees_the_dossier_may_grant_it():
     granted = grant(ib_er, teacher)
     assert isinstance(granted, e.AccessGranted) and granted.rule == RULE_EXPLICIT and granted.dossier_id == DOSSIER
     assert grant(teacher, ib_er) == Refused("not-allowed-to-grant",
-                                            "only an IB'er or director who may see the dossier can grant it")
+                                            "only an IB'er or director of the dossier's own branch can grant it")
     assert grant(ib_er, intern).code == "end-date-required"
     assert grant(ib_er, intern, until=LATER - timedelta(days=1)).code == "end-date-passed"
     assert isinstance(grant(ib_er, intern, until=LATER + timedelta(days=30)), e.AccessGranted)
     assert decide_revoke(state.staff[ib_er], state.decide(ib_er, DOSSIER, LATER), None, LATER).code == \
         "no-active-grant"
+
+
+def test_an_ib_er_of_another_branch_who_holds_a_grant_may_not_pass_the_dossier_on():
+    """Grants stay within the branch: an IB'er of another school who was granted this dossier
+    sees it (explicit grant) but may not grant or revoke it for anyone."""
+    outsider, colleague = staff(), staff()
+    granted = at(e.AccessGranted(staff_id=outsider, dossier_id=DOSSIER, rule=RULE_EXPLICIT), JULY + timedelta(days=2))
+    state = world(joined(outsider, "ib_er", branch=OTHER_BRANCH), joined(colleague, "leerkracht", branch=OTHER_BRANCH),
+                  granted)
+    decision = state.decide(outsider, DOSSIER, LATER)
+    assert decision.allowed and decision.rule == RULE_EXPLICIT
+    refused = decide_grant(state.staff[outsider], decision, state.staff[colleague], state.dossiers[DOSSIER], None,
+                           LATER)
+    assert isinstance(refused, Refused) and refused.code == "not-allowed-to-grant"
+    assert decide_revoke(state.staff[outsider], decision, state.grants[(outsider, DOSSIER)], LATER).code == \
+        "not-allowed-to-grant"
+
+
+def test_a_grant_names_who_gave_it_with_which_client_and_for_whom():
+    ib_er, teacher = staff(), staff()
+    state = world(joined(ib_er, "ib_er"), joined(teacher, "leerkracht"))
+    acted_by = e.ActedBy(actor=str(ib_er), client="kindkans-backend", on_behalf_of=str(ib_er))
+    granted = decide_grant(state.staff[ib_er], state.decide(ib_er, DOSSIER, LATER), state.staff[teacher],
+                           state.dossiers[DOSSIER], None, LATER, acted_by)
+    assert isinstance(granted, e.AccessGranted) and granted.acted_by == acted_by
 
 
 def test_folds_may_skip_every_event_type_evolve_does_not_read():
