@@ -134,6 +134,12 @@ ACCESS_SCOPES = "access:read access:write"
 RETENTION_SCOPES = "retention:read retention:write"
 
 
+def fg_headers(staff_id, branch_id) -> dict:
+    """The token of a school board's FG (role fg) whose own branch is `branch_id`: she acts for
+    every branch of that board (services/retention/policy.py)."""
+    return TOKENS.headers(str(staff_id), RETENTION_SCOPES, "retention", role="fg", branch_id=str(branch_id))
+
+
 def api_client(app, audience: str, scopes: str, **kwargs):
     """A TestClient for a service API that accepts TOKENS' tokens and sends a service's token
     (client credentials: no role) unless a request gives its own Authorization header."""

@@ -299,7 +299,8 @@ def _decide_branch(command: ReportMutation, report: BranchReport, state: Registr
             return Refused("code-in-use", f"vestigingscode {report.vestigingscode} belongs to an open branch")
         return Accepted((BranchFounded(
             branch_id=founded_branch_id(command.sender, report.mutation_id), vestigingscode=report.vestigingscode,
-            name=report.name, address=report.address, phone=report.phone, wijknetwerk=report.wijknetwerk),))
+            name=report.name, address=report.address, phone=report.phone, wijknetwerk=report.wijknetwerk,
+            bevoegd_gezag=report.bevoegd_gezag),))
     branch = state.branch_by_code(report.vestigingscode)
     if branch is None:
         return Refused("unknown-branch", f"no branch with vestigingscode {report.vestigingscode}")

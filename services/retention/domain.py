@@ -19,6 +19,7 @@ from uuid import UUID
 
 from shared.contracts.envelope import RecordedEvent
 from shared.contracts.events import (
+    BranchFounded,
     ConsentGiven,
     ConsentGiver,
     ConsentPurpose,
@@ -212,6 +213,8 @@ ConsentKey = tuple[UUID, ConsentPurpose, ConsentGiver]
 class RetentionState:
     pupils: Mapping[UUID, RetainedPupil] = field(default_factory=lambda: MappingProxyType({}))
     consents: Mapping[ConsentKey, Consent] = field(default_factory=lambda: MappingProxyType({}))
+    # Each branch's school board (bevoegd gezag; None: not reported): whose FG acts for it (policy.py).
+    boards: Mapping[UUID, str | None] = field(default_factory=lambda: MappingProxyType({}))
 
 
 INITIAL_STATE = RetentionState()
@@ -225,6 +228,13 @@ class RetentionEntities(Protocol):
     def save_pupil(self, pupil: RetainedPupil) -> None: ...
     def save_consent(self, consent: Consent) -> None: ...
     def drop_pupil(self, pupil_id: UUID) -> None: ...
+    def save_board(self, branch_id: UUID, board: str | None) -> None: ...
+
+
+def _branch_founded(entities: RetentionEntities, recorded: RecordedEvent) -> None:
+    event = recorded.event
+    assert isinstance(event, BranchFounded)
+    entities.save_board(event.branch_id, event.bevoegd_gezag)
 
 
 def _enrolled(entities: RetentionEntities, recorded: RecordedEvent) -> None:
@@ -296,6 +306,7 @@ class Handler:
 
 
 HANDLERS: Mapping[type[Event], Handler] = MappingProxyType({
+    BranchFounded: Handler(_branch_founded),
     PupilEnrolled: Handler(_enrolled),
     DossierOpened: Handler(_changed(has_swv_dossier=True), _schedule),
     PupilLeft: Handler(_changed(enrolled=False, left_on=lambda event: event.left_on), _schedule),
@@ -335,9 +346,12 @@ class StateEntities:
         self.state = replace(self.state, consents=MappingProxyType({**self.state.consents, key: consent}))
 
     def drop_pupil(self, pupil_id: UUID) -> None:
-        self.state = RetentionState(
-            MappingProxyType({k: v for k, v in self.state.pupils.items() if k != pupil_id}),
-            MappingProxyType({k: v for k, v in self.state.consents.items() if k[0] != pupil_id}))
+        self.state = replace(
+            self.state, pupils=MappingProxyType({k: v for k, v in self.state.pupils.items() if k != pupil_id}),
+            consents=MappingProxyType({k: v for k, v in self.state.consents.items() if k[0] != pupil_id}))
+
+    def save_board(self, branch_id: UUID, board: str | None) -> None:
+        self.state = replace(self.state, boards=MappingProxyType({**self.state.boards, branch_id: board}))
 
 
 def evolve(state: RetentionState, recorded: RecordedEvent) -> RetentionState:

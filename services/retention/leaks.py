@@ -26,6 +26,7 @@ from services.retention.letters import leak_notice
 from services.retention.service import NotPossible, RetentionService
 from shared.contracts.envelope import derived_id
 from shared.contracts.events import (
+    ActedBy,
     DataLeaked,
     LeakNotReportable,
     LeakReportOverdue,
@@ -52,6 +53,8 @@ class LeakReport:
     staff_ids: list[UUID]
     consequences: str | None = None
     measures: str | None = None
+    board: str | None = None  # the registering FG's school board (policy.board_of)
+    acted_by: ActedBy | None = None
 
 
 def message_id(leak_id: str, pupil_ids: list[str], number: int) -> str:
@@ -72,7 +75,7 @@ class LeakDesk:
         store.add_leak(connection, leak_id, nature=report.nature, consequences=report.consequences,
                        measures=report.measures, discovered_at=report.discovered_at, registered_at=now,
                        deadline=regulator_deadline(report.discovered_at), pupil_ids=report.pupil_ids,
-                       dossier_ids=report.dossier_ids, staff_ids=report.staff_ids)
+                       dossier_ids=report.dossier_ids, staff_ids=report.staff_ids, board=report.board)
         self._service.emit(connection, self._event(leak_id, report), derived_id("retention", str(leak_id), "leaked"),
                            None)
         log.warning("data leak registered", extra={"leak_id": str(leak_id)})
@@ -80,7 +83,8 @@ class LeakDesk:
     @staticmethod
     def _event(leak_id: UUID, report: LeakReport) -> DataLeaked:
         return DataLeaked(leak_id=leak_id, nature=report.nature, discovered_at=report.discovered_at,
-                          pupil_ids=report.pupil_ids, dossier_ids=report.dossier_ids, staff_ids=report.staff_ids)
+                          pupil_ids=report.pupil_ids, dossier_ids=report.dossier_ids, staff_ids=report.staff_ids,
+                          acted_by=report.acted_by)
 
     # --- the relay's rounds ----------------------------------------------------------------
 
@@ -152,7 +156,7 @@ class LeakDesk:
     # --- the regulator report and the register -----------------------------------------------
 
     def record_report(self, connection: Connection, leak_id: UUID, reported_at: datetime, reference: str,
-                      delay_reason: str | None) -> bool:
+                      delay_reason: str | None, acted_by: ActedBy | None = None) -> bool:
         row = store.load_leak(connection, leak_id)
         if row is None:
             return False
@@ -166,12 +170,12 @@ class LeakDesk:
             raise NotPossible(problem)
         store.record_regulator_report(connection, leak_id, reported_at, reference, delay_reason)
         self._service.emit(connection, RegulatorNotified(leak_id=leak_id, reported_at=reported_at, reference=reference,
-                                                         delay_reason=delay_reason),
+                                                         delay_reason=delay_reason, acted_by=acted_by),
                            derived_id("retention", str(leak_id), "reported"), None)
         return True
 
     def assess(self, connection: Connection, leak_id: UUID, consequences: str | None, measures: str | None,
-               not_reportable_reason: str | None) -> bool:
+               not_reportable_reason: str | None, acted_by: ActedBy | None = None) -> bool:
         """Complete the register as the investigation goes (art. 33(4): in phases), and record the
         assessment that no report is due because a risk is unlikely (art. 33(1))."""
         row = store.load_leak(connection, leak_id)
@@ -183,7 +187,8 @@ class LeakDesk:
                 raise NotPossible("the leak was already reported to the Autoriteit Persoonsgegevens")
             if row.not_reportable_reason is None:
                 newly_not_reportable = not_reportable_reason
-                self._service.emit(connection, LeakNotReportable(leak_id=leak_id, reason=not_reportable_reason),
+                self._service.emit(connection, LeakNotReportable(leak_id=leak_id, reason=not_reportable_reason,
+                                                                         acted_by=acted_by),
                                    derived_id("retention", str(leak_id), "not-reportable"), None)
         store.amend_leak(connection, leak_id, consequences=consequences, measures=measures,
                          not_reportable_reason=newly_not_reportable)
@@ -207,8 +212,8 @@ class LeakDesk:
                           "overdue_alarm_at": row.overdue_alarm_at},
         }
 
-    def register_entries(self, connection: Connection) -> list[dict[str, Any]]:
-        return [self.entry(row) for row in store.breach_register(connection)]
+    def register_entries(self, connection: Connection, board: str | None = None) -> list[dict[str, Any]]:
+        return [self.entry(row) for row in store.breach_register(connection, board)]
 
     def one(self, connection: Connection, leak_id: UUID) -> dict[str, Any] | None:
         row = store.load_leak(connection, leak_id)

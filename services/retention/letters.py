@@ -100,5 +100,6 @@ RULE_NAMES = {
 ROLE_NAMES = {
     "ib_er": "intern begeleider", "directeur": "directeur", "leerkracht": "leerkracht", "extern": "externe",
     "stagiair": "stagiair", "swv_consultant": "consulent samenwerkingsverband", "administrator": "beheerder",
+    "fg": "functionaris gegevensbescherming",
     None: "onbekend",
 }

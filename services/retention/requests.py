@@ -28,6 +28,7 @@ from services.retention.leaks import HistoryReader
 from services.retention.service import NotPossible, RetentionService
 from shared.contracts.envelope import derived_id
 from shared.contracts.events import (
+    ActedBy,
     ConsentGiver,
     PupilDetailsCorrected,
     PurgeScheduled,
@@ -68,7 +69,7 @@ class RequestDesk:
         self._not_before: dict[str, datetime] = {}
 
     def receive(self, connection: Connection, pupil_id: UUID, kind: SubjectRequestKind, requested_by: ConsentGiver,
-                received_on: date | None) -> dict[str, Any] | None:
+                received_on: date | None, acted_by: ActedBy | None = None) -> dict[str, Any] | None:
         pupil = store.load_pupil(connection, pupil_id)
         if pupil is None:
             return None
@@ -83,7 +84,8 @@ class RequestDesk:
         due = answer_due(received)
         store.add_request(connection, request_id, pupil_id, pupil.branch_id, kind, requested_by, received, due)
         self._service.emit(connection, SubjectRequestReceived(pupil_id=pupil_id, request_id=request_id, kind=kind,
-                                                              requested_by=requested_by, due_on=due),
+                                                              requested_by=requested_by, due_on=due,
+                                                              acted_by=acted_by),
                            derived_id("retention", str(request_id), "received"), None)
         return self.one(connection, request_id)
 
@@ -167,7 +169,7 @@ class RequestDesk:
     # --- answers -------------------------------------------------------------------------------
 
     def answer(self, connection: Connection, request_id: UUID, outcome: str, *, refusal_reason: str | None = None,
-               correction: Correction | None = None) -> dict[str, Any] | None:
+               correction: Correction | None = None, acted_by: ActedBy | None = None) -> dict[str, Any] | None:
         """Record the answer. `outcome` is "provided" (inspect), "corrected" (correct), "deleted"
         (delete) or "refused" (any, with the reason)."""
         row = self._row(connection, request_id)
@@ -190,7 +192,7 @@ class RequestDesk:
         elif outcome == "corrected":
             if correction is None or not correction.fields():
                 raise NotPossible("a correction names at least one corrected field")
-            self._correct(connection, pupil_id, UUID(row.request_id), correction)
+            self._correct(connection, pupil_id, UUID(row.request_id), correction, acted_by)
             corrected_fields = correction.fields()
         elif outcome == "deleted":
             pupil = store.load_pupil(connection, row.pupil_id)
@@ -201,7 +203,7 @@ class RequestDesk:
         store.record_answer(connection, row.request_id, outcome, self._service.clock.now(),
                             refusal_reason=given_reason, corrected_fields=corrected_fields)
         self._service.emit(connection, SubjectRequestAnswered(pupil_id=pupil_id, request_id=UUID(row.request_id),
-                                                              outcome=outcome),
+                                                              outcome=outcome, acted_by=acted_by),
                            derived_id("retention", row.request_id, "answered"), None)
         if outcome == "deleted":
             # Due today: the relay's next round shreds the key and emits PupilDataPurged, by the same
@@ -212,10 +214,12 @@ class RequestDesk:
             log.info("pupil data erasure granted", extra={"request_id": row.request_id})
         return self.one(connection, request_id)
 
-    def _correct(self, connection: Connection, pupil_id: UUID, request_id: UUID, correction: Correction) -> None:
+    def _correct(self, connection: Connection, pupil_id: UUID, request_id: UUID, correction: Correction,
+                 acted_by: ActedBy | None) -> None:
         event = PupilDetailsCorrected.model_validate({
             "pupil_id": pupil_id, "request_id": request_id, "name": correction.name,
-            "date_of_birth": correction.date_of_birth, "parent_emails": correction.parent_emails})
+            "date_of_birth": correction.date_of_birth, "parent_emails": correction.parent_emails,
+            "acted_by": acted_by})
         self._service.emit(connection, event, derived_id("retention", str(request_id), "corrected"), None)
 
     # --- reading ---------------------------------------------------------------------------------
@@ -237,9 +241,10 @@ class RequestDesk:
         row = self._row(connection, request_id)
         return self._public(row) if row else None
 
-    def listed(self, connection: Connection, branch_id: UUID | None, open_only: bool) -> list[dict[str, Any]]:
-        """The privacy officer's list: the most urgent first."""
-        return [self._public(row) for row in store.requests_by_urgency(connection, branch_id, open_only)]
+    def listed(self, connection: Connection, branch_ids: frozenset[UUID] | None,
+               open_only: bool) -> list[dict[str, Any]]:
+        """The privacy officer's list: the most urgent first (of these branches, when given)."""
+        return [self._public(row) for row in store.requests_by_urgency(connection, branch_ids, open_only)]
 
     def overdue_count(self, connection: Connection) -> int:
         return store.overdue_request_count(connection, self._service.today())

@@ -15,13 +15,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import AwareDatetime, BaseModel, EmailStr, Field, model_validator
 
+from services.retention import policy, store
 from services.retention.deps import RetentionDeps
 from services.retention.leaks import LeakReport
 from services.retention.letters import answer_letter, inspection_page
+from services.retention.policy import Action, Actor
 from services.retention.requests import Correction
 from services.retention.service import NotPossible
-from shared.bearer import public, requires
-from shared.contracts.events import ConsentGiver, ConsentPurpose, SubjectRequestKind
+from shared.bearer import Caller, current_caller, public, requires
+from shared.contracts.events import ConsentGiver, ConsentPurpose, StaffRole, SubjectRequestKind
 from shared.problems import Problem
 
 
@@ -136,10 +138,80 @@ def get_deps(request: Request) -> RetentionDeps:
 
 
 Deps = Annotated[RetentionDeps, Depends(get_deps)]
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
 # Behind tokens: reading (consent, purges, requests and their exports, leaks) takes
-# retention:read, every change retention:write. Which FG may act for which school board's
-# branches is the next step (README, "Who may call").
-READ, WRITE = requires("retention:read"), requires("retention:write")
+# retention:read, every change retention:write and a person's token: the board's FG, or for
+# consent the school's director or administrator. Which pupils, requests and leaks are theirs
+# is policy.py's, asked per resource below (README, "Who may call").
+FG = StaffRole.FG.value
+READ = requires("retention:read")
+WRITE = requires("retention:write", roles=[FG])
+WRITE_CONSENT = requires("retention:write", roles=[FG, *policy.CONSENT_KEEPERS])
+
+
+def actor_of(caller: Caller) -> Actor:
+    return Actor(is_person=caller.is_person, role=caller.role,
+                 branch_id=UUID(caller.branch_id) if caller.branch_id else None)
+
+
+def _refuse(refusal: policy.Refusal | None) -> None:
+    if refusal is not None:
+        raise Problem(403, "forbidden", "Not yours to handle", detail=refusal.detail, reason=refusal.rule)
+
+
+def _boards(connection: Any, caller: Caller, *branches: UUID) -> policy.Boards:
+    actor = actor_of(caller)
+    return store.boards_of(connection, {*branches, *([actor.branch_id] if actor.branch_id else [])})
+
+
+def permit_pupil(connection: Any, caller: Caller, action: Action, pupil_id: UUID) -> None:
+    """403 unless the caller may do this for the pupil; an unknown pupil is the route's 404."""
+    pupil = store.load_pupil(connection, pupil_id)
+    if pupil is not None:
+        branch = UUID(pupil.branch_id)
+        _refuse(policy.refusal(actor_of(caller), action, branch, _boards(connection, caller, branch)))
+
+
+def permit_request(connection: Any, caller: Caller, action: Action, request_id: UUID) -> None:
+    branch = store.request_branch(connection, request_id)
+    if branch is not None:
+        _refuse(policy.refusal(actor_of(caller), action, branch, _boards(connection, caller, branch)))
+
+
+def permit_leak(connection: Any, caller: Caller, action: Action, leak_id: UUID) -> None:
+    row = store.load_leak(connection, leak_id)
+    if row is not None:
+        _refuse(policy.leak_refusal(actor_of(caller), action, row.board, _boards(connection, caller)))
+
+
+def on_pupil(action: Action) -> Any:
+    """For a route's `dependencies`, after its `requires`: 403 unless the pupil in the path is the
+    caller's to act for. A dependency, so the refusal comes before the body is even read."""
+    def check(pupil_id: UUID, deps: Deps, caller: CurrentCaller) -> None:
+        with deps.engine.connect() as connection:
+            permit_pupil(connection, caller, action, pupil_id)
+    return Depends(check)
+
+
+def on_request(action: Action) -> Any:
+    def check(request_id: UUID, deps: Deps, caller: CurrentCaller) -> None:
+        with deps.engine.connect() as connection:
+            permit_request(connection, caller, action, request_id)
+    return Depends(check)
+
+
+def on_leak(action: Action) -> Any:
+    def check(leak_id: UUID, deps: Deps, caller: CurrentCaller) -> None:
+        with deps.engine.connect() as connection:
+            permit_leak(connection, caller, action, leak_id)
+    return Depends(check)
+
+
+def visible(connection: Any, caller: Caller) -> frozenset[UUID] | None:
+    """The branches a listing shows the caller (None: every branch)."""
+    actor = actor_of(caller)
+    boards = store.same_board(connection, actor.branch_id) if actor.branch_id else {}
+    return policy.visible_branches(actor, boards)
 pupils = APIRouter(prefix="/v1/pupils", tags=["pupils"])
 purges = APIRouter(prefix="/v1/purges", tags=["purges"])
 requests = APIRouter(prefix="/v1/requests", tags=["data-subject requests"])
@@ -147,7 +219,8 @@ leaks = APIRouter(prefix="/v1/leaks", tags=["data leaks"])
 ops = APIRouter(tags=["operations"], dependencies=[public("operational counts, no personal data")])
 
 
-@pupils.get("/{pupil_id}/consent/{purpose}", response_model=ConsentPublic, dependencies=[READ])
+@pupils.get("/{pupil_id}/consent/{purpose}", response_model=ConsentPublic,
+            dependencies=[READ, on_pupil(Action.READ_CONSENT)])
 def may_we(pupil_id: UUID, purpose: ConsentPurpose, deps: Deps) -> ConsentPublic:
     """May we, for this pupil, for this purpose, today? With the reason."""
     with deps.engine.connect() as connection:
@@ -158,41 +231,48 @@ def may_we(pupil_id: UUID, purpose: ConsentPurpose, deps: Deps) -> ConsentPublic
                          needs=list(answer.needs), on=deps.service.today())
 
 
-@pupils.put("/{pupil_id}/consent/{purpose}", status_code=204, dependencies=[WRITE])
-def change_consent(pupil_id: UUID, purpose: ConsentPurpose, body: ConsentIn, deps: Deps) -> None:
+@pupils.put("/{pupil_id}/consent/{purpose}", status_code=204,
+            dependencies=[WRITE_CONSENT, on_pupil(Action.CHANGE_CONSENT)])
+def change_consent(pupil_id: UUID, purpose: ConsentPurpose, body: ConsentIn, deps: Deps,
+                   caller: CurrentCaller) -> None:
     with deps.engine.begin() as connection:
-        if not deps.service.record_consent(connection, pupil_id, purpose, body.giver, body.given):
+        if not deps.service.record_consent(connection, pupil_id, purpose, body.giver, body.given,
+                                           caller.acted_by()):
             raise Problem(404, "not-found", "Unknown pupil")
 
 
-@pupils.put("/{pupil_id}/legal-hold", status_code=204, dependencies=[WRITE])
-def place_hold(pupil_id: UUID, body: HoldIn, deps: Deps) -> None:
+@pupils.put("/{pupil_id}/legal-hold", status_code=204, dependencies=[WRITE, on_pupil(Action.CHANGE)])
+def place_hold(pupil_id: UUID, body: HoldIn, deps: Deps, caller: CurrentCaller) -> None:
     """Stops the purge until released."""
     with deps.engine.begin() as connection:
-        if not deps.service.set_hold(connection, pupil_id, body.reason):
+        if not deps.service.set_hold(connection, pupil_id, body.reason, caller.acted_by()):
             raise Problem(404, "not-found", "Unknown pupil")
 
 
-@pupils.delete("/{pupil_id}/legal-hold", status_code=204, dependencies=[WRITE])
-def release_hold(pupil_id: UUID, deps: Deps) -> None:
+@pupils.delete("/{pupil_id}/legal-hold", status_code=204, dependencies=[WRITE, on_pupil(Action.CHANGE)])
+def release_hold(pupil_id: UUID, deps: Deps, caller: CurrentCaller) -> None:
     with deps.engine.begin() as connection:
-        if not deps.service.set_hold(connection, pupil_id, None):
+        if not deps.service.set_hold(connection, pupil_id, None, caller.acted_by()):
             raise Problem(404, "not-found", "Unknown pupil")
 
 
 @purges.get("", response_model=list[PurgePublic], dependencies=[READ])
-def purge_report(deps: Deps) -> list[PurgePublic]:
-    """What was purged and when; never what it was."""
+def purge_report(deps: Deps, caller: CurrentCaller) -> list[PurgePublic]:
+    """What was purged and when; never what it was. An FG sees their own board's purges."""
     with deps.engine.connect() as connection:
-        return [PurgePublic(**row) for row in deps.service.purge_report(connection)]
+        branches = visible(connection, caller)
+        return [PurgePublic(**row) for row in deps.service.purge_report(connection, branches)]
 
 
-@pupils.post("/{pupil_id}/requests", response_model=RequestPublic, status_code=201, dependencies=[WRITE])
-def receive_request(pupil_id: UUID, body: RequestIn, deps: Deps, response: Response) -> dict[str, Any]:
+@pupils.post("/{pupil_id}/requests", response_model=RequestPublic, status_code=201,
+             dependencies=[WRITE, on_pupil(Action.CHANGE)])
+def receive_request(pupil_id: UUID, body: RequestIn, deps: Deps, response: Response,
+                    caller: CurrentCaller) -> dict[str, Any]:
     """Register an inspect, correct or delete request; the one-month deadline starts."""
     try:
         with deps.engine.begin() as connection:
-            registered = deps.requests.receive(connection, pupil_id, body.kind, body.requested_by, body.received_on)
+                registered = deps.requests.receive(connection, pupil_id, body.kind, body.requested_by, body.received_on,
+                                               caller.acted_by())
     except NotPossible as refusal:
         raise Problem(422, "rule-violation", "This request cannot be registered", detail=str(refusal)) from None
     if registered is None:
@@ -202,11 +282,15 @@ def receive_request(pupil_id: UUID, body: RequestIn, deps: Deps, response: Respo
 
 
 @requests.get("", response_model=list[RequestPublic], dependencies=[READ])
-def list_requests(deps: Deps, branch_id: UUID | None = None,
+def list_requests(deps: Deps, caller: CurrentCaller, branch_id: UUID | None = None,
                   open_only: Annotated[bool, Query(alias="open")] = True) -> list[dict[str, Any]]:
-    """The privacy officer's list for a school (`branch_id`), the most urgent first."""
+    """The privacy officer's list, the most urgent first: for a school (`branch_id`) or, for an
+    FG, every school of their board."""
     with deps.engine.connect() as connection:
-        return deps.requests.listed(connection, branch_id, open_only)
+        branches = visible(connection, caller)
+        if branch_id is not None:
+            branches = frozenset({branch_id}) & branches if branches is not None else frozenset({branch_id})
+        return deps.requests.listed(connection, branches, open_only)
 
 
 def _request(deps: RetentionDeps, request_id: UUID) -> dict[str, Any]:
@@ -217,12 +301,14 @@ def _request(deps: RetentionDeps, request_id: UUID) -> dict[str, Any]:
     return found
 
 
-@requests.get("/{request_id}", response_model=RequestPublic, dependencies=[READ])
+@requests.get("/{request_id}", response_model=RequestPublic,
+              dependencies=[READ, on_request(Action.READ)])
 def get_request(request_id: UUID, deps: Deps) -> dict[str, Any]:
     return _request(deps, request_id)
 
 
-@requests.post("/{request_id}/extension", response_model=RequestPublic, dependencies=[WRITE])
+@requests.post("/{request_id}/extension", response_model=RequestPublic,
+               dependencies=[WRITE, on_request(Action.CHANGE)])
 def extend_request(request_id: UUID, body: ExtensionIn, deps: Deps) -> dict[str, Any]:
     """Two more months for a complex request (once, within the first month, with the reason)."""
     try:
@@ -235,8 +321,9 @@ def extend_request(request_id: UUID, body: ExtensionIn, deps: Deps) -> dict[str,
     return extended
 
 
-@requests.post("/{request_id}/answer", response_model=RequestPublic, dependencies=[WRITE])
-def answer_request(request_id: UUID, body: AnswerIn, deps: Deps) -> dict[str, Any]:
+@requests.post("/{request_id}/answer", response_model=RequestPublic,
+               dependencies=[WRITE, on_request(Action.CHANGE)])
+def answer_request(request_id: UUID, body: AnswerIn, deps: Deps, caller: CurrentCaller) -> dict[str, Any]:
     """Record the answer: `provided` (inspect), `corrected` (with the corrected values),
     `deleted` (where lawful: the purge runs in the relay's next round) or `refused` (with the reason)."""
     correction = Correction(name=body.correction.name, date_of_birth=body.correction.date_of_birth,
@@ -245,7 +332,7 @@ def answer_request(request_id: UUID, body: AnswerIn, deps: Deps) -> dict[str, An
     try:
         with deps.engine.begin() as connection:
             answered = deps.requests.answer(connection, request_id, body.outcome, refusal_reason=body.refusal_reason,
-                                            correction=correction)
+                                            correction=correction, acted_by=caller.acted_by())
     except NotPossible as refusal:
         raise Problem(409, "conflict", "The request cannot be answered like this", detail=str(refusal)) from None
     if answered is None:
@@ -253,7 +340,8 @@ def answer_request(request_id: UUID, body: AnswerIn, deps: Deps) -> dict[str, An
     return answered
 
 
-@requests.get("/{request_id}/letter", response_class=HTMLResponse, dependencies=[READ])
+@requests.get("/{request_id}/letter", response_class=HTMLResponse,
+              dependencies=[READ, on_request(Action.READ)])
 def request_letter(request_id: UUID, deps: Deps) -> HTMLResponse:
     """The answer letter (Dutch), once answered."""
     found = _request(deps, request_id)
@@ -274,28 +362,35 @@ def _export(deps: RetentionDeps, request_id: UUID) -> dict[str, Any]:
     return exported
 
 
-@requests.get("/{request_id}/export.json", dependencies=[READ])
+@requests.get("/{request_id}/export.json",
+              dependencies=[READ, on_request(Action.READ)])
 def request_export_json(request_id: UUID, deps: Deps) -> dict[str, Any]:
     """Everything held about the pupil, across all services (for an inspection request)."""
     return _export(deps, request_id)
 
 
-@requests.get("/{request_id}/export.html", response_class=HTMLResponse, dependencies=[READ])
+@requests.get("/{request_id}/export.html", response_class=HTMLResponse,
+              dependencies=[READ, on_request(Action.READ)])
 def request_export_html(request_id: UUID, deps: Deps) -> HTMLResponse:
     """The same export as a readable Dutch page for the parents."""
     return HTMLResponse(inspection_page(_export(deps, request_id), request_id))
 
 
 @leaks.post("", status_code=202, dependencies=[WRITE])
-def report_leak(body: LeakIn, deps: Deps, response: Response) -> dict[str, Any]:
-    """Register a data leak. The 72-hour clock starts at `discovered_at`; the relay works out the
-    affected parents and mails them within moments (see `GET /v1/leaks/{id}`)."""
+def report_leak(body: LeakIn, deps: Deps, response: Response, caller: CurrentCaller) -> dict[str, Any]:
+    """Register a data leak (the board's FG). The 72-hour clock starts at `discovered_at`; the
+    relay works out the affected parents and mails them within moments (see `GET /v1/leaks/{id}`).
+    Pupils named must be of the FG's own board; the leak is that board's to complete."""
     leak_id = uuid.uuid4()
-    report = LeakReport(nature=body.nature, discovered_at=body.discovered_at, pupil_ids=body.pupil_ids,
-                        dossier_ids=body.dossier_ids, staff_ids=body.staff_ids, consequences=body.consequences,
-                        measures=body.measures)
     try:
         with deps.engine.begin() as connection:
+            for pupil_id in body.pupil_ids:
+                permit_pupil(connection, caller, Action.CHANGE, pupil_id)
+            board = policy.actor_board(actor_of(caller), _boards(connection, caller))
+            report = LeakReport(nature=body.nature, discovered_at=body.discovered_at, pupil_ids=body.pupil_ids,
+                                dossier_ids=body.dossier_ids, staff_ids=body.staff_ids,
+                                consequences=body.consequences, measures=body.measures, board=board,
+                                acted_by=caller.acted_by())
             deps.leaks.register(connection, leak_id, report)
             registered = deps.leaks.one(connection, leak_id)
     except NotPossible as refusal:
@@ -306,13 +401,19 @@ def report_leak(body: LeakIn, deps: Deps, response: Response) -> dict[str, Any]:
 
 
 @leaks.get("", dependencies=[READ])
-def breach_register(deps: Deps) -> list[dict[str, Any]]:
-    """The breach register (AVG art. 33(5)): every leak, its effects, measures and report."""
+def breach_register(deps: Deps, caller: CurrentCaller) -> list[dict[str, Any]]:
+    """The breach register (AVG art. 33(5)): every leak, its effects, measures and report; for an
+    FG, the leaks of their own board."""
     with deps.engine.connect() as connection:
-        return deps.leaks.register_entries(connection)
+        actor = actor_of(caller)
+        if not actor.is_person:
+            return deps.leaks.register_entries(connection)
+        board = policy.actor_board(actor, _boards(connection, caller))
+        _refuse(None if board else policy.Refusal("fg-only", "only the school board's FG may read the register"))
+        return deps.leaks.register_entries(connection, board)
 
 
-@leaks.get("/{leak_id}", dependencies=[READ])
+@leaks.get("/{leak_id}", dependencies=[READ, on_leak(Action.READ)])
 def get_leak(leak_id: UUID, deps: Deps) -> dict[str, Any]:
     with deps.engine.connect() as connection:
         found = deps.leaks.one(connection, leak_id)
@@ -321,14 +422,14 @@ def get_leak(leak_id: UUID, deps: Deps) -> dict[str, Any]:
     return found
 
 
-@leaks.patch("/{leak_id}", dependencies=[WRITE])
-def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps) -> dict[str, Any]:
+@leaks.patch("/{leak_id}", dependencies=[WRITE, on_leak(Action.CHANGE)])
+def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps, caller: CurrentCaller) -> dict[str, Any]:
     """Complete the register as the investigation goes (consequences, measures), or record the
     assessment that no report to the regulator is due (`LeakNotReportable`)."""
     try:
         with deps.engine.begin() as connection:
             if not deps.leaks.assess(connection, leak_id, body.consequences, body.measures,
-                                     body.not_reportable_reason):
+                                     body.not_reportable_reason, caller.acted_by()):
                 raise Problem(404, "not-found", "Unknown leak")
             found = deps.leaks.one(connection, leak_id)
     except NotPossible as refusal:
@@ -337,12 +438,14 @@ def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps) -> dict[str, 
     return found
 
 
-@leaks.post("/{leak_id}/regulator-report", dependencies=[WRITE])
-def record_regulator_report(leak_id: UUID, body: RegulatorReportIn, deps: Deps) -> dict[str, Any]:
+@leaks.post("/{leak_id}/regulator-report", dependencies=[WRITE, on_leak(Action.CHANGE)])
+def record_regulator_report(leak_id: UUID, body: RegulatorReportIn, deps: Deps,
+                            caller: CurrentCaller) -> dict[str, Any]:
     """Record the report to the Autoriteit Persoonsgegevens (`RegulatorNotified`)."""
     try:
         with deps.engine.begin() as connection:
-            if not deps.leaks.record_report(connection, leak_id, body.reported_at, body.reference, body.delay_reason):
+            if not deps.leaks.record_report(connection, leak_id, body.reported_at, body.reference, body.delay_reason,
+                                            caller.acted_by()):
                 raise Problem(404, "not-found", "Unknown leak")
             found = deps.leaks.one(connection, leak_id)
     except NotPossible as refusal:

@@ -17,6 +17,7 @@ from services.retention.domain import DEFAULT_PERIODS, HANDLERS, ConsentAnswer, 
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
+    ActedBy,
     ConsentGiven,
     ConsentGiver,
     ConsentPurpose,
@@ -79,34 +80,37 @@ class RetentionService:
             # The key goes first: if we stop after this, the next round finds it gone and finishes.
             self.keys.destroy(key_id)
             with engine.begin() as connection:
-                store.record_purge(connection, row.pupil_id, key_id, row.category, row.due_on, self.clock.now())
+                store.record_purge(connection, row.pupil_id, key_id, row.category, row.due_on, self.clock.now(),
+                                   row.branch_id)
                 forget_pupil(connection, row.pupil_id)
                 self.emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
                            derived_id("retention", row.pupil_id, "purged"), None)
             log.info("pupil data purged", extra={"count": 1})
         return len(due)
 
-    def purge_report(self, connection: Connection) -> list[dict[str, Any]]:
+    def purge_report(self, connection: Connection, branch_ids: frozenset[UUID] | None = None) -> list[dict[str, Any]]:
         return [{"pupil_id": r.pupil_id, "category": r.category, "due_on": r.due_on, "purged_at": r.purged_at,
                  "removed": "the pupil's key (every sealed field in every topic), and every service's rows "
-                            "about the pupil"} for r in store.purge_report(connection)]
+                            "about the pupil"} for r in store.purge_report(connection, branch_ids)]
 
     # --- legal hold and consent (the API) ----------------------------------------------------
 
-    def set_hold(self, connection: Connection, pupil_id: UUID, reason: str | None) -> bool:
+    def set_hold(self, connection: Connection, pupil_id: UUID, reason: str | None,
+                 acted_by: ActedBy | None = None) -> bool:
         if not store.pupil_exists(connection, pupil_id):
             return False
-        event: Event = LegalHoldPlaced(pupil_id=pupil_id, reason=reason) if reason else LegalHoldReleased(
-            pupil_id=pupil_id)
+        event: Event = LegalHoldPlaced(pupil_id=pupil_id, reason=reason, acted_by=acted_by) if reason \
+            else LegalHoldReleased(pupil_id=pupil_id, acted_by=acted_by)
         self.emit(connection, event, str(uuid.uuid4()), None)
         return True
 
     def record_consent(self, connection: Connection, pupil_id: UUID, purpose: ConsentPurpose, giver: ConsentGiver,
-                       given: bool) -> bool:
+                       given: bool, acted_by: ActedBy | None = None) -> bool:
         if not store.pupil_exists(connection, pupil_id):
             return False
-        event: Event = (ConsentGiven(pupil_id=pupil_id, purpose=purpose, given_by=giver) if given
-                        else ConsentWithdrawn(pupil_id=pupil_id, purpose=purpose, withdrawn_by=giver))
+        event: Event = (ConsentGiven(pupil_id=pupil_id, purpose=purpose, given_by=giver, acted_by=acted_by) if given
+                        else ConsentWithdrawn(pupil_id=pupil_id, purpose=purpose, withdrawn_by=giver,
+                                              acted_by=acted_by))
         self.emit(connection, event, str(uuid.uuid4()), None)
         return True
 

@@ -56,6 +56,12 @@ pupils = Table(
     Column("legal_hold", Boolean, nullable=False),
     Column("hold_reason", String(200), nullable=True),
 )
+# Each branch's school board (bevoegd gezag), from BranchFounded: whose FG acts for its pupils.
+branches = Table(
+    "retention_branches", metadata,
+    Column("branch_id", String(36), primary_key=True),
+    Column("bevoegd_gezag", String(5), nullable=True, index=True),
+)
 consents = Table(
     "retention_consents", metadata,
     Column("pupil_id", String(36), primary_key=True),
@@ -72,6 +78,7 @@ purges = Table(
     Column("category", String(40), nullable=False),
     Column("due_on", Date, nullable=False),
     Column("purged_at", UtcDateTime(), nullable=False),
+    Column("branch_id", String(36), nullable=True),  # whose board's report it is (None: before boards)
 )
 # Data-subject requests (inspect, correct, delete): the privacy officer's list.
 requests = Table(
@@ -118,6 +125,8 @@ leaks = Table(
     Column("delay_reason", String(200), nullable=True),
     # Art. 33(1): assessed as unlikely to result in a risk, so no report is due (with why).
     Column("not_reportable_reason", String(200), nullable=True),
+    # The school board whose FG registered the leak (policy.board_of): theirs to read and complete.
+    Column("board", String(60), nullable=True, index=True),
     Column("overdue_alarm_at", UtcDateTime(), nullable=True),
 )
 outbox, mail_outbox = define_outbox_tables(metadata, "retention")
@@ -173,9 +182,9 @@ def pupils_due_for_purge(connection: Connection, today: date) -> Sequence[Row[An
 
 
 def record_purge(connection: Connection, pupil_id: str, key_id: str, category: str, due_on: date,
-                 purged_at: datetime) -> None:
+                 purged_at: datetime, branch_id: str | None = None) -> None:
     connection.execute(insert(purges).values(
-        pupil_id=pupil_id, key_id=key_id, category=category, due_on=due_on, purged_at=purged_at))
+        pupil_id=pupil_id, key_id=key_id, category=category, due_on=due_on, purged_at=purged_at, branch_id=branch_id))
 
 
 def drop_consents(connection: Connection, pupil_id: str) -> None:
@@ -196,8 +205,12 @@ def drop_pupil(connection: Connection, pupil_id: str) -> None:
     connection.execute(delete(pupils).where(pupils.c.pupil_id == pupil_id))
 
 
-def purge_report(connection: Connection) -> Sequence[Row[Any]]:
-    return connection.execute(select(purges).order_by(purges.c.purged_at)).all()
+def purge_report(connection: Connection, branch_ids: frozenset[UUID] | None = None) -> Sequence[Row[Any]]:
+    """Every purge, or those of these branches."""
+    query = select(purges).order_by(purges.c.purged_at)
+    if branch_ids is not None:
+        query = query.where(purges.c.branch_id.in_([str(b) for b in branch_ids]))
+    return connection.execute(query).all()
 
 
 # --- data-subject requests --------------------------------------------------------------------
@@ -250,11 +263,12 @@ def record_answer(connection: Connection, request_id: str, outcome: str, answere
         status="answered", outcome=outcome, answered_at=answered_at, **values))
 
 
-def requests_by_urgency(connection: Connection, branch_id: UUID | None, open_only: bool) -> Sequence[Row[Any]]:
-    """The most urgent first."""
+def requests_by_urgency(connection: Connection, branch_ids: frozenset[UUID] | None,
+                        open_only: bool) -> Sequence[Row[Any]]:
+    """The most urgent first; of these branches only, when given."""
     query = select(requests).order_by(requests.c.due_on, requests.c.received_on)
-    if branch_id is not None:
-        query = query.where(requests.c.branch_id == str(branch_id))
+    if branch_ids is not None:
+        query = query.where(requests.c.branch_id.in_([str(b) for b in branch_ids]))
     if open_only:
         query = query.where(requests.c.status != "answered")
     return connection.execute(query).all()
@@ -279,8 +293,8 @@ def load_leak(connection: Connection, leak_id: UUID) -> Row[Any] | None:
 
 def add_leak(connection: Connection, leak_id: UUID, *, nature: str, consequences: str | None, measures: str | None,
              discovered_at: datetime, registered_at: datetime, deadline: datetime, pupil_ids: Sequence[UUID],
-             dossier_ids: Sequence[UUID], staff_ids: Sequence[UUID]) -> None:
-    connection.execute(insert(leaks).values(
+             dossier_ids: Sequence[UUID], staff_ids: Sequence[UUID], board: str | None = None) -> None:
+    connection.execute(insert(leaks).values(board=board,
         leak_id=str(leak_id), nature=nature, consequences=consequences, measures=measures,
         discovered_at=discovered_at, registered_at=registered_at, deadline=deadline,
         reported_pupil_ids=[str(p) for p in pupil_ids], reported_dossier_ids=[str(d) for d in dossier_ids],
@@ -337,9 +351,17 @@ def amend_leak(connection: Connection, leak_id: UUID, *, consequences: str | Non
         connection.execute(update(leaks).where(leaks.c.leak_id == str(leak_id)).values(**values))
 
 
-def breach_register(connection: Connection) -> Sequence[Row[Any]]:
-    """The newest discovery first."""
-    return connection.execute(select(leaks).order_by(leaks.c.discovered_at.desc())).all()
+def breach_register(connection: Connection, board: str | None = None) -> Sequence[Row[Any]]:
+    """The newest discovery first; one board's leaks only, when given."""
+    query = select(leaks).order_by(leaks.c.discovered_at.desc())
+    if board is not None:
+        query = query.where(leaks.c.board == board)
+    return connection.execute(query).all()
+
+
+def request_branch(connection: Connection, request_id: UUID) -> UUID | None:
+    row = connection.execute(select(requests.c.branch_id).where(requests.c.request_id == str(request_id))).first()
+    return UUID(row.branch_id) if row else None
 
 
 def overdue_leak_count(connection: Connection, now: datetime) -> int:
@@ -389,6 +411,26 @@ class Tables:
         drop_consents(self.connection, str(pupil_id))
         drop_pupil(self.connection, str(pupil_id))
 
+    def save_board(self, branch_id: UUID, board: str | None) -> None:
+        if not self.connection.execute(update(branches).where(branches.c.branch_id == str(branch_id))
+                                       .values(bevoegd_gezag=board)).rowcount:
+            self.connection.execute(insert(branches).values(branch_id=str(branch_id), bevoegd_gezag=board))
+
+
+def boards_of(connection: Connection, branch_ids: set[UUID]) -> dict[UUID, str | None]:
+    """The boards of these branches (a branch not founded through the registry is absent)."""
+    rows = connection.execute(select(branches).where(branches.c.branch_id.in_([str(b) for b in branch_ids])))
+    return {UUID(row.branch_id): row.bevoegd_gezag for row in rows}
+
+
+def same_board(connection: Connection, branch_id: UUID) -> dict[UUID, str | None]:
+    """The branch and every branch of its board, with their boards."""
+    own = boards_of(connection, {branch_id})
+    if own.get(branch_id) is None:
+        return own
+    rows = connection.execute(select(branches).where(branches.c.bevoegd_gezag == own[branch_id]))
+    return {UUID(row.branch_id): row.bevoegd_gezag for row in rows}
+
 
 def load_state(connection: Connection) -> RetentionState:
     """Every pupil and consent in the tables (the live side of "replay equals live")."""
@@ -396,4 +438,5 @@ def load_state(connection: Connection) -> RetentionState:
     given = {(UUID(r.pupil_id), ConsentPurpose(r.purpose), ConsentGiver(r.giver)):
              Consent(UUID(r.pupil_id), ConsentPurpose(r.purpose), ConsentGiver(r.giver), r.given, r.at)
              for r in connection.execute(select(consents))}
-    return RetentionState(MappingProxyType(found), MappingProxyType(given))
+    boards = {UUID(row.branch_id): row.bevoegd_gezag for row in connection.execute(select(branches))}
+    return RetentionState(MappingProxyType(found), MappingProxyType(given), MappingProxyType(boards))

@@ -28,6 +28,8 @@ VESTIGINGSCODE_PATTERN = r"^[0-9]{2}[A-Z]{2}[0-9]{2}$"
 Vestigingscode = Annotated[str, StringConstraints(pattern=VESTIGINGSCODE_PATTERN)]
 DutchPostcode = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{3} ?[A-Z]{2}$")]
 Wijknetwerk = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+# The school board (bevoegd gezag) by DUO's five-digit number: whose FG acts for the branch.
+BevoegdGezag = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 PersonalName = Annotated[str, StringConstraints(min_length=1, max_length=200), Personal]
@@ -44,6 +46,9 @@ class StaffRole(StrEnum):
     STAGIAIR = "stagiair"
     SWV_CONSULTANT = "swv_consultant"
     ADMINISTRATOR = "administrator"
+    # The school board's privacy officer (functionaris gegevensbescherming): sees no dossier;
+    # handles data-subject requests, leaks, holds and consent for every branch of their board.
+    FG = "fg"
 
 
 class ConsentPurpose(StrEnum):
@@ -143,6 +148,8 @@ class BranchFounded(BranchEvent):
     address: Address
     phone: Annotated[str, StringConstraints(pattern=r"^\+[1-9][0-9]{6,14}$")]
     wijknetwerk: Wijknetwerk
+    # None: not reported; the branch is then a board of its own (only its own FG acts for it).
+    bevoegd_gezag: BevoegdGezag | None = None
 
 
 class BranchMoved(BranchEvent):
@@ -486,12 +493,14 @@ class ConsentGiven(RetentionEvent):
     event_type: ClassVar[str] = "ConsentGiven"
     purpose: ConsentPurpose
     given_by: ConsentGiver
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class ConsentWithdrawn(RetentionEvent):
     event_type: ClassVar[str] = "ConsentWithdrawn"
     purpose: ConsentPurpose
     withdrawn_by: ConsentGiver
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class PurgeScheduled(RetentionEvent):
@@ -513,10 +522,12 @@ class LegalHoldPlaced(RetentionEvent):
 
     event_type: ClassVar[str] = "LegalHoldPlaced"
     reason: ShortText
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class LegalHoldReleased(RetentionEvent):
     event_type: ClassVar[str] = "LegalHoldReleased"
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class SubjectRequestReceived(RetentionEvent):
@@ -525,12 +536,14 @@ class SubjectRequestReceived(RetentionEvent):
     kind: SubjectRequestKind
     requested_by: ConsentGiver
     due_on: date
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class SubjectRequestAnswered(RetentionEvent):
     event_type: ClassVar[str] = "SubjectRequestAnswered"
     request_id: UUID
     outcome: ShortText
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class PupilDetailsCorrected(RetentionEvent):
@@ -542,6 +555,7 @@ class PupilDetailsCorrected(RetentionEvent):
     name: Annotated[str | None, Personal] = None
     date_of_birth: Annotated[date | Erased | None, Personal] = None
     parent_emails: Annotated[list[EmailStr] | Erased | None, Personal] = None
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
     def data_subject(self) -> str | None:
         return pupil_key_id(self.pupil_id)
@@ -568,6 +582,7 @@ class DataLeaked(LeakEvent):
     # Accounts whose access leaked (a stolen laptop, a phished password): everything they could
     # see at the discovery counts as leaked.
     staff_ids: list[UUID] = []
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class ParentsNotified(LeakEvent):
@@ -582,6 +597,7 @@ class RegulatorNotified(LeakEvent):
     reference: ShortText
     # AVG art. 33(1): a report after 72 hours must say why it is late.
     delay_reason: ShortText | None = None
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class LeakNotReportable(LeakEvent):
@@ -590,6 +606,7 @@ class LeakNotReportable(LeakEvent):
 
     event_type: ClassVar[str] = "LeakNotReportable"
     reason: ShortText
+    acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
 
 
 class LeakReportOverdue(LeakEvent):

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.contracts.events import Address, StaffRole, Vestigingscode, Wijknetwerk
+from shared.contracts.events import Address, BevoegdGezag, StaffRole, Vestigingscode, Wijknetwerk
 
 MutationId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")]
 # The school system's own reference for a person or dossier; never a name or a BSN.
@@ -75,6 +75,9 @@ class BranchReport(_Mutation):
     address: Address
     phone: str = Field(description="Dutch or international phone number; stored as E.164.")
     wijknetwerk: Wijknetwerk
+    bevoegd_gezag: BevoegdGezag | None = Field(
+        default=None, description="The school board's DUO number (5 digits), for founded: its FG "
+                                  "handles privacy for every branch of the board.")
 
     @field_validator("phone")
     @classmethod

@@ -25,7 +25,7 @@ from services.retention.api import create_app as retention_app
 from services.retention.bootstrap import build as build_retention
 from services.retention.settings import RetentionSettings
 from shared.bearer import DeclaredRoute, NoToken, Requirement, check_every_route_declares, declared_routes, requires
-from tests.support import ACCESS_SCOPES, RETENTION_SCOPES, TOKENS, api_client
+from tests.support import ACCESS_SCOPES, RETENTION_SCOPES, TOKENS, api_client, fg_headers
 
 APPS = {"access": (access_app, build_access, AccessSettings), "auth": (auth_app, build_auth, AuthSettings),
         "registry": (registry_app, build_registry, RegistrySettings),
@@ -114,6 +114,56 @@ def test_every_route_behind_tokens_refuses_a_caller_without_a_good_token(name, t
         if route.declaration.roles is not None:  # a person's act: a service's own token is not enough
             as_service = client.request(method, path, json={} if method != "GET" else None)
             assert as_service.status_code == 403 and "role" in as_service.json()["detail"], (method, path)
+
+
+def test_every_retention_route_refuses_another_boards_fg_for_a_pupil_request_or_leak(tmp_path, master_key):
+    """From the OpenAPI document: every route about one pupil, request or leak answers 403 to the
+    FG of another school board (and to a teacher), before it reads a body; the FG of the pupil's
+    own board gets past the rule (whatever the route then says of an empty body)."""
+    from datetime import UTC, date, datetime
+
+    from sqlalchemy import insert
+
+    from services.retention import store
+    from shared.contracts.events import ConsentGiver, SubjectRequestKind
+
+    ours, theirs = uuid.uuid4(), uuid.uuid4()
+    pupil, request, leak = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    client = api_client(app_of("retention", tmp_path, master_key), "retention", RETENTION_SCOPES)
+    engine = client.app.state.deps.engine
+    with engine.begin() as connection:
+        connection.execute(insert(store.branches), [{"branch_id": str(ours), "bevoegd_gezag": "11111"},
+                                                    {"branch_id": str(theirs), "bevoegd_gezag": "22222"}])
+        connection.execute(insert(store.pupils).values(
+            pupil_id=str(pupil), branch_id=str(ours), date_of_birth=date(2015, 1, 1), enrolled=True,
+            has_swv_dossier=False, legal_hold=False))
+        store.add_request(connection, request, pupil, str(ours), SubjectRequestKind.INSPECT, ConsentGiver.PARENT,
+                          date(2026, 12, 1), date(2027, 1, 1))
+        now = datetime.now(UTC)
+        store.add_leak(connection, leak, nature="Lijst kwijt", consequences=None, measures=None, discovered_at=now,
+                       registered_at=now, deadline=now, pupil_ids=[pupil], dossier_ids=[], staff_ids=[],
+                       board="11111")
+    ids = {"pupil_id": pupil, "request_id": request, "leak_id": leak}
+    other_fg = fg_headers(uuid.uuid4(), theirs)
+    teacher = TOKENS.headers(str(uuid.uuid4()), RETENTION_SCOPES, "retention", role="leerkracht",
+                             branch_id=str(ours))
+    own_fg = fg_headers(uuid.uuid4(), ours)
+    checked = []
+    for route in protected_routes(client.app):
+        named = [name for name in ids if "{" + name + "}" in route.path]
+        if not named:
+            continue
+        path = re.sub(r"\{([^}]+)\}", lambda m: str(ids.get(m.group(1), "photo_video")), route.path)
+        body = {} if route.method != "GET" else None
+        refused = client.request(route.method, path, headers=other_fg, json=body)
+        assert refused.status_code == 403 and refused.json()["reason"] == "other-board", (route, refused.text)
+        by_teacher = client.request(route.method, path, headers=teacher, json=body)
+        asks_consent = (route.method, route.path) == ("GET", "/v1/pupils/{pupil_id}/consent/{purpose}")
+        assert (by_teacher.status_code == 403) != asks_consent, (route, by_teacher.text)  # any colleague may ask
+        allowed = client.request(route.method, path, headers=own_fg, json=body)
+        assert allowed.status_code != 403, (route, allowed.text)
+        checked.append(f"{route.method} {route.path}")
+    assert len(checked) >= 14, checked
 
 
 def test_an_id_token_is_no_access_token(tmp_path, master_key):

@@ -13,7 +13,7 @@ import base64
 import threading
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,10 +32,11 @@ from services.retention.domain import answer_due
 from services.retention.settings import RetentionSettings
 from shared.clock import ManualClock
 from shared.contracts.envelope import EventCodec
+from shared.contracts.events import ActedBy
 from shared.contracts.topics import Topic
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
-from tests.support import RETENTION_SCOPES, api_client, read_all, wait_until
+from tests.support import RETENTION_SCOPES, TOKENS, api_client, fg_headers, read_all, wait_until
 
 ADDRESS = {"street": "Schiekade", "house_number": "12", "postcode": "3032 AJ", "city": "Rotterdam"}
 OTHER = {"street": "Coolsingel", "house_number": "40", "postcode": "3011 AD", "city": "Rotterdam"}
@@ -73,9 +74,11 @@ def school(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
     reported = TestClient(registry_app(registry)).post("/v1/mutations", headers={
         "Authorization": f"Bearer {credential.api_key}"}, json={"mutations": [
             {"kind": "branch", "change": "founded", "mutation_id": "b-1", "vestigingscode": "12AB00",
-             "name": "OBS De Regenboog", "address": ADDRESS, "phone": "010-1234567", "wijknetwerk": "Noord"},
+             "name": "OBS De Regenboog", "address": ADDRESS, "phone": "010-1234567", "wijknetwerk": "Noord",
+             "bevoegd_gezag": "41234"},
             {"kind": "branch", "change": "founded", "mutation_id": "b-2", "vestigingscode": "34CD00",
-             "name": "CBS Het Anker", "address": OTHER, "phone": "010-7654321", "wijknetwerk": "Zuid"},
+             "name": "CBS Het Anker", "address": OTHER, "phone": "010-7654321", "wijknetwerk": "Zuid",
+             "bevoegd_gezag": "57890"},
             staff("ib", "12AB00", "ib_er"), staff("juf", "12AB00", "leerkracht"),
             staff("meester", "12AB00", "leerkracht"), staff("ib2", "34CD00", "ib_er"),
             pupil("anna", "12AB00", "Anna Jansen", ["anna.ouder1@example.nl", "anna.ouder2@example.nl"]),
@@ -126,9 +129,14 @@ def school(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
                                                          headers={"Authorization": f"Bearer {credential.api_key}"})
         assert answer.status_code == 202, answer.text
 
+    branches = {r.event.vestigingscode: r.event.branch_id for r in events(Topic.REGISTRY_EVENTS)
+                if r.type == "BranchFounded"}
+    # The school board's FG (of De Regenboog's board) acts, with a person's token of her own.
+    fg = uuid4()
     api = api_client(retention_app(retention), "retention", RETENTION_SCOPES)
+    api.headers.update(fg_headers(fg, branches["12AB00"]))
     yield SimpleNamespace(api=api, clock=clock, ids=ids, events=events, smtp=smtp_server, retention=retention,
-                          report=report, relay=workers[2])
+                          report=report, relay=workers[2], branches=branches, fg=fg)
     for worker in workers:
         worker.stop_event.set()
     for thread in threads:
@@ -328,3 +336,71 @@ def test_inspect_correct_and_delete_requests(school):
     assert api.post(f"/v1/pupils/{bram}/requests", json={"kind": "inspect", "requested_by": "parent"}).status_code \
         == 404
 
+
+
+def test_the_fg_acts_for_her_own_boards_pupils_only_and_every_action_names_her(school):
+    """Board rules (policy.py): the FG of De Regenboog's board handles its pupils, not Cas of
+    Het Anker (another board); a service's own token reads but changes nothing; a director keeps
+    consent for her own school only; a teacher does none of it. Each change names the FG."""
+    api, ids, branches = school.api, school.ids, school.branches
+    anna, cas = ids["anna"], ids["cas"]
+    service = {"Authorization": TOKENS.headers("back-office", RETENTION_SCOPES, "retention")["Authorization"]}
+    other_fg = fg_headers(uuid4(), branches["34CD00"])
+
+    placed = api.put(f"/v1/pupils/{anna}/legal-hold", json={"reason": "Lopend bezwaar"})
+    assert placed.status_code == 204, placed.text
+    for method, path, body in [("PUT", f"/v1/pupils/{cas}/legal-hold", {"reason": "Lopend bezwaar"}),
+                               ("DELETE", f"/v1/pupils/{cas}/legal-hold", None),
+                               ("PUT", f"/v1/pupils/{cas}/consent/photo_video", {"giver": "parent", "given": True}),
+                               ("GET", f"/v1/pupils/{cas}/consent/photo_video", None),
+                               ("POST", f"/v1/pupils/{cas}/requests", {"kind": "inspect", "requested_by": "parent"})]:
+        refused = api.request(method, path, json=body)
+        assert refused.status_code == 403 and refused.json()["reason"] == "other-board", (method, path, refused.text)
+    named = api.post("/v1/leaks", json={"nature": "Lijst verkeerd gemaild.", "pupil_ids": [str(cas)],
+                                        "discovered_at": school.clock.now().isoformat()})
+    assert named.status_code == 403 and named.json()["reason"] == "other-board"
+
+    # A request of Anna's: hers to read and answer, not the other board's FG's; a service reads it.
+    request = api.post(f"/v1/pupils/{anna}/requests", json={"kind": "correct", "requested_by": "parent"}).json()
+    assert api.get(f"/v1/requests/{request['request_id']}", headers=other_fg).status_code == 403
+    assert api.get("/v1/requests", headers=other_fg).json() == []
+    assert [r["request_id"] for r in api.get("/v1/requests").json()] == [request["request_id"]]
+    assert api.get(f"/v1/requests/{request['request_id']}", headers=service).status_code == 200
+    for method, path, body in [("POST", f"/v1/requests/{request['request_id']}/answer", {"outcome": "refused",
+                                                                                          "refusal_reason": "Geen"}),
+                               ("PUT", f"/v1/pupils/{anna}/legal-hold", {"reason": "Lopend bezwaar"}),
+                               ("POST", "/v1/leaks", {"nature": "Lijst kwijt", "pupil_ids": [str(anna)],
+                                                      "discovered_at": school.clock.now().isoformat()})]:
+        assert api.request(method, path, json=body, headers=service).status_code == 403, (method, path)
+        assert api.request(method, path, json=body, headers=other_fg).status_code == 403, (method, path)
+
+    leak = api.post("/v1/leaks", json={"nature": "Lijst verkeerd gemaild.", "pupil_ids": [str(anna)],
+                                       "discovered_at": school.clock.now().isoformat()}).json()
+    assert api.get(f"/v1/leaks/{leak['leak_id']}", headers=other_fg).status_code == 403
+    assert api.get("/v1/leaks", headers=other_fg).json() == []
+    assert api.patch(f"/v1/leaks/{leak['leak_id']}", json={"measures": "x"}, headers=other_fg).status_code == 403
+    assert [entry["leak_id"] for entry in api.get("/v1/leaks").json()] == [leak["leak_id"]]
+
+    # Consent: the school's director keeps it for her own school; a teacher only asks.
+    director = TOKENS.headers(str(ids["ib"]), RETENTION_SCOPES, "retention", role="directeur",
+                              branch_id=str(branches["12AB00"]))
+    teacher = TOKENS.headers(str(ids["juf"]), RETENTION_SCOPES, "retention", role="leerkracht",
+                             branch_id=str(branches["12AB00"]))
+    assert api.put(f"/v1/pupils/{anna}/consent/photo_video", json={"giver": "parent", "given": True},
+                   headers=director).status_code == 204
+    assert api.put(f"/v1/pupils/{cas}/consent/photo_video", json={"giver": "parent", "given": True},
+                   headers=director).json()["reason"] == "other-branch"
+    assert api.put(f"/v1/pupils/{anna}/legal-hold", json={"reason": "x y z"}, headers=director).status_code == 403
+    assert api.get(f"/v1/pupils/{anna}/consent/photo_video", headers=teacher).json()["allowed"] is True
+    assert api.put(f"/v1/pupils/{anna}/consent/photo_video", json={"giver": "parent", "given": False},
+                   headers=teacher).status_code == 403
+
+    # Who did it: every change names its person and client (NEN 7513).
+    def acted() -> dict[str, ActedBy | None]:
+        return {r.type: r.event.acted_by for r in school.events(Topic.RETENTION_EVENTS)
+                if r.type in ("LegalHoldPlaced", "SubjectRequestReceived", "DataLeaked", "ConsentGiven")}
+
+    found = wait_until(lambda: len(acted()) == 4 and acted(), message="the changes on the log")
+    assert found["LegalHoldPlaced"] == ActedBy(actor=str(school.fg), client="test-client")
+    assert found["DataLeaked"].actor == found["SubjectRequestReceived"].actor == str(school.fg)
+    assert found["ConsentGiven"].actor == str(ids["ib"])
