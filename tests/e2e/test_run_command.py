@@ -94,7 +94,7 @@ class RunCommand:
         except OSError:
             return False
 
-    SCOPES = "access:read retention:read retention:write"
+    SCOPES = "access:read retention:read"
 
     def service_token(self) -> str:
         """A client-credentials token for the APIs from the running provider, as a back office gets
@@ -115,6 +115,51 @@ class RunCommand:
             self._token = (answer["access_token"], time.monotonic() + answer["expires_in"] - 60)
         return self._token[0]
 
+    def person_token(self, address: str, scope: str) -> str:
+        """What a person does to act through an API: follow the invitation mail, choose a password
+        and pair an authenticator app, then log in to a relying party (the console, registered once
+        with `deploy/auth.sh`) with both factors. The access token the code flow gives it."""
+        import re
+        import secrets
+
+        import httpx
+        import pyotp
+        from authlib.integrations.httpx_client import OAuth2Client
+
+        from tests.integration.test_auth import PASSWORD
+
+        auth = f"http://127.0.0.1:{self.ports['AUTH_API_PORT']}"
+        mail = wait_until(lambda: [m for m in (self.data_dir / "mail" / "new").glob("*")
+                                   if address.encode() in m.read_bytes() and b"Welkom bij Kindkans" in m.read_bytes()],
+                          timeout_s=60, message=f"the invitation to {address}")[0]
+        text = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default).get_content()
+        link = urllib.parse.urlsplit(re.search(r"http://\S+/uitnodiging/\S+", text).group(0))
+        browser = httpx.Client(base_url=auth, follow_redirects=True)
+        chosen = browser.post(link.path, data={"wachtwoord": PASSWORD, "herhaling": PASSWORD})
+        assert chosen.status_code == 200, (chosen.status_code, chosen.text[-2000:])
+        secret = re.search(r'id="totp-secret" class="geheim">([A-Z2-7]+)<', chosen.text).group(1)
+        step = int(time.time()) // 30
+        assert browser.post("/tweestaps", data={"code": pyotp.TOTP(secret).at(step * 30)}).status_code == 200
+        callback = "https://console.example/callback"
+        done = subprocess.run(["bash", "deploy/auth.sh", "clients", "add", "--name", "Console", "--redirect-uri",
+                               callback, *[part for one in scope.split() for part in ("--scope", one)]],
+                              cwd=REPO, env=self.env(), capture_output=True, check=True, timeout=60)
+        client = json.loads(done.stdout)
+        rp = OAuth2Client(client["client_id"], client["client_secret"], scope=f"openid {scope}",
+                          redirect_uri=callback, code_challenge_method="S256")
+        verifier = secrets.token_urlsafe(48)
+        url, _ = rp.create_authorization_url(f"{auth}/oauth2/authorize", code_verifier=verifier)
+        login = httpx.Client(base_url=auth)
+        assert login.get(url).status_code == 303
+        assert login.post("/inloggen", data={"gebruikersnaam": address, "wachtwoord": PASSWORD}).status_code == 303
+        # The next time step's code (within the accepted window): the enrolment's is used up.
+        back = login.post("/inloggen/code", data={"code": pyotp.TOTP(secret).at((step + 1) * 30)})
+        assert back.status_code == 303, back.text
+        redirect = login.get(back.headers["location"])
+        token = rp.fetch_token(f"{auth}/oauth2/token", authorization_response=redirect.headers["location"],
+                               code_verifier=verifier)
+        return str(token["access_token"])
+
     def get(self, path: str) -> tuple[int, dict]:
         """GET on the access API, with the service token."""
         request = urllib.request.Request(f"{self.api}{path}",
@@ -125,12 +170,13 @@ class RunCommand:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
 
-    def call(self, port: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        """GET (or POST with a JSON body) on one of the services' APIs."""
+    def call(self, port: str, path: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+        """GET (or POST with a JSON body) on one of the services' APIs, with the service token
+        unless a person's is given."""
         request = urllib.request.Request(f"http://127.0.0.1:{self.ports[port]}{path}",
                                          data=json.dumps(body).encode() if body is not None else None,
                                          headers={"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {self.service_token()}"})
+                                                  "Authorization": f"Bearer {token or self.service_token()}"})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())
@@ -194,7 +240,10 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
         {"kind": "staff_departed", "mutation_id": "e2e-3", "vestigingscode": "12AB00", "staff_ref": "emp-1",
          "effective_at": "2026-07-31T17:00:00+02:00"},
         {"kind": "pupil_enrolled", "mutation_id": "e2e-4", "vestigingscode": "12AB00", "pupil_ref": "lln-1",
-         "name": "Sanne Bakker", "date_of_birth": "2015-03-01", "parent_emails": ["ouder.bakker@example.nl"]}]})
+         "name": "Sanne Bakker", "date_of_birth": "2015-03-01", "parent_emails": ["ouder.bakker@example.nl"]},
+        # The school board's privacy officer (FG), who registers leaks.
+        {"kind": "staff_joined", "mutation_id": "e2e-5", "vestigingscode": "12AB00", "staff_ref": "fg-1",
+         "role": "fg", "name": "Fatima Gerrits", "email": "fg@bestuur.example"}]})
     assert status == 202, body
     staff_id = _staff_id_from_access(run, body)
     departed = wait_until(lambda: run.get(f"/v1/staff/{staff_id}")[1].get("status") == "departed", timeout_s=60,
@@ -213,13 +262,16 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
                             message="the invitation")[0]
     text = email.message_from_bytes(invitation.read_bytes(), policy=email.policy.default).get_content()
     assert f"http://127.0.0.1:{run.ports['AUTH_API_PORT']}/uitnodiging/" in text
-    # A data leak concerning the pupil: the retention service mails the parent.
+    # A data leak concerning the pupil, registered by the board's FG with her own token (a
+    # service's own token changes nothing): the retention service mails the parent.
     pupil_id = _data_of(run, body["results"][3]["event_ids"][0])["pupil_id"]
     wait_until(lambda: run.call("RETENTION_API_PORT", f"/v1/pupils/{pupil_id}/consent/photo_video")[0] == 200,
                timeout_s=60, message="the pupil to reach the retention service")
-    status, leak = run.call("RETENTION_API_PORT", "/v1/leaks", {
-        "nature": "Een klassenlijst is naar een verkeerd adres gemaild.",
-        "discovered_at": datetime.now(UTC).isoformat(), "pupil_ids": [pupil_id]})
+    leak_report = {"nature": "Een klassenlijst is naar een verkeerd adres gemaild.",
+                   "discovered_at": datetime.now(UTC).isoformat(), "pupil_ids": [pupil_id]}
+    assert run.call("RETENTION_API_PORT", "/v1/leaks", leak_report)[0] == 403
+    fg = run.person_token("fg@bestuur.example", "retention:read retention:write")
+    status, leak = run.call("RETENTION_API_PORT", "/v1/leaks", leak_report, token=fg)
     assert status == 202, leak
     assert wait_until(lambda: [m for m in (run.data_dir / "mail" / "new").glob("*")
                                if b"ouder.bakker@example.nl" in m.read_bytes() and b"Datalek" in m.read_bytes()],
@@ -234,9 +286,9 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
     status, body = run.get(f"/v1/staff/{staff_id}")
     assert status == 200 and body["status"] == "departed"
     assert body["departures_recorded"] == 1, "restart must not apply the departure again"
-    # The broker kept its log across the restart (S3 storage): all four events are still there.
+    # The broker kept its log across the restart (S3 storage): all five events are still there.
     records = read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value)
-    assert len(records) == 4
+    assert len(records) == 5
     assert b"Jan de Boer" not in b"".join(r.value for r in records), "names travel sealed"
     assert b"Sanne" not in b"".join(r.value for r in records) and b"ouder.bakker" not in b"".join(
         r.value for r in records)
@@ -255,8 +307,8 @@ def _staff_id_from_access(run: RunCommand, body: dict) -> str:
 
 def _data_of(run: RunCommand, event_id: str) -> dict:
     """The readable part of an event on the registry topic (personal fields stay sealed)."""
-    records = wait_until(lambda: len(read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value)) == 4 and
+    records = wait_until(lambda: len(read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value)) == 5 and
                          read_all(run.bootstrap, Topic.REGISTRY_EVENTS.value), timeout_s=60,
-                         message="four events on the registry topic")
+                         message="five events on the registry topic")
     envelope = next(json.loads(r.value) for r in records if json.loads(r.value)["id"] == event_id)
     return dict(envelope["data"])
