@@ -4,6 +4,7 @@
     samenveilig-audit who-could-see DOSSIER --at 2026-03-01T12:00+01:00 [--axis valid|record]
     samenveilig-audit what-could-see STAFF --at ...
     samenveilig-audit timeline DOSSIER
+    samenveilig-audit actions [--actor STAFF_OR_CLIENT] [--pupil PUPIL]
     samenveilig-audit verify [--access-db URL] [--registry-db URL]
     samenveilig-audit report DOSSIER --from ... --to ... --out rapport.html
 
@@ -38,6 +39,7 @@ from services.access.domain import evolve as access_evolve
 from services.access.history import Axis, state_at, timeline, what_could_see, who_could_see
 from services.audit import snapshot
 from services.audit import verify as checks
+from services.audit.actions import actions
 from services.auth import domain as auth_domain
 from services.auth import projection as auth_projection
 from services.registry import projection as registry_projection
@@ -190,6 +192,25 @@ def timeline_cmd(ctx: typer.Context, dossier: UUID) -> None:
         table.add_row(f"{row['recorded_at']:%Y-%m-%d %H:%M}", f"{row['effective_at']:%Y-%m-%d %H:%M}", row["type"],
                       row["staff_id"], row["detail"])
     _emit(options, {"dossier_id": str(dossier), "timeline": rows}, table)
+
+
+@app.command("actions")
+def actions_cmd(ctx: typer.Context,
+                actor: Annotated[str | None, typer.Option(help="a staff id, or client:<id> for a service")] = None,
+                pupil: Annotated[UUID | None, typer.Option(help="only actions concerning this pupil")] = None) -> None:
+    """Who did what, with which client, on whose behalf (NEN 7513): grants, revocations, consent,
+    holds, requests, leaks and admin actions, per actor and/or per pupil."""
+    options = _options(ctx)
+    rows = actions(load_log(options).entries, actor=actor, pupil=pupil)
+    table = Table("vastgelegd (UTC)", "handeling", "door", "via", "namens", "betreft", title="Handelingen"
+                  + (f" van {actor}" if actor else "") + (f" over leerling {pupil}" if pupil else ""))
+    for row in rows:
+        table.add_row(f"{row.recorded_at.astimezone(UTC):%Y-%m-%d %H:%M}", row.type, row.actor, row.client,
+                      row.on_behalf_of or "", row.about)
+    _emit(options, {"actions": [{"recorded_at": row.recorded_at, "type": row.type, "actor": row.actor,
+                                 "client": row.client, "on_behalf_of": row.on_behalf_of,
+                                 "pupil_ids": [str(p) for p in row.pupil_ids], "about": row.about,
+                                 "event_id": row.event_id} for row in rows]}, table)
 
 
 def differences(live: Mapping[str, Any], replay: Mapping[str, Any]) -> list[str]:

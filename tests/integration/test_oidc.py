@@ -6,6 +6,7 @@ the real broker for the registry's departures, and real SMTP for the invitations
 from __future__ import annotations
 
 import http.server
+import json
 import secrets
 import threading
 import uuid
@@ -484,6 +485,24 @@ def test_the_kindkans_backend_acting_for_an_ib_er_grants_an_extern_and_the_event
         assert event.staff_id == extern.staff_id
         assert event.acted_by == e.ActedBy(actor=str(ib_er.staff_id), client=backend.client_id,
                                            on_behalf_of=str(ib_er.staff_id))
+
+        # The audit lists it per actor and per pupil, with the client that carried it.
+        from typer.testing import CliRunner
+
+        from services.audit.cli import app as audit_app
+
+        def audit(*args: str) -> list[dict]:
+            result = CliRunner().invoke(audit_app, ["--json", "actions", *args],
+                                        env={"KAFKA_BOOTSTRAP_SERVERS": harness.bootstrap,
+                                             "SAMENVEILIG_TOPIC_PREFIX": prefix})
+            assert result.exit_code == 0, result.output
+            return list(json.loads(result.stdout)["actions"])
+
+        mine = audit("--actor", str(ib_er.staff_id))
+        assert [(row["type"], row["client"], row["on_behalf_of"], row["pupil_ids"]) for row in mine] == [
+            ("AccessGranted", backend.client_id, str(ib_er.staff_id), [str(ours.pupil_id)])]
+        assert [row["actor"] for row in audit("--pupil", str(ours.pupil_id))] == [str(ib_er.staff_id)]
+        assert audit("--pupil", str(theirs.pupil_id)) == []
 
         # What the exchange refuses: another client holding her token, a service's own token,
         # a scope her token does not carry, and an exchanged token exchanged again.

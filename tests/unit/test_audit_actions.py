@@ -1,0 +1,60 @@
+"""The audit's list of who did what (services/audit/actions.py), on generated log entries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from services.audit.actions import UNKNOWN, actions
+from shared.contracts import events as e
+from shared.contracts.envelope import RecordedEvent
+from shared.kafka.log import Entry, LogRecord
+
+START = datetime(2026, 9, 1, 8, tzinfo=UTC)
+BRANCH = uuid.uuid4()
+
+
+def entries(*events: e.Event) -> list[Entry]:
+    found = []
+    for number, event in enumerate(events):
+        at = START + timedelta(minutes=number)
+        recorded = RecordedEvent(id=str(uuid.uuid4()), type=event.event_type, source="/test", recorded_at=at,
+                                 effective_at=at, correlation_id="c", causation_id=None, key_id=None, event=event,
+                                 erased=False)
+        found.append(Entry(LogRecord(topic=str(event.topic), partition=0, offset=number, key=None, value=b"",
+                                     headers=()), recorded))
+    return found
+
+
+def test_actions_are_listed_per_actor_and_per_pupil_with_client_and_on_behalf_of():
+    ib_er, extern, fg = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    dossier, pupil, other_pupil, leak = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    by_backend = e.ActedBy(actor=str(ib_er), client="kindkans-backend", on_behalf_of=str(ib_er))
+    by_fg = e.ActedBy(actor=str(fg), client="console")
+    log = entries(
+        e.DossierOpened(branch_id=BRANCH, dossier_id=dossier, pupil_id=pupil, contact_staff_id=ib_er, summary="S"),
+        # A standing rule's grant and a departure's revocation are not anyone's action.
+        e.AccessGranted(staff_id=ib_er, branch_id=BRANCH, rule="ib_er-sees-branch"),
+        e.AccessGranted(staff_id=extern, dossier_id=dossier, rule="explicit-grant", acted_by=by_backend),
+        e.AccessRevoked(staff_id=extern, dossier_id=dossier, rule="explicit-grant", reason="staff departed"),
+        # From before actors were recorded: listed, its actor unknown.
+        e.AccessGranted(staff_id=extern, dossier_id=dossier, rule="explicit-grant"),
+        e.LegalHoldPlaced(pupil_id=other_pupil, reason="Bezwaar", acted_by=by_fg),
+        e.DataLeaked(leak_id=leak, nature="Lijst kwijt", discovered_at=START, dossier_ids=[dossier], acted_by=by_fg),
+        e.ParentsNotified(leak_id=leak, pupil_id=pupil, recipients=2),
+        e.RegulatorNotified(leak_id=leak, reported_at=START, reference="AP-1", acted_by=by_fg),
+        e.FactorResetApproved(staff_id=extern, reset_id=uuid.uuid4(), approved_by=fg),
+    )
+    everything = actions(log)
+    assert [row.type for row in everything] == ["AccessGranted", "AccessGranted", "LegalHoldPlaced", "DataLeaked",
+                                                "RegulatorNotified", "FactorResetApproved"]
+    assert everything[1].actor == UNKNOWN and everything[1].client == UNKNOWN
+    mine = actions(log, actor=str(ib_er))
+    assert [(row.client, row.on_behalf_of, row.pupil_ids) for row in mine] == [
+        ("kindkans-backend", str(ib_er), (pupil,))]
+    assert [row.type for row in actions(log, actor=str(fg))] == [
+        "LegalHoldPlaced", "DataLeaked", "RegulatorNotified", "FactorResetApproved"]
+    # The leak named the dossier: its later steps concern that dossier's pupil too.
+    assert [row.type for row in actions(log, pupil=pupil)] == [
+        "AccessGranted", "AccessGranted", "DataLeaked", "RegulatorNotified"]
+    assert [row.type for row in actions(log, pupil=other_pupil)] == ["LegalHoldPlaced"]
