@@ -59,7 +59,7 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
     service = RetentionService(codec, keys, clock, settings.retention_years)
     return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
                          leaks=LeakDesk(service, log_reader(settings, topics, codec, frozenset({"DossierViewed"})),
-                                        settings.privacy_contact),
+                                        settings.privacy_contact, settings.leak_mail_second_approval_above),
                          requests=RequestDesk(service, log_reader(settings, topics, codec)))
 
 

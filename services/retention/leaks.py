@@ -28,6 +28,7 @@ from shared.contracts.envelope import derived_id
 from shared.contracts.events import (
     ActedBy,
     DataLeaked,
+    LeakMailingApproved,
     LeakNotReportable,
     LeakReportOverdue,
     ParentsNotified,
@@ -55,6 +56,7 @@ class LeakReport:
     measures: str | None = None
     board: str | None = None  # the registering FG's school board (policy.board_of)
     acted_by: ActedBy | None = None
+    notice: str = "anders"  # which fixed text the parents' mail is built from (letters.LEAK_NOTICES)
 
 
 def message_id(leak_id: str, pupil_ids: list[str], number: int) -> str:
@@ -63,10 +65,12 @@ def message_id(leak_id: str, pupil_ids: list[str], number: int) -> str:
 
 
 class LeakDesk:
-    def __init__(self, service: RetentionService, history: HistoryReader, privacy_contact: str) -> None:
+    def __init__(self, service: RetentionService, history: HistoryReader, privacy_contact: str,
+                 second_approval_above: int = 50) -> None:
         self._service = service
         self._history = history
         self._privacy_contact = privacy_contact
+        self._second_approval_above = second_approval_above
 
     def register(self, connection: Connection, leak_id: UUID, report: LeakReport) -> None:
         now = self._service.clock.now()
@@ -75,7 +79,8 @@ class LeakDesk:
         store.add_leak(connection, leak_id, nature=report.nature, consequences=report.consequences,
                        measures=report.measures, discovered_at=report.discovered_at, registered_at=now,
                        deadline=regulator_deadline(report.discovered_at), pupil_ids=report.pupil_ids,
-                       dossier_ids=report.dossier_ids, staff_ids=report.staff_ids, board=report.board)
+                       dossier_ids=report.dossier_ids, staff_ids=report.staff_ids, board=report.board,
+                       registered_by=report.acted_by.actor if report.acted_by else None, notice=report.notice)
         self._service.emit(connection, self._event(leak_id, report), derived_id("retention", str(leak_id), "leaked"),
                            None)
         log.warning("data leak registered", extra={"leak_id": str(leak_id)})
@@ -84,7 +89,7 @@ class LeakDesk:
     def _event(leak_id: UUID, report: LeakReport) -> DataLeaked:
         return DataLeaked(leak_id=leak_id, nature=report.nature, discovered_at=report.discovered_at,
                           pupil_ids=report.pupil_ids, dossier_ids=report.dossier_ids, staff_ids=report.staff_ids,
-                          acted_by=report.acted_by)
+                          acted_by=report.acted_by, notice=report.notice)
 
     # --- the relay's rounds ----------------------------------------------------------------
 
@@ -115,9 +120,9 @@ class LeakDesk:
         unreachable = 0
         # One mail per parent address, also when siblings are affected (the mail names no child).
         pupils_of: dict[str, list[str]] = {}
-        notice = leak_notice(leak_id, row.discovered_at, row.nature, row.consequences, row.measures,
-                             self._privacy_contact)
+        notice = leak_notice(leak_id, row.discovered_at, row.notice or "anders", self._privacy_contact)
         with engine.begin() as connection:
+            told: list[tuple[UUID, int]] = []
             for pupil_id in scope.pupil_ids:
                 addresses = parents_to_tell(index, pupil_id)
                 if not addresses:
@@ -125,8 +130,19 @@ class LeakDesk:
                     continue
                 for address in addresses:
                     pupils_of.setdefault(address, []).append(str(pupil_id))
+                told.append((pupil_id, len(addresses)))
+            if len(pupils_of) > self._second_approval_above and row.mailing_approved_at is None:
+                # Too many parents for one FG alone: the scope is recorded, nothing is mailed
+                # until a second FG of the board approves (approve_mailing).
+                if not store.resolve_leak(connection, row.leak_id, scope, 0, unreachable, self._service.clock.now(),
+                                          mailing_status="awaiting-approval", recipients=len(pupils_of)):
+                    raise _AlreadyResolved()
+                log.warning("leak mailing awaits a second FG", extra={"leak_id": row.leak_id,
+                                                                      "count": len(pupils_of)})
+                return 0, unreachable
+            for pupil_id, recipients in told:
                 self._service.emit(connection, ParentsNotified(leak_id=leak_id, pupil_id=pupil_id,
-                                                               recipients=len(addresses)),
+                                                               recipients=recipients),
                                    derived_id("retention", row.leak_id, "parents", str(pupil_id)), None)
             for number, address in enumerate(sorted(pupils_of)):
                 enqueue_mail(connection, store.mail_outbox, message_id=message_id(row.leak_id, pupils_of[address],
@@ -152,6 +168,23 @@ class LeakDesk:
                 log.error("leak not reported to the Autoriteit Persoonsgegevens within 72 hours",
                           extra={"leak_id": row.leak_id})
         return len(overdue)
+
+    def approve_mailing(self, connection: Connection, leak_id: UUID, acted_by: ActedBy) -> bool:
+        """A second FG approves a large mailing; the relay mails in its next round. False for an
+        unknown leak."""
+        row = store.load_leak(connection, leak_id)
+        if row is None:
+            return False
+        if row.mailing_status != "awaiting-approval":
+            raise NotPossible("this leak's mail is not waiting for an approval")
+        if acted_by.actor == row.registered_by:
+            raise NotPossible("a second FG must approve: not the one who registered the leak")
+        if not store.approve_leak_mailing(connection, leak_id, acted_by.actor, self._service.clock.now()):
+            raise NotPossible("this leak's mail is not waiting for an approval")
+        self._service.emit(connection, LeakMailingApproved(leak_id=leak_id, recipients=row.mailing_recipients or 0,
+                                                           acted_by=acted_by),
+                           derived_id("retention", str(leak_id), "mailing-approved"), None)
+        return True
 
     # --- the regulator report and the register -----------------------------------------------
 
@@ -204,7 +237,9 @@ class LeakDesk:
                          "staff_ids": row.reported_staff_ids},
             "resolved_at": row.resolved_at, "affected_pupil_ids": row.affected_pupil_ids,
             "affected_dossier_ids": row.affected_dossier_ids, "could_see": row.exposures,
-            "unknown_ids": row.unknown_ids, "parents_mailed": row.parents_mailed,
+            "unknown_ids": row.unknown_ids, "parents_mailed": row.parents_mailed, "notice": row.notice,
+            "mailing": {"status": row.mailing_status, "recipients": row.mailing_recipients,
+                        "approved_at": row.mailing_approved_at, "approved_by": row.mailing_approved_by},
             "pupils_unreachable": row.pupils_unreachable,
             "regulator": {"deadline": clock.deadline, "status": clock.status, "seconds_left": clock.seconds_left,
                           "reported_at": row.reported_at, "reference": row.report_reference,

@@ -46,11 +46,49 @@ class Mail:
     body: str
 
 
-def leak_notice(leak_id: UUID, discovered_at: datetime, nature: str, consequences: str | None,
-                measures: str | None, privacy_contact: str) -> Mail:
-    """To each parent of an affected pupil. No child's name and nothing about the child: the mail
-    must not become a leak of its own (a wrong address on file happens)."""
+@dataclass(frozen=True)
+class LeakNotice:
+    """One of the fixed texts a leak mail is built from: what happened, what it can mean, what
+    we do. The FG chooses one; her own words go to the breach register, never into the mail (a
+    free text mailed to every parent of a wijknetwerk would be anyone's megaphone, and could name
+    a child)."""
+
+    happened: str
+    consequences: str
+    measures: str
+
+
+LEAK_NOTICES: dict[str, LeakNotice] = {
+    "verkeerde-ontvanger": LeakNotice(
+        "Een bericht of bestand met gegevens van uw kind is bij een verkeerde ontvanger terechtgekomen.",
+        "Iemand die daar geen recht op had, kan gegevens van uw kind hebben gezien.",
+        "Wij hebben de ontvanger gevraagd de gegevens te verwijderen en dat te bevestigen."),
+    "account-misbruikt": LeakNotice(
+        "Iemand heeft zonder toestemming het account gebruikt van een medewerker die gegevens van uw kind "
+        "kon inzien.",
+        "Die persoon kan gegevens van uw kind hebben ingezien.",
+        "Wij hebben het account geblokkeerd en het wachtwoord en de tweestapsverificatie opnieuw laten instellen."),
+    "apparaat-kwijt": LeakNotice(
+        "Een laptop, telefoon of gegevensdrager met gegevens van uw kind is verloren of gestolen.",
+        "Wie het apparaat heeft, kan mogelijk gegevens van uw kind inzien.",
+        "Wij hebben de toegang vanaf het apparaat geblokkeerd en doen aangifte waar dat nodig is."),
+    "systeem-inbraak": LeakNotice(
+        "Iemand is zonder toestemming binnengedrongen in een systeem waarin gegevens van uw kind staan.",
+        "Gegevens van uw kind kunnen zijn ingezien of gekopieerd.",
+        "Wij hebben het lek gedicht en laten onderzoeken wat er precies is gebeurd."),
+    "anders": LeakNotice(
+        "Gegevens van uw kind zijn in handen gekomen van iemand die daar geen recht op had, of konden dat.",
+        "Wij onderzoeken nog wat de gevolgen kunnen zijn. Wij informeren u als wij meer weten.",
+        "Wij onderzoeken hoe dit kon gebeuren en welke maatregelen nodig zijn. Wij informeren u daarover."),
+}
+
+
+def leak_notice(leak_id: UUID, discovered_at: datetime, notice: str, privacy_contact: str) -> Mail:
+    """To each parent of an affected pupil, from a fixed text only (LEAK_NOTICES). No child's
+    name and nothing about the child: the mail must not become a leak of its own (a wrong
+    address on file happens)."""
     ref = reference("DL", leak_id)
+    text = LEAK_NOTICES.get(notice, LEAK_NOTICES["anders"])
     lines = [
         "Beste ouder/verzorger,",
         "",
@@ -58,13 +96,13 @@ def leak_notice(leak_id: UUID, discovered_at: datetime, nature: str, consequence
         "gegevens van uw kind betrokken zijn. Wij vinden het belangrijk u hierover te informeren.",
         "",
         "Wat is er gebeurd?",
-        nature,
+        text.happened,
         "",
         "Wat kunnen de gevolgen zijn?",
-        consequences or "Wij onderzoeken nog wat de gevolgen kunnen zijn. Wij informeren u als wij meer weten.",
+        text.consequences,
         "",
         "Wat doen wij?",
-        measures or "Wij onderzoeken hoe dit kon gebeuren en welke maatregelen nodig zijn. Wij informeren u daarover.",
+        text.measures,
         "Wij melden het datalek, waar de wet dat vraagt, bij de Autoriteit Persoonsgegevens.",
         "",
         "Heeft u vragen, of wilt u weten welke gegevens van uw kind wij bewaren? Neem dan contact op",

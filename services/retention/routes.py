@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, EmailStr, Field, model_validator
 from services.retention import policy, store
 from services.retention.deps import RetentionDeps
 from services.retention.leaks import LeakReport
-from services.retention.letters import answer_letter, inspection_page
+from services.retention.letters import LEAK_NOTICES, answer_letter, inspection_page
 from services.retention.policy import Action, Actor
 from services.retention.requests import Correction
 from services.retention.service import NotPossible
@@ -99,7 +99,11 @@ class AnswerIn(BaseModel):
 
 class LeakIn(BaseModel):
     nature: str = Field(min_length=3, max_length=200, description="What leaked, in categories and systems; "
-                                                                  "never a child's name.")
+                                                                  "never a child's name. For the register "
+                                                                  "only: never in the parents' mail.")
+    notice: str = Field("anders", pattern="^(" + "|".join(LEAK_NOTICES) + ")$",
+                        description="Which fixed Dutch text the parents' mail is built from: "
+                                    + ", ".join(LEAK_NOTICES) + ".")
     discovered_at: AwareDatetime
     # Bounded so the DataLeaked event stays well within a broker message (1 MB by default); a
     # larger leak is registered in parts, or by the accounts it went through.
@@ -390,7 +394,7 @@ def report_leak(body: LeakIn, deps: Deps, response: Response, caller: CurrentCal
             report = LeakReport(nature=body.nature, discovered_at=body.discovered_at, pupil_ids=body.pupil_ids,
                                 dossier_ids=body.dossier_ids, staff_ids=body.staff_ids,
                                 consequences=body.consequences, measures=body.measures, board=board,
-                                acted_by=caller.acted_by())
+                                acted_by=caller.acted_by(), notice=body.notice)
             deps.leaks.register(connection, leak_id, report)
             registered = deps.leaks.one(connection, leak_id)
     except NotPossible as refusal:
@@ -434,6 +438,21 @@ def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps, caller: Curre
             found = deps.leaks.one(connection, leak_id)
     except NotPossible as refusal:
         raise Problem(409, "conflict", "The assessment cannot be recorded", detail=str(refusal)) from None
+    assert found is not None
+    return found
+
+
+@leaks.post("/{leak_id}/mailing-approval", dependencies=[WRITE, on_leak(Action.CHANGE)])
+def approve_leak_mailing(leak_id: UUID, deps: Deps, caller: CurrentCaller) -> dict[str, Any]:
+    """A second FG of the board approves a mailing to more parents than one FG may send alone
+    (`LeakMailingApproved`); the relay mails them in its next round."""
+    try:
+        with deps.engine.begin() as connection:
+            if not deps.leaks.approve_mailing(connection, leak_id, caller.acted_by()):
+                raise Problem(404, "not-found", "Unknown leak")
+            found = deps.leaks.one(connection, leak_id)
+    except NotPossible as refusal:
+        raise Problem(409, "conflict", "The mailing cannot be approved", detail=str(refusal)) from None
     assert found is not None
     return found
 

@@ -15,3 +15,6 @@ class RetentionSettings(MailSettings):
     # Who parents and pupils contact about their data (the FG / privacy officer), named in the
     # leak mail and the answer letters.
     privacy_contact: str = "privacy@pporotterdam.nl"
+    # A leak mail to more parents than this waits until a second FG of the board approves it:
+    # one person's mistake (or stolen account) must not reach a whole wijknetwerk.
+    leak_mail_second_approval_above: int = Field(default=50, ge=0)

@@ -127,6 +127,13 @@ leaks = Table(
     Column("not_reportable_reason", String(200), nullable=True),
     # The school board whose FG registered the leak (policy.board_of): theirs to read and complete.
     Column("board", String(60), nullable=True, index=True),
+    Column("registered_by", String(200), nullable=True),  # the actor (a staff id)
+    Column("notice", String(40), nullable=True),  # the fixed text the parents' mail is built from
+    # A mailing to more parents than the setting allows waits for a second FG: "awaiting-approval".
+    Column("mailing_status", String(20), nullable=True),
+    Column("mailing_recipients", Integer, nullable=True),
+    Column("mailing_approved_at", UtcDateTime(), nullable=True),
+    Column("mailing_approved_by", String(200), nullable=True),
     Column("overdue_alarm_at", UtcDateTime(), nullable=True),
 )
 outbox, mail_outbox = define_outbox_tables(metadata, "retention")
@@ -293,8 +300,9 @@ def load_leak(connection: Connection, leak_id: UUID) -> Row[Any] | None:
 
 def add_leak(connection: Connection, leak_id: UUID, *, nature: str, consequences: str | None, measures: str | None,
              discovered_at: datetime, registered_at: datetime, deadline: datetime, pupil_ids: Sequence[UUID],
-             dossier_ids: Sequence[UUID], staff_ids: Sequence[UUID], board: str | None = None) -> None:
-    connection.execute(insert(leaks).values(board=board,
+             dossier_ids: Sequence[UUID], staff_ids: Sequence[UUID], board: str | None = None,
+             registered_by: str | None = None, notice: str | None = None) -> None:
+    connection.execute(insert(leaks).values(board=board, registered_by=registered_by, notice=notice,
         leak_id=str(leak_id), nature=nature, consequences=consequences, measures=measures,
         discovered_at=discovered_at, registered_at=registered_at, deadline=deadline,
         reported_pupil_ids=[str(p) for p in pupil_ids], reported_dossier_ids=[str(d) for d in dossier_ids],
@@ -307,11 +315,13 @@ def unresolved_leaks(connection: Connection) -> Sequence[Row[Any]]:
 
 
 def resolve_leak(connection: Connection, leak_id: str, scope: LeakScope, parents_mailed: int,
-                 pupils_unreachable: int, at: datetime) -> bool:
+                 pupils_unreachable: int, at: datetime, mailing_status: str = "sent",
+                 recipients: int | None = None) -> bool:
     """False when the leak was resolved already (by another relay that got here first)."""
     return bool(connection.execute(update(leaks).where(
         leaks.c.leak_id == leak_id, leaks.c.resolved_at.is_(None)).values(
-        resolved_at=at,
+        resolved_at=at, mailing_status=mailing_status,
+        mailing_recipients=parents_mailed if recipients is None else recipients,
         affected_pupil_ids=[str(p) for p in scope.pupil_ids],
         affected_dossier_ids=[str(d) for d in scope.dossier_ids],
         exposures=[{"dossier_id": str(e.dossier_id), "staff_id": str(e.staff_id), "rule": e.rule}
@@ -357,6 +367,15 @@ def breach_register(connection: Connection, board: str | None = None) -> Sequenc
     if board is not None:
         query = query.where(leaks.c.board == board)
     return connection.execute(query).all()
+
+
+def approve_leak_mailing(connection: Connection, leak_id: UUID, approved_by: str, at: datetime) -> bool:
+    """The second FG's approval: the leak is resolved again (now mailing) in the relay's next
+    round. False when it was not waiting for one (approved already, by a parallel call)."""
+    return bool(connection.execute(update(leaks).where(
+        leaks.c.leak_id == str(leak_id), leaks.c.mailing_status == "awaiting-approval").values(
+        mailing_status="approved", mailing_approved_at=at, mailing_approved_by=approved_by,
+        resolved_at=None)).rowcount)
 
 
 def request_branch(connection: Connection, request_id: UUID) -> UUID | None:

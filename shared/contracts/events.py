@@ -582,7 +582,18 @@ class DataLeaked(LeakEvent):
     # Accounts whose access leaked (a stolen laptop, a phished password): everything they could
     # see at the discovery counts as leaked.
     staff_ids: list[UUID] = []
+    # The fixed text the parents' mail is built from (retention letters.LEAK_NOTICES).
+    notice: ShortText | None = None
     acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
+
+
+class LeakMailingApproved(LeakEvent):
+    """A second FG approved the parents' mail of a leak that reaches more parents than one
+    person may mail alone (retention setting leak_mail_second_approval_above)."""
+
+    event_type: ClassVar[str] = "LeakMailingApproved"
+    recipients: int
+    acted_by: ActedBy | None = None
 
 
 class ParentsNotified(LeakEvent):

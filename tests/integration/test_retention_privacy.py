@@ -50,7 +50,8 @@ def school(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
                                                consumer_group=f"{topic_prefix}registry", **common))
     clock = ManualClock(datetime.now(UTC))
     retention = build_retention(RetentionSettings(database_url=database_url, consumer_group=f"{topic_prefix}ret",
-                                                  privacy_contact="fg@pporotterdam.example", **common), clock=clock)
+                                                  privacy_contact="fg@pporotterdam.example",
+                                                  leak_mail_second_approval_above=3, **common), clock=clock)
     workers = [registry_relay(registry), retention_runner(retention), retention_relay(retention)]
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
     for thread in threads:
@@ -172,7 +173,7 @@ def test_a_leak_mails_exactly_the_affected_parents_and_runs_the_72_hour_clock(sc
     answer = api.post("/v1/leaks", json={
         "nature": "Een overzicht van hulpvragen is naar een verkeerde school gemaild.",
         "discovered_at": discovered.isoformat(), "dossier_ids": [str(ids["hv-anna"])],
-        "pupil_ids": [str(ids["bram"]), str(ids["noor"])],
+        "pupil_ids": [str(ids["bram"]), str(ids["noor"])], "notice": "verkeerde-ontvanger",
         "measures": "De ontvanger heeft het overzicht verwijderd."})
     assert answer.status_code == 202, answer.text
     leak_id = answer.json()["leak_id"]
@@ -181,7 +182,10 @@ def test_a_leak_mails_exactly_the_affected_parents_and_runs_the_72_hour_clock(sc
     leak = settled(smtp_server, api, leak_id, 3, school.retention)
     assert mails_to(smtp_server) == ["anna.ouder1@example.nl", "anna.ouder2@example.nl", "bram.ouder@example.nl"]
     body = next(m for m in smtp_server.messages if m["To"] == "bram.ouder@example.nl").get_content()
-    assert "datalek" in body and "fg@pporotterdam.example" in body and "De ontvanger heeft" in body
+    assert "datalek" in body and "fg@pporotterdam.example" in body
+    # Built from the chosen fixed text; the FG's own words stay in the register.
+    assert "bij een verkeerde ontvanger terechtgekomen" in body and "De ontvanger heeft" not in body
+    assert "naar een verkeerde school gemaild" not in body
     leak_mails = [m for m in smtp_server.messages if "Datalek" in m["Subject"]]
     assert [(name, m["Subject"]) for m in leak_mails for name in ("Anna", "Bram", "Noor", "Jansen", "leest moeizaam")
             if name in m.get_content() or name in m["Subject"]] == []
@@ -404,3 +408,39 @@ def test_the_fg_acts_for_her_own_boards_pupils_only_and_every_action_names_her(s
     assert found["LegalHoldPlaced"] == ActedBy(actor=str(school.fg), client="test-client")
     assert found["DataLeaked"].actor == found["SubjectRequestReceived"].actor == str(school.fg)
     assert found["ConsentGiven"].actor == str(ids["ib"])
+
+
+def test_a_leak_mail_to_more_parents_than_one_fg_may_send_waits_for_a_second_fg(school):
+    """Above the setting (3 parents here), the scope is worked out and nothing is mailed until a
+    second FG of the board approves: not the FG who registered it, not another board's."""
+    api, ids, branches, smtp_server = school.api, school.ids, school.branches, school.smtp
+    answer = api.post("/v1/leaks", json={
+        "nature": "Een export van alle hulpvragen stond open op een gedeelde schijf.", "notice": "systeem-inbraak",
+        "discovered_at": school.clock.now().isoformat(),
+        "pupil_ids": [str(ids[name]) for name in ("anna", "noor", "bram", "daan")]})
+    assert answer.status_code == 202, answer.text
+    leak_id = answer.json()["leak_id"]
+    waiting = wait_until(lambda: (r := api.get(f"/v1/leaks/{leak_id}").json())["resolved_at"] and r,
+                         message="the leak's scope worked out")
+    assert waiting["mailing"] == {"status": "awaiting-approval", "recipients": 4, "approved_at": None,
+                                  "approved_by": None}
+    rounds = school.relay.rounds
+    wait_until(lambda: school.relay.rounds >= rounds + 3, message="three more relay rounds")
+    assert mails_to(smtp_server) == [] and unsent_mail(school.retention) == 0, "nothing mailed, nothing queued"
+
+    same = api.post(f"/v1/leaks/{leak_id}/mailing-approval")
+    assert same.status_code == 409 and "second FG" in same.json()["detail"]
+    other_board = api.post(f"/v1/leaks/{leak_id}/mailing-approval", headers=fg_headers(uuid4(), branches["34CD00"]))
+    assert other_board.status_code == 403
+    second_fg = uuid4()
+    approved = api.post(f"/v1/leaks/{leak_id}/mailing-approval", headers=fg_headers(second_fg, branches["12AB00"]))
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["mailing"]["approved_by"] == str(second_fg)
+    settled(smtp_server, api, leak_id, 4, school.retention)
+    assert mails_to(smtp_server) == ["anna.ouder1@example.nl", "anna.ouder2@example.nl", "bram.ouder@example.nl",
+                                     "daan.ouder@example.nl"]
+    assert api.get(f"/v1/leaks/{leak_id}").json()["mailing"]["status"] == "sent"
+    assert api.post(f"/v1/leaks/{leak_id}/mailing-approval",
+                    headers=fg_headers(uuid4(), branches["12AB00"])).status_code == 409
+    approvals = [r.event for r in school.events(Topic.RETENTION_EVENTS) if r.type == "LeakMailingApproved"]
+    assert [(a.recipients, a.acted_by.actor) for a in approvals] == [(4, str(second_fg))]

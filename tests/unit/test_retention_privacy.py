@@ -19,7 +19,7 @@ from services.retention.domain import (
     report_problem,
 )
 from services.retention.history import build_index, inspection, leak_scope, parents_to_tell
-from services.retention.letters import answer_letter, inspection_page, leak_notice
+from services.retention.letters import LEAK_NOTICES, answer_letter, inspection_page, leak_notice
 from shared.contracts import events as e
 from shared.contracts.envelope import RecordedEvent
 from shared.contracts.events import ConsentGiver
@@ -229,14 +229,24 @@ def test_the_inspection_export_holds_everything_about_the_pupil_and_nothing_else
     assert inspection(log.entries, build_index(log.entries), uuid.uuid4(), now, {}) is None
 
 
-def test_the_leak_mail_is_dutch_and_names_the_contact_and_the_measures():
-    mail = leak_notice(uuid.uuid4(), DISCOVERED, "Een lijst met hulpvragen is naar een verkeerde school gemaild.",
-                       None, "De ontvanger heeft de lijst verwijderd.", "fg@ppo.example")
+@pytest.mark.parametrize("notice", sorted(LEAK_NOTICES))
+def test_the_leak_mail_is_dutch_from_a_fixed_text_and_names_the_contact(notice):
+    mail = leak_notice(uuid.uuid4(), DISCOVERED, notice, "fg@ppo.example")
     assert "datalek" in mail.body and "25 november 2026 om 14:00 uur" in mail.body
-    assert "fg@ppo.example" in mail.body and "De ontvanger heeft de lijst verwijderd." in mail.body
-    assert "Datalek" in mail.subject
-    without = leak_notice(uuid.uuid4(), DISCOVERED, "Lijst gemaild.", None, None, "fg@ppo.example")
-    assert "Wij onderzoeken hoe dit kon gebeuren" in without.body, "no claim of measures nobody named"
+    assert "fg@ppo.example" in mail.body and "Datalek" in mail.subject
+    text = LEAK_NOTICES[notice]
+    assert text.happened in mail.body and text.consequences in mail.body and text.measures in mail.body
+
+
+def test_the_leak_mail_takes_no_free_text():
+    """The finding: whoever could register a leak had their own words mailed as an official
+    notice to every parent of a wijknetwerk. The mail is built from a fixed text only."""
+    import inspect
+
+    assert set(inspect.signature(leak_notice).parameters) == {"leak_id", "discovered_at", "notice",
+                                                              "privacy_contact"}
+    unknown = leak_notice(uuid.uuid4(), DISCOVERED, "Klik hier: https://evil.example", "fg@ppo.example")
+    assert "evil" not in unknown.body and LEAK_NOTICES["anders"].happened in unknown.body
 
 
 @pytest.mark.parametrize(("kind", "outcome", "expected"), [
