@@ -77,6 +77,10 @@ class Registry:
         producer.close()
 
     def events(self) -> list[RecordedEvent]:
+        """The events about branches, staff, pupils and dossiers (not the credentials' own)."""
+        return [e for e in self.all_events() if not e.type.startswith("Credential")]
+
+    def all_events(self) -> list[RecordedEvent]:
         records = read_all(self.bootstrap, self.deps.topics(Topic.REGISTRY_EVENTS))
         # In log order: one branch's events share a key, so their partition keeps them in order.
         return [self.deps.codec.decode(r.value) for r in records]
