@@ -31,7 +31,7 @@ def build(settings: RegistrySettings, clock: Clock | None = None) -> RegistryDep
     service = RegistryService(codec, clock, office_email=str(settings.office_email),
                               mail_domain=str(settings.mail_from).split("@")[1])
     return RegistryDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
-                        credentials=CredentialStore(engine, settings.master_key_bytes(), clock))
+                        credentials=CredentialStore(engine, settings.master_key_bytes(), clock, codec))
 
 
 def relay_tasks(deps: RegistryDeps) -> list[RelayTask]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import getpass
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,13 +16,12 @@ from services.registry import store
 from services.registry.domain import Person, RegistryState
 from shared.contracts.events import StaffRole
 from shared.contracts.topics import Topic
-from tests.integration.test_registry import (  # noqa: F401 (the fixture)
-    Registry,
-    branch_founded,
-    registry,
-    staff_joined,
-)
+from tests.integration import test_registry
+from tests.integration.test_registry import Registry, branch_founded, staff_joined
 from tests.support import read_all, wait_until
+
+# The registry over the real broker and database, as tests/integration/test_registry.py runs it.
+registry = test_registry.registry
 
 OPERATOR = f"operator:{getpass.getuser()}"
 
@@ -169,17 +168,21 @@ def test_every_credential_change_from_the_operator_is_an_event_naming_the_operat
     assert scope["brins"] == ["34CD"]
     rotated = cli(capsys, "rotate", client_id, "--overlap-hours", "12")
     assert rotated["client_id"] == client_id and rotated["api_key"] != issued["api_key"]
-    assert rotated["previous_keys_valid_until"] == (registry.clock.now() + timedelta(hours=12)).isoformat()
+    # The command runs on the system clock, as the operator does.
+    valid_until = datetime.fromisoformat(rotated["previous_keys_valid_until"])
+    assert timedelta(hours=11, minutes=59) < valid_until - datetime.now(UTC) <= timedelta(hours=12)
     assert credentials_cli.main(["revoke", client_id]) == 0
     listed = {c["client_id"]: c for c in cli(capsys, "list")}
     assert listed[client_id]["revoked_at"] is not None and listed[client_id]["brins"] == ["34CD"]
 
+    # The command's outbox rows carry the system clock's time; the relay runs on the test's clock.
+    registry.clock.advance(max(datetime.now(UTC) - registry.clock.now(), timedelta(0)) + timedelta(seconds=1))
     events = credential_events(registry, client_id, 4)
     assert [e.type for e in events] == ["CredentialIssued", "CredentialScopeChanged", "CredentialRotated",
                                         "CredentialRevoked"]
     assert {e.event.acted_by for e in events} == {OPERATOR}
     assert events[0].event.brins == ["12AB"] and events[1].event.brins == ["34CD"]
-    assert events[2].event.previous_keys_valid_until == registry.clock.now() + timedelta(hours=12)
+    assert events[2].event.previous_keys_valid_until == valid_until
     # Ids and scopes only: no secret, no hash of one.
     raw = b"".join(r.value for r in read_all(registry.bootstrap, registry.deps.topics(Topic.REGISTRY_EVENTS)))
     for secret in (issued["api_key"], issued["signing_key"], rotated["api_key"], rotated["signing_key"]):
@@ -218,6 +221,7 @@ def test_another_office_can_neither_depart_nor_take_over_an_offices_consultant(r
     refused = registry.post(departed("c-9", "x-1"), credential=other_office)
     assert refused.status_code == 422 and refused.json()["reason"] == "consultant-never-joined"
     registry.send_to_kafka(departed("c-9", "x-2"), credential=other_office)
+    assert reasons_of_dead_letters(registry, 1) == ["consultant-never-joined"]
     # Registering the same reference gives the other office a consultant of its own, not this one.
     taken = registry.post(consultant("c-9", "x-3", email="indringer@elders.example"), credential=other_office)
     assert taken.status_code == 202
@@ -226,7 +230,6 @@ def test_another_office_can_neither_depart_nor_take_over_an_offices_consultant(r
                        [e for e in registry.events() if e.type == "ConsultantJoined"], message="two joins")
     assert joins[0].event.staff_id != joins[1].event.staff_id
     assert [e.type for e in registry.events()].count("ConsultantDeparted") == 0
-    assert reasons_of_dead_letters(registry, 1) == ["consultant-never-joined"]
     # The owning office still departs its own consultant.
     assert registry.post(departed("c-9", "o-2"), credential=office).status_code == 202
     gone = wait_until(lambda: [e for e in registry.events() if e.type == "ConsultantDeparted"], message="departed")
@@ -268,3 +271,51 @@ def test_a_consultant_registered_under_the_old_ids_is_departed_by_its_own_office
     assert registry.post(departed("c-old", "l-3"), credential=office).status_code == 202
     gone = wait_until(lambda: [e for e in registry.events() if e.type == "ConsultantDeparted"], message="departed")
     assert gone[0].event.staff_id == staff_id
+
+
+@pytest.mark.every_database
+def test_the_migration_recovers_the_office_of_a_consultant_registered_under_the_old_ids(database_url, tmp_path,
+                                                                                        master_key):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import insert, select
+
+    from services.registry.domain import References, legacy_consultant_id
+    from shared.contracts.envelope import EventCodec
+    from shared.contracts.events import ConsultantJoined
+    from shared.crypto import SqlKeyStore
+    from shared.db import make_engine
+    from shared.outbox import enqueue_event
+
+    config = Config()
+    config.set_main_option("script_location", str(store.MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["version_table"] = store.VERSION_TABLE
+    command.upgrade(config, "0002")  # the registry as it was before
+    engine = make_engine(database_url)
+    codec = EventCodec(SqlKeyStore(make_engine(f"sqlite:///{tmp_path / 'keys.sqlite'}"),
+                                   base64_master(master_key)), source="/samenveilig/registry")
+    staff_id = legacy_consultant_id("c-old")
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    with engine.begin() as connection:
+        joined = codec.encode(ConsultantJoined(staff_id=staff_id, name="Anouk Visser", email="a.visser@ppo.example",
+                                               wijknetwerken=["Noord", "Charlois"]),
+                              event_id="evt-legacy-1", recorded_at=when)
+        enqueue_event(connection, store.outbox, joined, emit_at=when)
+        connection.execute(insert(store.mutations).values(
+            sender="0ff1ce000001", mutation_id="old-1", kind="consultant_joined", fingerprint="0" * 64,
+            status="accepted", event_ids='["evt-legacy-1"]', received_at=when, effective_at=when))
+        connection.execute(insert(store.people).values(
+            staff_id=str(staff_id), branch_id=None, role="swv_consultant", active=True))
+    store.migrate_to_newest(database_url)
+    with engine.connect() as connection:
+        person = store.load_state(connection, References(people=(staff_id,))).people[staff_id]
+        assert connection.execute(select(store.credentials.c.office)).all() == []
+    assert (person.office, person.wijknetwerken) == ("0ff1ce000001", frozenset({"Noord", "Charlois"}))
+    engine.dispose()
+
+
+def base64_master(master_key: str) -> bytes:
+    import base64
+
+    return base64.b64decode(master_key)
