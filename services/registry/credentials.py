@@ -319,8 +319,10 @@ class CredentialStore:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from services.registry.bootstrap import build
-    from services.registry.settings import RegistrySettings
+    from services.registry.settings import EVENT_SOURCE, RegistrySettings
+    from shared.contracts.topics import TopicNames
+    from shared.crypto import SqlKeyStore
+    from shared.db import make_engine
 
     parser = argparse.ArgumentParser(prog="python -m services.registry.credentials",
                                      description="Create, update, rotate, revoke and list registry credentials. "
@@ -350,7 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list credentials (never their secrets)")
     args = parser.parse_args(argv)
 
-    credentials = build(RegistrySettings()).credentials
+    settings = RegistrySettings()
+    store.migrate_to_newest(settings.database_url)
+    # The events go out through the registry's outbox, sent by its relay (now, or when it starts).
+    codec = EventCodec(SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes()),
+                       source=EVENT_SOURCE, topics=TopicNames(settings.topic_prefix))
+    credentials = CredentialStore(make_engine(settings.database_url), settings.master_key_bytes(), codec=codec)
     try:
         if args.command == "create":
             issued = credentials.create(args.name, args.brin, args.wijknetwerk, office=args.office)
