@@ -1,7 +1,7 @@
 """Who did what, on whose behalf: every administrative and privacy action on the log (grants,
-revocations, consent, holds, data-subject requests and their answers, leaks, factor resets,
-re-invitations), with its actor, client and on-behalf-of person as NEN 7513 records them, and
-the pupils it concerns. Pure: entries in, rows out.
+revocations, consent, holds, data-subject requests and their answers, leaks and their mailing
+approvals, factor resets, re-invitations, registry credentials), with its actor, client and
+on-behalf-of person as NEN 7513 records them, and the pupils it concerns. Pure: entries in, rows out.
 
 A grant names a dossier; its pupil is the one the dossier was opened for. A leak's later steps
 (report, assessment) concern the pupils the leak named. Events from before actors were recorded
@@ -20,6 +20,7 @@ from shared.contracts.events import (
     AccessRevoked,
     AccountReinvited,
     ActedBy,
+    CredentialEvent,
     DataLeaked,
     DossierOpened,
     Event,
@@ -51,6 +52,8 @@ def _acted_by(event: Event) -> ActedBy | None:
     acted_by = getattr(event, "acted_by", None)
     if isinstance(acted_by, ActedBy):
         return acted_by
+    if isinstance(event, CredentialEvent):  # the operator's command: no OAuth client, an OS user
+        return ActedBy(actor=event.acted_by, client="samenveilig-credentials")
     if isinstance(event, FactorResetRequested):
         return ActedBy(actor=str(event.requested_by), client="samenveilig-auth")
     if isinstance(event, FactorResetApproved):
@@ -68,7 +71,7 @@ def _is_action(event: Event) -> bool:
         return event.acted_by is not None or (event.dossier_id is not None and event.rule == "explicit-grant")
     if isinstance(event, AccessRevoked):  # not the revocations a departure or a role change causes
         return event.acted_by is not None or event.reason == "revoked by IB'er or director"
-    if isinstance(event, FactorResetRequested | FactorResetApproved | AccountReinvited):
+    if isinstance(event, FactorResetRequested | FactorResetApproved | AccountReinvited | CredentialEvent):
         return True
     return isinstance(event, RetentionEvent | LeakEvent) and "acted_by" in type(event).model_fields \
         and not isinstance(event, ParentsNotified)
@@ -111,4 +114,6 @@ def _concerns(event: Event, pupil_of: dict[UUID, UUID], leak_pupils: dict[UUID, 
         return (event.pupil_id,), f"request/{request}" if request else f"pupil/{event.pupil_id}"
     if isinstance(event, LeakEvent):
         return leak_pupils.get(event.leak_id, ()), f"leak/{event.leak_id}"
+    if isinstance(event, CredentialEvent):
+        return (), f"credential/{event.client_id}"
     return (), f"staff/{getattr(event, 'staff_id', '')}"

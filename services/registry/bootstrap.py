@@ -10,7 +10,7 @@ from services.registry.credentials import CredentialStore
 from services.registry.deps import RegistryDeps
 from services.registry.handlers import apply_retention_event, handle_intake, make_intake_decoder
 from services.registry.service import RegistryService
-from services.registry.settings import RegistrySettings
+from services.registry.settings import EVENT_SOURCE, RegistrySettings
 from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import EventCodec
 from shared.contracts.topics import Topic, TopicNames
@@ -27,11 +27,11 @@ def build(settings: RegistrySettings, clock: Clock | None = None) -> RegistryDep
     clock = clock or SystemClock()
     keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
     topics = TopicNames(settings.topic_prefix)
-    codec = EventCodec(keys, source="/samenveilig/registry", topics=topics)
+    codec = EventCodec(keys, source=EVENT_SOURCE, topics=topics)
     service = RegistryService(codec, clock, office_email=str(settings.office_email),
                               mail_domain=str(settings.mail_from).split("@")[1])
     return RegistryDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
-                        credentials=CredentialStore(engine, settings.master_key_bytes(), clock))
+                        credentials=CredentialStore(engine, settings.master_key_bytes(), clock, codec))
 
 
 def relay_tasks(deps: RegistryDeps) -> list[RelayTask]:

@@ -72,6 +72,10 @@ class Person:
     branch_id: UUID | None
     role: StaffRole
     active: bool
+    # Consultants only: the SWV office that registered them (None: registered before offices
+    # were recorded, and not recovered), and the wijknetwerken they serve (None: not known).
+    office: str | None = None
+    wijknetwerken: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,15 @@ def staff_id(branch_id: UUID, staff_ref: str) -> UUID:
     return UUID(derived_id("staff", str(branch_id), staff_ref))
 
 
-def consultant_id(consultant_ref: str) -> UUID:
+def consultant_id(office: str, consultant_ref: str) -> UUID:
+    """A consultant's id is the registering office's: another office naming the same reference
+    names a consultant of its own, never this one."""
+    return UUID(derived_id("consultant", office, consultant_ref))
+
+
+def legacy_consultant_id(consultant_ref: str) -> UUID:
+    """The id consultants got before ids were scoped by office; still looked up, so that a
+    consultant registered then can be departed by its office."""
     return UUID(derived_id("consultant", consultant_ref))
 
 
@@ -147,15 +159,17 @@ class References:
     dossiers: tuple[UUID, ...] = ()
 
 
-def references(mutation: Mutation, branch_id: UUID | None) -> References:
-    """What to load for `mutation`, given the branch its vestigingscode resolves to (if any)."""
+def references(mutation: Mutation, branch_id: UUID | None, office: str = "") -> References:
+    """What to load for `mutation`, given the branch its vestigingscode resolves to (if any) and,
+    for a consultant, the reporting office."""
     match mutation:
         case BranchReport():
             codes = (mutation.vestigingscode,) + ((mutation.new_vestigingscode,)
                                                   if mutation.new_vestigingscode else ())
             return References(vestigingscodes=codes)
         case ConsultantJoinedReport() | ConsultantDepartedReport():
-            return References(people=(consultant_id(mutation.consultant_ref),))
+            return References(people=(consultant_id(office, mutation.consultant_ref),
+                                      legacy_consultant_id(mutation.consultant_ref)))
     codes = (mutation.vestigingscode,)
     if branch_id is None:
         return References(vestigingscodes=codes)
@@ -180,12 +194,15 @@ def references(mutation: Mutation, branch_id: UUID | None) -> References:
 
 @dataclass(frozen=True)
 class ReportMutation:
-    """Command: a sender reports a mutation. Times are filled in at the edge."""
+    """Command: a sender reports a mutation. Times and the sender's scope are filled in at the edge."""
 
     mutation: Mutation
     sender: str
     received_at: datetime
     effective_at: datetime
+    # For the SWV office: the office it acts for (default: the sender) and its wijknetwerken.
+    office: str | None = None
+    wijknetwerken: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,9 @@ class Accepted:
 class Refused:
     code: str
     detail: str
+    # True when the sender may not do this (outside its scope), not when the registry's rules
+    # refuse it: the HTTP door answers 403 instead of 422.
+    not_allowed: bool = False
 
 
 Decision = Accepted | Refused
@@ -208,16 +228,9 @@ def decide(command: ReportMutation, state: RegistryState) -> Decision:
         case BranchReport():
             return _decide_branch(command, mutation, state)
         case ConsultantJoinedReport():
-            person = state.people.get(consultant_id(mutation.consultant_ref))
-            if person is not None and person.active:
-                return Refused("consultant-already-joined", "this consultant is already registered")
-            return Accepted((ConsultantJoined(staff_id=consultant_id(mutation.consultant_ref), name=mutation.name,
-                                              email=mutation.email, wijknetwerken=mutation.wijknetwerken),))
+            return _decide_consultant_joined(command, mutation, state)
         case ConsultantDepartedReport():
-            person = state.people.get(consultant_id(mutation.consultant_ref))
-            if person is None or not person.active:
-                return Refused("consultant-never-joined", "no active consultant with this reference")
-            return Accepted((ConsultantDeparted(staff_id=person.staff_id),))
+            return _decide_consultant_departed(command, mutation, state)
     branch = state.branch_by_code(mutation.vestigingscode)
     if branch is None:
         return Refused("unknown-branch", f"no branch with vestigingscode {mutation.vestigingscode}")
@@ -291,6 +304,35 @@ def decide(command: ReportMutation, state: RegistryState) -> Decision:
             return Accepted((DossierContactAssigned(branch_id=branch.branch_id, dossier_id=dossier.dossier_id,
                                                     contact_staff_id=contact.staff_id, reason="reported"),))
     raise TypeError(f"unhandled mutation {type(mutation).__name__}")
+
+
+def _decide_consultant_joined(command: ReportMutation, report: ConsultantJoinedReport,
+                              state: RegistryState) -> Decision:
+    office = command.office or command.sender
+    own = state.people.get(consultant_id(office, report.consultant_ref))
+    legacy = state.people.get(legacy_consultant_id(report.consultant_ref))
+    if (own is not None and own.active) or (legacy is not None and legacy.active and legacy.office == office):
+        return Refused("consultant-already-joined", "this consultant is already registered")
+    return Accepted((ConsultantJoined(staff_id=consultant_id(office, report.consultant_ref), name=report.name,
+                                      email=report.email, wijknetwerken=report.wijknetwerken, office=office),))
+
+
+def _decide_consultant_departed(command: ReportMutation, report: ConsultantDepartedReport,
+                                state: RegistryState) -> Decision:
+    office = command.office or command.sender
+    person = state.people.get(consultant_id(office, report.consultant_ref))
+    if person is None or not person.active:
+        # Registered before ids were scoped by office: its office (where known) departs it.
+        person = state.people.get(legacy_consultant_id(report.consultant_ref))
+        if person is None or not person.active:
+            return Refused("consultant-never-joined", "no active consultant with this reference")
+        if person.office is not None and person.office != office:
+            return Refused("consultant-of-another-office", "this consultant was registered by another SWV office",
+                           not_allowed=True)
+    if person.wijknetwerken is not None and not person.wijknetwerken <= command.wijknetwerken:
+        return Refused("wrong-wijknetwerk", "this credential does not serve every wijknetwerk of this consultant",
+                       not_allowed=True)
+    return Accepted((ConsultantDeparted(staff_id=person.staff_id),))
 
 
 def _decide_branch(command: ReportMutation, report: BranchReport, state: RegistryState) -> Decision:
@@ -384,7 +426,9 @@ def _staff_joined(state: RegistryState, event: StaffJoined) -> RegistryState:
 
 
 def _consultant_joined(state: RegistryState, event: ConsultantJoined) -> RegistryState:
-    return _with(state, people={event.staff_id: Person(event.staff_id, None, StaffRole.SWV_CONSULTANT, True)})
+    return _with(state, people={event.staff_id: Person(event.staff_id, None, StaffRole.SWV_CONSULTANT, True,
+                                                       office=event.office,
+                                                       wijknetwerken=frozenset(event.wijknetwerken))})
 
 
 def _staff_role_changed(state: RegistryState, event: StaffRoleChanged) -> RegistryState:

@@ -16,12 +16,13 @@ from uuid import UUID
 from sqlalchemy.engine import Connection
 
 from services.registry import store
-from services.registry.credentials import Credential
+from services.registry.credentials import Credential, follow_branch
 from services.registry.domain import Accepted, References, ReportMutation, decide, evolve, react, references
 from services.registry.mail import branch_change_mail
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, derived_id
 from shared.contracts.events import (
+    BranchBrinChanged,
     BranchEvent,
     ConsultantEvent,
     DossierEvent,
@@ -31,11 +32,11 @@ from shared.contracts.events import (
     StaffEvent,
 )
 from shared.contracts.mutations import (
+    BranchChange,
     BranchReport,
     ConsultantDepartedReport,
     ConsultantJoinedReport,
     Mutation,
-    brins_of,
 )
 from shared.outbox import Outbox, enqueue_mail
 
@@ -92,7 +93,9 @@ class RegistryService:
 
     def _report_one(self, connection: Connection, credential: Credential, mutation: Mutation, index: int,
                     now: datetime) -> MutationOutcome:
-        _authorise(credential, mutation, index)
+        code = getattr(mutation, "vestigingscode", None)
+        branch_id = store.branch_id_for(connection, code) if code else None
+        _authorise(credential, mutation, index, branch_id)
         sender = credential.client_id
         mutation_print = fingerprint(mutation)
         seen = store.find_mutation(connection, sender, mutation.mutation_id)
@@ -102,13 +105,13 @@ class RegistryService:
                                        "this mutation_id was used before for a different mutation")
             return MutationOutcome(mutation.mutation_id, seen.status, json.loads(seen.event_ids), seen.effective_at,
                                    replayed=True)
-        code = getattr(mutation, "vestigingscode", None)
-        branch_id = store.branch_id_for(connection, code) if code and not isinstance(mutation, BranchReport) else None
-        state = store.load_state(connection, references(mutation, branch_id))
+        state = store.load_state(connection, references(mutation, branch_id, credential.office))
         effective_at = mutation.effective_at or now
-        decision = decide(ReportMutation(mutation, sender, received_at=now, effective_at=effective_at), state)
+        decision = decide(ReportMutation(mutation, sender, received_at=now, effective_at=effective_at,
+                                         office=credential.office, wijknetwerken=credential.wijknetwerken), state)
         if not isinstance(decision, Accepted):
-            raise MutationProblem(index, mutation.mutation_id, decision.code, decision.detail)
+            refusal = NotAllowed if decision.not_allowed else MutationProblem
+            raise refusal(index, mutation.mutation_id, decision.code, decision.detail)
         scheduled = effective_at > now
         events = list(decision.events)
         if not scheduled:
@@ -121,6 +124,15 @@ class RegistryService:
             self._outbox.emit(connection, event, event_id=event_id, now=now, effective_at=effective_at,
                               correlation_id=correlation, emit_at=effective_at if scheduled else now,
                               applied=not scheduled)
+        for event in decision.events:
+            if isinstance(event, BranchBrinChanged):
+                # The school's credentials keep serving the branch under its new code. At once,
+                # also for a change that takes effect later: they serve the branch already.
+                follow_branch(connection, self._outbox, branch_id=event.branch_id,
+                              previous_vestigingscode=event.previous_vestigingscode, reported_by=sender,
+                              event_id_of=lambda client_id: derived_id("registry-credential", sender,
+                                                                       mutation.mutation_id, client_id),
+                              now=now, correlation_id=correlation)
         if isinstance(mutation, BranchReport):
             mail = branch_change_mail(mutation, reported_by=credential.name, effective_at=effective_at,
                                       reference=event_ids[0], domain=self._mail_domain)
@@ -158,7 +170,9 @@ class RegistryService:
         return out
 
 
-def _authorise(credential: Credential, mutation: Mutation, index: int) -> None:
+def _authorise(credential: Credential, mutation: Mutation, index: int, branch_id: UUID | None) -> None:
+    """The credential's scope; `branch_id`: the branch the mutation's vestigingscode names now.
+    Which consultant an office may depart needs the registry's state: the domain decides that."""
     if isinstance(mutation, ConsultantJoinedReport | ConsultantDepartedReport):
         if not credential.is_swv_office:
             raise NotAllowed(index, mutation.mutation_id, "not-swv-office",
@@ -167,7 +181,10 @@ def _authorise(credential: Credential, mutation: Mutation, index: int) -> None:
             raise NotAllowed(index, mutation.mutation_id, "wrong-wijknetwerk",
                              "this credential does not serve every wijknetwerk named")
         return
-    if not credential.may_report_for(brins_of(mutation)):
+    # A new branch is founded under a BRIN the credential serves; anything else concerns the
+    # branch the code names (a BRIN change: the code before it), which it serves by BRIN or follows.
+    founding = isinstance(mutation, BranchReport) and mutation.change is BranchChange.FOUNDED
+    if not credential.covers(mutation.vestigingscode, None if founding else branch_id):
         raise NotAllowed(index, mutation.mutation_id, "wrong-school",
                          "this credential does not serve the BRIN of this mutation")
 

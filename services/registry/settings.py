@@ -4,6 +4,9 @@ from pydantic import EmailStr
 
 from shared.settings import MailSettings
 
+# The CloudEvents `source` of the registry's events (the service and its operator's command).
+EVENT_SOURCE = "/samenveilig/registry"
+
 
 class RegistrySettings(MailSettings):
     service_name: str = "registry"

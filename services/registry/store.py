@@ -56,6 +56,9 @@ people = Table(
     Column("branch_id", String(36), nullable=True),
     Column("role", String(40), nullable=False),
     Column("active", Boolean, nullable=False),
+    # Consultants: the office that registered them, and their wijknetwerken (JSON list).
+    Column("office", String(64), nullable=True),
+    Column("wijknetwerken", Text, nullable=True),
 )
 pupils = Table(
     "registry_pupils", metadata,
@@ -94,6 +97,14 @@ credentials = Table(
     Column("wijknetwerken", Text, nullable=False),  # JSON list
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    # The SWV office's identity (None: its client id; school systems have none).
+    Column("office", String(64), nullable=True),
+    # Branches served outside its BRINs (JSON list of ids; None: none): its own that changed BRIN.
+    Column("branch_ids", Text, nullable=True),
+    # The keys before the last rotation, accepted until previous_valid_until.
+    Column("previous_key_hash", String(64), nullable=True),
+    Column("previous_signing_key", LargeBinary, nullable=True),
+    Column("previous_valid_until", UtcDateTime(), nullable=True),
 )
 processed_events, consumer_positions, stream_versions = define_progress_tables(metadata)
 
@@ -127,8 +138,7 @@ def load_state(connection: Connection, refs: References, branch_ids: Iterable[UU
                                             Address.model_validate_json(r.address), r.phone, r.wijknetwerk, r.closed)
                   for r in branch_rows},
         codes={r.vestigingscode: UUID(r.branch_id) for r in code_rows},
-        people={UUID(r.staff_id): Person(UUID(r.staff_id), UUID(r.branch_id) if r.branch_id else None,
-                                         StaffRole(r.role), r.active) for r in people_rows},
+        people={UUID(r.staff_id): _person(r) for r in people_rows},
         pupils={UUID(r.pupil_id): Pupil(UUID(r.pupil_id), UUID(r.branch_id), r.enrolled) for r in pupil_rows},
         dossiers={UUID(r.dossier_id): Dossier(UUID(r.dossier_id), UUID(r.branch_id), UUID(r.pupil_id),
                                               UUID(r.contact_staff_id), r.open) for r in dossier_rows},
@@ -141,10 +151,15 @@ def load_reaction_state(connection: Connection, staff_id: UUID, branch_id: UUID)
         dossiers.c.contact_staff_id == str(staff_id), dossiers.c.open.is_(True))).all()
     people_rows = connection.execute(select(people).where(people.c.branch_id == str(branch_id))).all()
     return RegistryState(
-        people={UUID(r.staff_id): Person(UUID(r.staff_id), UUID(r.branch_id), StaffRole(r.role), r.active)
-                for r in people_rows},
+        people={UUID(r.staff_id): _person(r) for r in people_rows},
         dossiers={UUID(r.dossier_id): Dossier(UUID(r.dossier_id), UUID(r.branch_id), UUID(r.pupil_id),
                                               UUID(r.contact_staff_id), r.open) for r in dossier_rows})
+
+
+def _person(row: Row[Any]) -> Person:
+    return Person(UUID(row.staff_id), UUID(row.branch_id) if row.branch_id else None, StaffRole(row.role), row.active,
+                  office=row.office,
+                  wijknetwerken=frozenset(json.loads(row.wijknetwerken)) if row.wijknetwerken is not None else None)
 
 
 def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
@@ -179,7 +194,9 @@ def save_state(connection: Connection, state: RegistryState, before: RegistrySta
         {"vestigingscode": code, "branch_id": str(branch_id)} for code, branch_id in state.codes.items()])
     _upsert(connection, people, "staff_id", [
         {"staff_id": str(p.staff_id), "branch_id": str(p.branch_id) if p.branch_id else None, "role": p.role.value,
-         "active": p.active} for p in state.people.values()])
+         "active": p.active, "office": p.office,
+         "wijknetwerken": json.dumps(sorted(p.wijknetwerken)) if p.wijknetwerken is not None else None}
+        for p in state.people.values()])
     _upsert(connection, pupils, "pupil_id", [
         {"pupil_id": str(p.pupil_id), "branch_id": str(p.branch_id), "enrolled": p.enrolled}
         for p in state.pupils.values()])
@@ -211,10 +228,37 @@ def record_mutation(connection: Connection, *, sender: str, mutation_id: str, ki
 # --- credentials of school systems and the SWV office ----------------------------------------
 
 def add_credential(connection: Connection, *, client_id: str, name: str, key_hash: str, sealed_signing_key: bytes,
-                   brins: list[str], wijknetwerken: list[str], created_at: datetime) -> None:
+                   brins: list[str], wijknetwerken: list[str], created_at: datetime, office: str | None) -> None:
     connection.execute(insert(credentials).values(
         client_id=client_id, name=name, key_hash=key_hash, signing_key=sealed_signing_key, brins=json.dumps(brins),
-        wijknetwerken=json.dumps(wijknetwerken), created_at=created_at))
+        wijknetwerken=json.dumps(wijknetwerken), created_at=created_at, office=office, branch_ids="[]"))
+
+
+def set_credential_scope(connection: Connection, client_id: str, *, brins: list[str], wijknetwerken: list[str],
+                         branch_ids: list[str]) -> None:
+    connection.execute(update(credentials).where(credentials.c.client_id == client_id).values(
+        brins=json.dumps(brins), wijknetwerken=json.dumps(wijknetwerken), branch_ids=json.dumps(branch_ids)))
+
+
+def rotate_credential_keys(connection: Connection, client_id: str, *, key_hash: str, sealed_signing_key: bytes,
+                           previous_valid_until: datetime) -> None:
+    """The current keys become the previous ones (replacing any still in their overlap)."""
+    connection.execute(update(credentials).where(credentials.c.client_id == client_id).values(
+        previous_key_hash=credentials.c.key_hash, previous_signing_key=credentials.c.signing_key,
+        previous_valid_until=previous_valid_until, key_hash=key_hash, signing_key=sealed_signing_key))
+
+
+def active_credentials_for_brin(connection: Connection, brin: str) -> list[Row[Any]]:
+    """Active credentials that may serve `brin` (the JSON list is matched in Python: few rows)."""
+    rows = connection.execute(select(credentials).where(
+        credentials.c.revoked_at.is_(None), credentials.c.brins.contains(f'"{brin}"'))).all()
+    return [row for row in rows if brin in json.loads(row.brins)]
+
+
+def active_credentials_following(connection: Connection, branch_id: UUID) -> list[Row[Any]]:
+    rows = connection.execute(select(credentials).where(
+        credentials.c.revoked_at.is_(None), credentials.c.branch_ids.contains(str(branch_id)))).all()
+    return [row for row in rows if str(branch_id) in json.loads(row.branch_ids or "[]")]
 
 
 def revoke_credential(connection: Connection, client_id: str, at: datetime) -> bool:
@@ -227,7 +271,8 @@ def credential_listing(connection: Connection) -> Sequence[Any]:
     """Every credential, oldest first, without its secrets."""
     return connection.execute(select(
         credentials.c.client_id, credentials.c.name, credentials.c.brins, credentials.c.wijknetwerken,
-        credentials.c.created_at, credentials.c.revoked_at).order_by(credentials.c.created_at)).all()
+        credentials.c.branch_ids, credentials.c.office, credentials.c.created_at, credentials.c.revoked_at,
+        credentials.c.previous_valid_until).order_by(credentials.c.created_at)).all()
 
 
 def active_credential(connection: Connection, client_id: str) -> Row[Any] | None:

@@ -31,6 +31,12 @@ Wijknetwerk = Annotated[str, StringConstraints(min_length=1, max_length=80)]
 # The school board (bevoegd gezag) by DUO's five-digit number: whose FG acts for the branch.
 BevoegdGezag = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Brin = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}[A-Z]{2}$")]
+# A registry credential's public id (`svk_<client id>_...` is its API key).
+ClientId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12}$")]
+# The identity of an SWV office as its credentials carry it: the first credential's client id,
+# or a name the operator gave so that a replacement credential acts for the same office.
+OfficeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 PersonalName = Annotated[str, StringConstraints(min_length=1, max_length=200), Personal]
 PersonalEmail = Annotated[EmailStr | Erased, Personal]
@@ -235,10 +241,65 @@ class ConsultantJoined(ConsultantEvent):
     name: PersonalName
     email: PersonalEmail
     wijknetwerken: list[Wijknetwerk]
+    # The SWV office that registered the consultant and alone may depart them (the office
+    # identity of its credential). None in events from before consultant ids were scoped by office.
+    office: OfficeId | None = None
 
 
 class ConsultantDeparted(ConsultantEvent):
     event_type: ClassVar[str] = "ConsultantDeparted"
+
+
+# --- registry: its own credentials (school systems and the SWV office) ----------------------
+
+class CredentialEvent(Event):
+    """A change to a registry credential. Ids and scopes only: never an API key, a signing key
+    or a hash of either."""
+
+    topic: ClassVar[Topic] = Topic.REGISTRY_EVENTS
+    client_id: ClientId
+    # Who made the change: `operator:<OS user>` for the operator's command, `client:<client id>`
+    # when it follows from what that credential reported.
+    acted_by: ShortText
+
+    def partition_key(self) -> str:
+        return f"credential/{self.client_id}"
+
+    def subject_reference(self) -> str | None:
+        return f"credential/{self.client_id}"
+
+
+class CredentialIssued(CredentialEvent):
+    """A credential for a school system (its BRINs) or for the SWV office (its wijknetwerken)."""
+
+    event_type: ClassVar[str] = "CredentialIssued"
+    name: ShortText
+    brins: list[Brin]
+    wijknetwerken: list[Wijknetwerk]
+    # For the SWV office: the office identity its consultants are registered under.
+    office: OfficeId | None = None
+
+
+class CredentialScopeChanged(CredentialEvent):
+    """What the credential serves after the change, in full."""
+
+    event_type: ClassVar[str] = "CredentialScopeChanged"
+    brins: list[Brin]
+    wijknetwerken: list[Wijknetwerk]
+    # Branches it serves outside its BRINs: its own branches that changed BRIN.
+    branch_ids: list[UUID] = []
+    reason: Literal["operator", "branch-brin-changed"]
+
+
+class CredentialRotated(CredentialEvent):
+    """A new API key and signing key were issued; the previous ones work until the overlap ends."""
+
+    event_type: ClassVar[str] = "CredentialRotated"
+    previous_keys_valid_until: datetime
+
+
+class CredentialRevoked(CredentialEvent):
+    event_type: ClassVar[str] = "CredentialRevoked"
 
 
 # --- registry: pupils and dossiers ---------------------------------------------------------

@@ -44,11 +44,14 @@ def test_actions_are_listed_per_actor_and_per_pupil_with_client_and_on_behalf_of
         e.ParentsNotified(leak_id=leak, pupil_id=pupil, recipients=2),
         e.RegulatorNotified(leak_id=leak, reported_at=START, reference="AP-1", acted_by=by_fg),
         e.FactorResetApproved(staff_id=extern, reset_id=uuid.uuid4(), approved_by=fg),
+        e.CredentialRevoked(client_id="0123456789ab", acted_by="operator:beheer"),
     )
     everything = actions(log)
     assert [row.type for row in everything] == ["AccessGranted", "AccessGranted", "LegalHoldPlaced", "DataLeaked",
-                                                "RegulatorNotified", "FactorResetApproved"]
+                                                "RegulatorNotified", "FactorResetApproved", "CredentialRevoked"]
     assert everything[1].actor == UNKNOWN and everything[1].client == UNKNOWN
+    assert [(row.about, row.client) for row in actions(log, actor="operator:beheer")] == [
+        ("credential/0123456789ab", "samenveilig-credentials")]
     mine = actions(log, actor=str(ib_er))
     assert [(row.client, row.on_behalf_of, row.pupil_ids) for row in mine] == [
         ("kindkans-backend", str(ib_er), (pupil,))]

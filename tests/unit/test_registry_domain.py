@@ -288,14 +288,86 @@ def test_a_dossier_closes_once():
 
 # --- SWV consultants ------------------------------------------------------------------------
 
+OFFICE, OTHER_OFFICE = "0ff1ce000001", "0ff1ce000002"
+
+
+def as_office(state: RegistryState, mutation: Mutation, office: str = OFFICE,
+              wijknetwerken: frozenset[str] = frozenset({"Noord", "Charlois"})) -> Accepted | Refused:
+    return decide(ReportMutation(mutation, office, received_at=NOW, effective_at=NOW, office=office,
+                                 wijknetwerken=wijknetwerken), state)
+
+
+def as_office_applied(state: RegistryState, mutation: Mutation, office: str = OFFICE) -> RegistryState:
+    decision = as_office(state, mutation, office)
+    assert isinstance(decision, Accepted), decision
+    return reduce(evolve, decision.events, state)
+
+
+def consultant_joined(ref: str = "swv-3", wijknetwerken: tuple[str, ...] = ("Noord",)) -> Mutation:
+    return report(kind="consultant_joined", consultant_ref=ref, name="Anouk Visser", email="a.visser@swv.example",
+                  wijknetwerken=list(wijknetwerken))
+
+
+def consultant_departed(ref: str = "swv-3") -> Mutation:
+    return report(kind="consultant_departed", consultant_ref=ref)
+
+
 def test_consultants_join_and_depart_once():
-    joined = report(kind="consultant_joined", consultant_ref="swv-3", name="Anouk Visser",
-                    email="a.visser@swv.example", wijknetwerken=["Noord"])
-    state = apply(INITIAL_STATE, joined)
-    assert run(state, joined).code == "consultant-already-joined"
-    departed = report(kind="consultant_departed", consultant_ref="swv-3")
-    state = apply(state, departed)
-    assert run(state, departed).code == "consultant-never-joined"
+    joined = consultant_joined()
+    state = as_office_applied(INITIAL_STATE, joined)
+    assert as_office(state, joined).code == "consultant-already-joined"
+    departed = consultant_departed()
+    state = as_office_applied(state, departed)
+    assert as_office(state, departed).code == "consultant-never-joined"
+
+
+def test_a_consultants_id_is_scoped_by_the_office_that_registered_it():
+    from services.registry.domain import consultant_id
+
+    state = as_office_applied(INITIAL_STATE, consultant_joined())
+    # Another office names the same reference: it is not this office's consultant.
+    assert as_office(state, consultant_departed(), OTHER_OFFICE).code == "consultant-never-joined"
+    theirs = only_event(as_office(state, consultant_joined(), OTHER_OFFICE))
+    assert isinstance(theirs, e.ConsultantJoined) and theirs.office == OTHER_OFFICE
+    assert theirs.staff_id == consultant_id(OTHER_OFFICE, "swv-3") != consultant_id(OFFICE, "swv-3")
+    assert state.people[consultant_id(OFFICE, "swv-3")].office == OFFICE
+
+
+def test_an_office_departs_only_consultants_within_its_wijknetwerken():
+    state = as_office_applied(INITIAL_STATE, consultant_joined(wijknetwerken=("Noord", "Charlois")))
+    refused = decide(ReportMutation(consultant_departed(), OFFICE, received_at=NOW, effective_at=NOW, office=OFFICE,
+                                    wijknetwerken=frozenset({"Noord"})), state)
+    assert isinstance(refused, Refused) and (refused.code, refused.not_allowed) == ("wrong-wijknetwerk", True)
+
+
+def legacy(office: str | None, wijknetwerken: frozenset[str] | None = frozenset({"Noord"})) -> RegistryState:
+    """A consultant registered before ids were scoped by office (under `legacy_consultant_id`)."""
+    from services.registry.domain import Person, legacy_consultant_id
+
+    staff = legacy_consultant_id("swv-3")
+    return RegistryState(people={staff: Person(staff, None, e.StaffRole.SWV_CONSULTANT, True, office=office,
+                                               wijknetwerken=wijknetwerken)})
+
+
+def test_a_consultant_under_the_old_ids_is_departed_by_its_own_office_and_refused_to_another():
+    from services.registry.domain import legacy_consultant_id
+
+    refused = as_office(legacy(OFFICE), consultant_departed(), OTHER_OFFICE)
+    assert isinstance(refused, Refused) and (refused.code, refused.not_allowed) == (
+        "consultant-of-another-office", True)
+    assert as_office(legacy(OFFICE), consultant_joined()).code == "consultant-already-joined"
+    gone = only_event(as_office(legacy(OFFICE), consultant_departed()))
+    assert gone == e.ConsultantDeparted(staff_id=legacy_consultant_id("swv-3"))
+
+
+def test_a_consultant_whose_office_is_unknown_is_departed_by_an_office_serving_its_wijknetwerken():
+    # Departing must stay possible (a departed consultant loses access); taking over is not.
+    assert isinstance(as_office(legacy(None), consultant_departed(), OTHER_OFFICE), Accepted)
+    outside = as_office(legacy(None, frozenset({"Delfshaven"})), consultant_departed(), OTHER_OFFICE)
+    assert outside.code == "wrong-wijknetwerk"
+    assert isinstance(as_office(legacy(None, None), consultant_departed(), OTHER_OFFICE), Accepted)
+    # Its reference does not make it anyone's: a join gives the office a consultant of its own.
+    assert isinstance(as_office(legacy(None), consultant_joined(), OTHER_OFFICE), Accepted)
 
 
 # --- time -----------------------------------------------------------------------------------
