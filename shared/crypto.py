@@ -271,7 +271,7 @@ class TrustedSigners:
         known = self._keys.get(key_id)
         if known is None and self._directory is not None:
             with self._lock:
-                if time.monotonic() - self._loaded_at >= self._reload_after_s or not self._keys:
+                if time.monotonic() - self._loaded_at >= self._reload_after_s:
                     self._keys, self._signed_from = _read_trust(self._directory)
                     self._loaded_at = time.monotonic()
             known = self._keys.get(key_id)
