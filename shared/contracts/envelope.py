@@ -156,7 +156,9 @@ class EventCodec:
     def verifies(self) -> bool:
         return self._trust is not None
 
-    def _signature_headers(self, topic: Topic, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+    def signature_headers(self, topic: Topic, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+        """The headers that sign a record of `topic` as its owner (none without signing keys).
+        `encode` adds them; a repair tool re-publishing a corrected dead letter would too."""
         if self._signing is None:
             return []
         owner = TOPIC_OWNERS.get(topic.value, "")
@@ -236,7 +238,7 @@ class EventCodec:
             id=event_id, topic=self._topics(event.topic), key=key, value=value,
             headers=[("content-type", CONTENT_TYPE.encode()),
                      ("ce_type", event.event_type.encode()), ("ce_id", event_id.encode()),
-                     *self._signature_headers(event.topic, key, value)],
+                     *self.signature_headers(event.topic, key, value)],
         )
 
     def decode(self, value: bytes | None) -> RecordedEvent:
