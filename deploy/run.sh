@@ -34,7 +34,8 @@ export SAMENVEILIG_AUTH_URL=${SAMENVEILIG_AUTH_URL:-http://127.0.0.1:$AUTH_API_P
 export SAMENVEILIG_OIDC_ISSUER=${SAMENVEILIG_OIDC_ISSUER:-$SAMENVEILIG_AUTH_URL}
 # With KAFKA_BOOTSTRAP_SERVERS set, that broker is used and no local one is started.
 processes=()
-if [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+external_broker=${KAFKA_BOOTSTRAP_SERVERS:-}
+if [ -n "$external_broker" ]; then
     processes=(mail registry-api registry-intake registry-relay registry-follower auth-api auth-processor
                auth-relay retention-api retention-processor retention-relay access-processor access-relay access-api)
     broker_line="external broker at $KAFKA_BOOTSTRAP_SERVERS"
@@ -51,6 +52,27 @@ export AUTH_DATABASE_URL=${AUTH_DATABASE_URL:-sqlite:///$data/auth.sqlite}
 export RETENTION_DATABASE_URL=${RETENTION_DATABASE_URL:-sqlite:///$data/retention.sqlite}
 export SAMENVEILIG_KEYSTORE_URL=${SAMENVEILIG_KEYSTORE_URL:-sqlite:///$data/keystore.sqlite}
 export PYTHONUNBUFFERED=1
+# Every service's event-signing key (one file each, 0600) and the public keys the readers trust,
+# in the data directory: the embedded default (README, "Who may write a topic").
+export SAMENVEILIG_SIGNING_DIR=${SAMENVEILIG_SIGNING_DIR:-$data/signing}
+if [ ! -e "$SAMENVEILIG_SIGNING_DIR/registry.signing-key" ]; then
+    if [ -z "$external_broker" ] && [ -d "$data/broker" ]; then
+        # A log written before events were signed: record, with the local broker up for a
+        # moment, from which offsets every event must be signed. Before the keys, so that a
+        # failure here is tried again at the next start.
+        echo "samenveilig: adopting the existing log (events before now carry no signature)" >&2
+        .venv/bin/python -m deploy.localbroker run --port "$BROKER_PORT" --s3-port "$S3_PORT" \
+            --data-dir "$data/broker" & adopting_broker=$!
+        .venv/bin/python -m deploy.localbroker wait
+        .venv/bin/python -m shared.kafka.signing adopt --public-dir "$SAMENVEILIG_SIGNING_DIR" >/dev/null
+        kill -TERM "$adopting_broker"
+        wait "$adopting_broker" || true
+    fi
+    (umask 077 && for service in registry access auth retention; do
+        .venv/bin/python -m shared.crypto new-signing-key --service "$service" \
+            --private-dir "$SAMENVEILIG_SIGNING_DIR" --public-dir "$SAMENVEILIG_SIGNING_DIR" >/dev/null
+    done)
+fi
 
 cat <<BANNER
 samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):

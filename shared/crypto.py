@@ -1,16 +1,25 @@
 """Crypto-shredding: personal data is encrypted under a key per data subject, so destroying
-that one key erases the subject from every copy of every topic."""
+that one key erases the subject from every copy of every topic. And the services' signing keys:
+which service wrote an event."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 from sqlalchemy import Column, LargeBinary, MetaData, String, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -177,13 +186,204 @@ class SqlKeyStore:
         return row.wrapped_key, row.destroyed_at is not None
 
 
+# --- Event signatures: which service wrote an event ------------------------------------------
+# Each service signs what it publishes with an Ed25519 key of its own; readers hold only the
+# public keys, so a reader (or anyone who can write a topic) cannot sign as another service.
+# Files: `<service>.signing-key` (PKCS#8 PEM, 0600) in the private directory, and one
+# `<service>.<key id>.pub` per public key (raw key, base64) in the public directory. Rotation: a
+# new private key replaces the old one and its .pub is added beside the old one's; readers accept
+# every listed key of the owner until the old .pub is removed.
+SIGNING_KEY_SUFFIX = ".signing-key"
+PUBLIC_KEY_SUFFIX = ".pub"
+# Per topic and partition, the offset from which every record must be signed (events written
+# before signing began sit below it); see `shared.kafka.signing adopt`.
+SIGNED_FROM_FILE = "signed-from.json"
+
+
+def signing_key_id(public: Ed25519PublicKey) -> str:
+    """A key's id: the start of the SHA-256 of its raw public bytes (names it in headers and files)."""
+    return hashlib.sha256(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    service: str
+    key_id: str
+    private: Ed25519PrivateKey
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private.sign(message)
+
+
+class SigningKeys:
+    """The private signing keys this process holds: its own service's (on the embedded default,
+    where every service shares one data directory, every service's)."""
+
+    def __init__(self, keys: dict[str, SigningKey]) -> None:
+        self._keys = dict(keys)
+
+    def for_service(self, service: str) -> SigningKey | None:
+        return self._keys.get(service)
+
+    def services(self) -> set[str]:
+        return set(self._keys)
+
+    @classmethod
+    def load(cls, directory: Path) -> SigningKeys:
+        keys = {}
+        for path in sorted(directory.glob(f"*{SIGNING_KEY_SUFFIX}")):
+            service = path.name.removesuffix(SIGNING_KEY_SUFFIX)
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(private, Ed25519PrivateKey):
+                raise ValueError(f"{path} is not an Ed25519 key")
+            keys[service] = SigningKey(service, signing_key_id(private.public_key()), private)
+        return cls(keys)
+
+
+class UntrustedSignature(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class TrustedSigners:
+    """Every service's public keys a reader accepts, by key id, and where unsigned records of
+    a log written before signing began end. Loaded once; read again (at most every
+    `reload_after_s`) only when an unknown key id arrives, so a rotation needs no restart."""
+
+    def __init__(self, keys: dict[str, tuple[str, Ed25519PublicKey]],
+                 signed_from: dict[str, dict[int, int]] | None = None, directory: Path | None = None,
+                 reload_after_s: float = 10.0) -> None:
+        self._keys = dict(keys)
+        self._signed_from = signed_from or {}
+        self._directory = directory
+        self._reload_after_s = reload_after_s
+        self._loaded_at = time.monotonic()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, directory: Path) -> TrustedSigners:
+        keys, signed_from = _read_trust(directory)
+        return cls(keys, signed_from, directory)
+
+    def service_of(self, key_id: str) -> str | None:
+        known = self._keys.get(key_id)
+        if known is None and self._directory is not None:
+            with self._lock:
+                if time.monotonic() - self._loaded_at >= self._reload_after_s:
+                    self._keys, self._signed_from = _read_trust(self._directory)
+                    self._loaded_at = time.monotonic()
+            known = self._keys.get(key_id)
+        return known[0] if known else None
+
+    def verify(self, owner: str, key_id: str, signature: bytes, message: bytes) -> None:
+        """Raises UntrustedSignature unless `owner` signed `message` with a key listed for it."""
+        service = self.service_of(key_id)
+        if service is None:
+            raise UntrustedSignature("unknown-signing-key", f"no trusted key {key_id[:32]!r}")
+        if service != owner:
+            raise UntrustedSignature("signer-not-owner", f"key {key_id} is {service}'s, the topic is {owner}'s")
+        try:
+            self._keys[key_id][1].verify(signature, message)
+        except InvalidSignature as error:
+            raise UntrustedSignature("bad-signature", f"signature by {owner} key {key_id} does not match") from error
+
+    def unsigned_below(self, topic: str, partition: int) -> int:
+        """Records of `topic` at offsets below this were written before signing began."""
+        return self._signed_from.get(topic, {}).get(partition, 0)
+
+
+def _read_trust(directory: Path) -> tuple[dict[str, tuple[str, Ed25519PublicKey]], dict[str, dict[int, int]]]:
+    keys: dict[str, tuple[str, Ed25519PublicKey]] = {}
+    for path in sorted(directory.glob(f"*{PUBLIC_KEY_SUFFIX}")):
+        service, _, _ = path.name.removesuffix(PUBLIC_KEY_SUFFIX).partition(".")
+        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(path.read_text().strip()))
+        keys[signing_key_id(public)] = (service, public)
+    signed_from: dict[str, dict[int, int]] = {}
+    marks = directory / SIGNED_FROM_FILE
+    if marks.exists():
+        signed_from = {topic: {int(p): int(o) for p, o in partitions.items()}
+                       for topic, partitions in json.loads(marks.read_text()).items()}
+    return keys, signed_from
+
+
+def public_key_file(public_dir: Path, service: str, public: Ed25519PublicKey) -> Path:
+    return public_dir / f"{service}.{signing_key_id(public)}{PUBLIC_KEY_SUFFIX}"
+
+
+def new_signing_key(private_dir: Path, public_dir: Path, service: str, rotate: bool = False) -> str:
+    """Makes `service`'s signing key (its .pub published first, so no reader ever meets a key it
+    cannot know). Without `rotate`, a key already there is kept: safe when processes start at
+    once. Returns the id of the key now in use."""
+    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    public_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = private_dir / f"{service}{SIGNING_KEY_SUFFIX}"
+    if target.exists() and not rotate:
+        return SigningKeys.load(private_dir).for_service(service).key_id  # type: ignore[union-attr]
+    private = Ed25519PrivateKey.generate()
+    public_path = public_key_file(public_dir, service, private.public_key())
+    public_path.write_text(base64.b64encode(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+                           .decode() + "\n")
+    pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    temporary = private_dir / f".{service}.{os.getpid()}.{threading.get_ident()}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    try:
+        if rotate:
+            os.replace(temporary, target)
+        else:
+            os.link(temporary, target)  # fails when another process made the key first
+    except FileExistsError:
+        public_path.unlink(missing_ok=True)
+        return SigningKeys.load(private_dir).for_service(service).key_id  # type: ignore[union-attr]
+    finally:
+        temporary.unlink(missing_ok=True)
+    return signing_key_id(private.public_key())
+
+
+def load_event_signing(private_dir: Path, public_dir: Path, service: str, *, create_for: tuple[str, ...] = ()
+                       ) -> tuple[SigningKeys, TrustedSigners]:
+    """A service's signing keys and the readers' trust, made first for `create_for` where
+    missing (the embedded default makes every service's; a deployment provisions them and
+    makes none). Refuses to start without the service's own key."""
+    for name in create_for:
+        new_signing_key(private_dir, public_dir, name)
+    signing = SigningKeys.load(private_dir) if private_dir.exists() else SigningKeys({})
+    if signing.for_service(service) is None:
+        raise ValueError(f"no signing key for {service} in {private_dir}: provision one with "
+                         f"`python -m shared.crypto new-signing-key --service {service}`")
+    return signing, TrustedSigners.load(public_dir)
+
+
 def new_master_key() -> str:
     return base64.b64encode(os.urandom(KEY_BYTES)).decode()
 
 
-if __name__ == "__main__":  # `python -m shared.crypto new-key`
-    if sys.argv[1:] == ["new-key"]:
+USAGE = """usage: python -m shared.crypto new-key
+       python -m shared.crypto new-signing-key --service NAME --private-dir DIR --public-dir DIR [--rotate]
+"""
+
+
+def _main(argv: list[str]) -> int:
+    if argv == ["new-key"]:
         sys.stdout.write(new_master_key() + "\n")
-    else:
-        sys.stderr.write("usage: python -m shared.crypto new-key\n")
-        sys.exit(2)
+        return 0
+    if argv[:1] == ["new-signing-key"]:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="python -m shared.crypto new-signing-key")
+        parser.add_argument("--service", required=True)
+        parser.add_argument("--private-dir", required=True, type=Path)
+        parser.add_argument("--public-dir", required=True, type=Path)
+        parser.add_argument("--rotate", action="store_true", help="replace the key in use (old .pub stays)")
+        args = parser.parse_args(argv[1:])
+        sys.stdout.write(new_signing_key(args.private_dir, args.public_dir, args.service, args.rotate) + "\n")
+        return 0
+    sys.stderr.write(USAGE)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

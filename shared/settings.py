@@ -4,23 +4,61 @@ from __future__ import annotations
 
 import base64
 import binascii
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import AliasChoices, EmailStr, Field, SecretStr, field_validator
+from pydantic import AliasChoices, EmailStr, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Keys that appear in examples and templates; a service must never run on one.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", "xxx"})
 
 
-class CommonSettings(BaseSettings):
+def _kafka(name: str) -> AliasChoices:
+    # The broker is the one thing named without our prefix: it is the convention every Kafka
+    # tool follows, and operators point it at any real Kafka.
+    return AliasChoices(f"KAFKA_{name}", f"SAMENVEILIG_KAFKA_{name}")
+
+
+class KafkaClientSettings(BaseSettings):
+    """How every Kafka client of a process connects and who it is to the broker. Read apart from
+    the service settings (shared/kafka/security.py) because every client takes them, the audit
+    CLI too, which has no master key."""
+
     model_config = SettingsConfigDict(env_prefix="SAMENVEILIG_", extra="ignore")
 
-    # The broker is the one thing named without our prefix: it is the convention every
-    # Kafka tool follows, and operators point it at any real Kafka.
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SAMENVEILIG_KAFKA_BOOTSTRAP_SERVERS"),
-    )
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", validation_alias=_kafka("BOOTSTRAP_SERVERS"))
+    # PLAINTEXT for the local broker; the deployment's Kafka: SASL_PLAINTEXT (inside its network)
+    # or SASL_SSL, with SCRAM-SHA-512 and a principal per service (deploy/compose.yaml).
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        default="PLAINTEXT", validation_alias=_kafka("SECURITY_PROTOCOL"))
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", validation_alias=_kafka("SASL_MECHANISM"))
+    kafka_sasl_username: str = Field(default="", validation_alias=_kafka("SASL_USERNAME"))
+    kafka_sasl_password: SecretStr = Field(default=SecretStr(""), validation_alias=_kafka("SASL_PASSWORD"))
+
+    @model_validator(mode="after")
+    def _sasl_needs_a_principal(self) -> KafkaClientSettings:
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not self.kafka_sasl_username:
+                raise ValueError("KAFKA_SASL_USERNAME is needed with a SASL security protocol")
+            if self.kafka_sasl_password.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("KAFKA_SASL_PASSWORD is missing or a placeholder")
+        return self
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """The keyword arguments every kafka-python client (producer, consumer, admin) takes."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism,
+                           sasl_plain_username=self.kafka_sasl_username,
+                           sasl_plain_password=self.kafka_sasl_password.get_secret_value())
+        return options
+
+
+class CommonSettings(KafkaClientSettings):
+    model_config = SettingsConfigDict(env_prefix="SAMENVEILIG_", extra="ignore")
+
     # Prepended to every topic name; tests use it to isolate themselves on one broker.
     topic_prefix: str = ""
     topic_partitions: int = 3
@@ -57,6 +95,15 @@ class CommonSettings(BaseSettings):
     health_port: int | None = None
     # A relay whose oldest due event waits longer than this is unhealthy (the broker refuses it).
     health_outbox_max_age_s: float = 60.0
+    # The service's private event-signing key (`<service>.signing-key`); on the embedded default
+    # every service's, in the data directory. A deployment mounts each service's own only.
+    signing_dir: str = ".data/signing"
+    # Where readers find the services' public keys (`<service>.<key id>.pub`) and the offsets
+    # from which each topic is signed; empty: the signing directory.
+    signing_public_dir: str = ""
+    # Make missing signing keys (of every service) at start: the embedded default. A deployment
+    # provisions the keys and sets this false, so a missing key stops the service instead.
+    signing_create_keys: bool = True
 
     @field_validator("master_key")
     @classmethod
@@ -79,6 +126,10 @@ class CommonSettings(BaseSettings):
 
     def master_key_bytes(self) -> bytes:
         return base64.b64decode(self.master_key.get_secret_value())
+
+    def signing_paths(self) -> tuple[Path, Path]:
+        """(private, public) directories of the event-signing keys."""
+        return Path(self.signing_dir), Path(self.signing_public_dir or self.signing_dir)
 
 
 class MailSettings(CommonSettings):

@@ -8,7 +8,7 @@ from services.access.deps import AccessDeps
 from services.access.service import AccessService
 from services.access.settings import AccessSettings
 from shared.clock import Clock, SystemClock
-from shared.contracts.envelope import EventCodec
+from shared.contracts.envelope import service_codec
 from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
@@ -24,7 +24,7 @@ def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
     keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
     topics = TopicNames(settings.topic_prefix)
     clock = clock or SystemClock()
-    codec = EventCodec(keys, source="/samenveilig/access", topics=topics)
+    codec = service_codec(keys, "access", topics, settings.signing_paths(), settings.signing_create_keys)
     own_progress = Progress(store.processed_events, store.consumer_positions, settings.consumer_group,
                             store.stream_versions)
     service = AccessService(codec, clock, settings.kindkans_url, str(settings.mail_from).split("@")[1],

@@ -162,6 +162,23 @@ def access_log_chain(entries: list[Entry], heads: dict[str, tuple[str, int]] | N
     return finding
 
 
+# The reasons a reader refuses a record as not its topic owner's (shared/contracts/envelope.py).
+SIGNATURE_REASONS = frozenset({"unsigned", "bad-signature", "signer-not-owner", "unknown-signing-key", "no-owner"})
+
+
+def signed_by_owners(entries: list[Entry], undecodable: list[tuple[LogRecord, str]]) -> Finding:
+    """Every event was signed by the service that owns its topic. A forged record is never folded
+    (the log reader leaves it out), so without this check a forgery would only show as what it
+    broke: a rebuilt view chain, for one, is consistent in itself and only its signatures give it
+    away."""
+    finding = Finding("every event is signed by its topic's owner", True, len(entries))
+    for record, reason in undecodable:
+        if reason in SIGNATURE_REASONS:
+            finding.checked += 1
+            finding.add(f"{_where(record)}: {reason}")
+    return finding
+
+
 def mutations_accounted(intake: list[LogRecord], dead_letters: list[LogRecord], canonical: list[Entry],
                         accepted: list[tuple[str, list[str], bool]] | None = None) -> Finding:
     """Every mutation that reached a door became canonical events or a dead letter with a reason.

@@ -10,7 +10,7 @@ from services.auth.deps import AuthDeps
 from services.auth.service import AuthService
 from services.auth.settings import AuthSettings
 from shared.clock import Clock, SystemClock
-from shared.contracts.envelope import EventCodec
+from shared.contracts.envelope import service_codec
 from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
@@ -26,7 +26,7 @@ def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
     clock = clock or SystemClock()
     keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
     topics = TopicNames(settings.topic_prefix)
-    codec = EventCodec(keys, source="/samenveilig/auth", topics=topics)
+    codec = service_codec(keys, "auth", topics, settings.signing_paths(), settings.signing_create_keys)
     hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
     service = AuthService(codec, clock, settings.master_key_bytes(), hasher, settings.auth_url,
                           str(settings.mail_from).split("@")[1])

@@ -10,9 +10,9 @@ from services.registry.credentials import CredentialStore
 from services.registry.deps import RegistryDeps
 from services.registry.handlers import apply_retention_event, handle_intake, make_intake_decoder
 from services.registry.service import RegistryService
-from services.registry.settings import EVENT_SOURCE, RegistrySettings
+from services.registry.settings import RegistrySettings
 from shared.clock import Clock, SystemClock
-from shared.contracts.envelope import EventCodec
+from shared.contracts.envelope import service_codec
 from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
@@ -27,7 +27,7 @@ def build(settings: RegistrySettings, clock: Clock | None = None) -> RegistryDep
     clock = clock or SystemClock()
     keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
     topics = TopicNames(settings.topic_prefix)
-    codec = EventCodec(keys, source=EVENT_SOURCE, topics=topics)
+    codec = service_codec(keys, "registry", topics, settings.signing_paths(), settings.signing_create_keys)
     service = RegistryService(codec, clock, office_email=str(settings.office_email),
                               mail_domain=str(settings.mail_from).split("@")[1])
     return RegistryDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from services.registry import store
 from shared.clock import Clock, SystemClock
-from shared.contracts.envelope import EventCodec, derived_id
+from shared.contracts.envelope import EventCodec, derived_id, service_codec
 from shared.contracts.events import (
     CredentialEvent,
     CredentialIssued,
@@ -319,7 +319,7 @@ class CredentialStore:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from services.registry.settings import EVENT_SOURCE, RegistrySettings
+    from services.registry.settings import RegistrySettings
     from shared.contracts.topics import TopicNames
     from shared.crypto import SqlKeyStore
     from shared.db import make_engine
@@ -354,9 +354,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = RegistrySettings()
     store.migrate_to_newest(settings.database_url)
-    # The events go out through the registry's outbox, sent by its relay (now, or when it starts).
-    codec = EventCodec(SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes()),
-                       source=EVENT_SOURCE, topics=TopicNames(settings.topic_prefix))
+    # The events go out through the registry's outbox, sent by its relay (now, or when it starts),
+    # signed with the registry's own key like every registry event.
+    codec = service_codec(SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes()), "registry",
+                          TopicNames(settings.topic_prefix), settings.signing_paths(), settings.signing_create_keys)
     credentials = CredentialStore(make_engine(settings.database_url), settings.master_key_bytes(), codec=codec)
     try:
         if args.command == "create":

@@ -15,7 +15,7 @@ from services.retention.requests import RequestDesk
 from services.retention.service import RetentionService
 from services.retention.settings import RetentionSettings
 from shared.clock import Clock, SystemClock
-from shared.contracts.envelope import EventCodec
+from shared.contracts.envelope import EventCodec, service_codec
 from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import SqlKeyStore
 from shared.db import make_engine
@@ -55,7 +55,7 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
     clock = clock or SystemClock()
     keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
     topics = TopicNames(settings.topic_prefix)
-    codec = EventCodec(keys, source="/samenveilig/retention", topics=topics)
+    codec = service_codec(keys, "retention", topics, settings.signing_paths(), settings.signing_create_keys)
     service = RetentionService(codec, keys, clock, settings.retention_years)
     return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
                          leaks=LeakDesk(service, log_reader(settings, topics, codec, frozenset({"DossierViewed"})),

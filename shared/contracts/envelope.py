@@ -2,6 +2,11 @@
 
 Envelope attributes stay readable (routing, audit, replay); only the personal fields of `data`
 are encrypted, under the data subject's key, so destroying that key erases them everywhere.
+
+Every record on a service's topic is signed by that service (Ed25519, over the topic, the key and
+the exact bytes of the value; the signature travels in Kafka headers, so the value stays plain
+CloudEvents). A reader accepts a record only when the topic's owner signed it (`decode_record`);
+anything else is an `UndecodableMessage` with its reason, which the consumer dead-letters.
 """
 
 from __future__ import annotations
@@ -12,18 +17,51 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from shared.contracts.events import ERASED, Event, event_class
-from shared.contracts.topics import TopicNames
-from shared.crypto import KeyStore, seal, unseal
+from shared.contracts.topics import Topic, TopicNames
+from shared.crypto import (
+    KeyStore,
+    SigningKeys,
+    TrustedSigners,
+    UntrustedSignature,
+    load_event_signing,
+    seal,
+    unseal,
+)
 
 CONTENT_TYPE = "application/cloudevents+json"
 SEALED_FIELD = "sealed"
 SAMENVEILIG_NAMESPACE = uuid.UUID("6f1c7d0e-5a43-4b8e-9a8e-2f6d1b7c9e10")
+
+# Who may write each topic of canonical events. The raw intake topic (registry.mutations.v1) is
+# not here: school systems write it, and it keeps their HMAC as its proof (services/registry).
+TOPIC_OWNERS: dict[str, str] = {
+    Topic.REGISTRY_EVENTS.value: "registry",
+    Topic.ACCESS_EVENTS.value: "access",
+    Topic.AUTH_EVENTS.value: "auth",
+    Topic.RETENTION_EVENTS.value: "retention",
+}
+SIGNING_SERVICES = tuple(sorted(set(TOPIC_OWNERS.values())))
+SIGNER_HEADER = "samenveilig-signer"
+SIGNING_KEY_HEADER = "samenveilig-signing-key"
+SIGNATURE_HEADER = "samenveilig-envelope-signature"
+_SIGNATURE_HEADERS = (SIGNER_HEADER, SIGNING_KEY_HEADER, SIGNATURE_HEADER)
+_SIGNATURE_CONTEXT = b"samenveilig-envelope-signature/v1"
+
+
+def signed_message(topic: str, key: bytes | None, value: bytes) -> bytes:
+    """What a signature covers: the logical topic (a copy onto another topic does not verify), the
+    record key and the value's exact bytes, each length-prefixed. Not the stream-version header:
+    the relay assigns it after the event was signed; a copy with another version is either a
+    duplicate (skipped by event id) or a gap the audit's stream check reports."""
+    parts = [_SIGNATURE_CONTEXT, topic.encode(), key or b"", value]
+    return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
 
 
 def derived_id(*natural_key: str) -> str:
@@ -102,10 +140,75 @@ def _associated_data(event_id: str, event_type: str, key_id: str) -> bytes:
 
 
 class EventCodec:
-    def __init__(self, keys: KeyStore, source: str, topics: TopicNames | None = None) -> None:
+    """Encodes (and, with `signing`, signs as the topic's owner) and decodes (`decode_record`:
+    verified against `trust`) events. `decode(value)` alone checks no signature: for a service
+    reading back what it wrote itself, and for tests."""
+
+    def __init__(self, keys: KeyStore, source: str, topics: TopicNames | None = None, *,
+                 signing: SigningKeys | None = None, trust: TrustedSigners | None = None) -> None:
         self._keys = keys
         self._source = source
         self._topics = topics or TopicNames()
+        self._signing = signing
+        self._trust = trust
+
+    @property
+    def verifies(self) -> bool:
+        return self._trust is not None
+
+    def signature_headers(self, topic: Topic, key: bytes, value: bytes) -> list[tuple[str, bytes]]:
+        """The headers that sign a record of `topic` as its owner (none without signing keys).
+        `encode` adds them; a repair tool re-publishing a corrected dead letter would too."""
+        if self._signing is None:
+            return []
+        owner = TOPIC_OWNERS.get(topic.value, "")
+        signing_key = self._signing.for_service(owner)
+        if signing_key is None:
+            # A service writes only its own topic; in a deployment it holds only its own key.
+            raise ValueError(f"this process holds no signing key of {owner or 'an owner'}, "
+                             f"which alone may write {topic.value}")
+        signature = signing_key.sign(signed_message(topic.value, key, value))
+        return [(SIGNER_HEADER, owner.encode()), (SIGNING_KEY_HEADER, signing_key.key_id.encode()),
+                (SIGNATURE_HEADER, base64.b64encode(signature))]
+
+    def verify_record(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                      headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] | None) -> None:
+        """Raises UndecodableMessage unless the owner of `topic` (a physical or logical name)
+        signed this record, or it lies below the offset from which the topic is signed."""
+        if self._trust is None:
+            raise RuntimeError("this codec has no trusted signers: it cannot verify records")
+        logical = self._topics.logical(topic)
+        owner = TOPIC_OWNERS.get(logical)
+        if owner is None:
+            raise UndecodableMessage("no-owner", f"{logical} is not a topic of a service's events")
+        found: dict[str, list[bytes]] = {}
+        for name, header in headers or ():
+            if name in _SIGNATURE_HEADERS:
+                found.setdefault(name, []).append(header)
+        if not found:
+            if offset < self._trust.unsigned_below(logical, partition):
+                return  # written before this topic was signed (README, "Who may write a topic")
+            raise UndecodableMessage("unsigned", f"{logical} accepts only events signed by {owner}")
+        if any(len(found.get(name, [])) != 1 for name in _SIGNATURE_HEADERS):
+            raise UndecodableMessage("bad-signature", "signature headers missing or repeated")
+        signer = found[SIGNER_HEADER][0].decode(errors="replace")
+        if signer != owner:
+            raise UndecodableMessage("signer-not-owner", f"signed by {signer[:40]!r}; {logical} is {owner}'s")
+        try:
+            signature = base64.b64decode(found[SIGNATURE_HEADER][0], validate=True)
+        except ValueError as error:
+            raise UndecodableMessage("bad-signature", "signature is not base64") from error
+        try:
+            self._trust.verify(owner, found[SIGNING_KEY_HEADER][0].decode(errors="replace"), signature,
+                               signed_message(logical, key, value or b""))
+        except UntrustedSignature as error:
+            raise UndecodableMessage(error.reason, error.detail) from error
+
+    def decode_record(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+                      headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...] | None) -> RecordedEvent:
+        """A record read from the log: its signature verified, then decoded."""
+        self.verify_record(topic, partition, offset, key, value, headers)
+        return self.decode(value)
 
     def encode(self, event: Event, *, event_id: str, recorded_at: datetime,
                effective_at: datetime | None = None, correlation_id: str | None = None,
@@ -130,11 +233,12 @@ class EventCodec:
             keyid=key_id, partitionkey=event.partition_key(), data=data,
         )
         key = envelope.partitionkey.encode()
+        value = envelope.model_dump_json(exclude_none=True).encode()
         return EncodedEvent(
-            id=event_id, topic=self._topics(event.topic), key=key,
-            value=envelope.model_dump_json(exclude_none=True).encode(),
+            id=event_id, topic=self._topics(event.topic), key=key, value=value,
             headers=[("content-type", CONTENT_TYPE.encode()),
-                     ("ce_type", event.event_type.encode()), ("ce_id", event_id.encode())],
+                     ("ce_type", event.event_type.encode()), ("ce_id", event_id.encode()),
+                     *self.signature_headers(event.topic, key, value)],
         )
 
     def decode(self, value: bytes | None) -> RecordedEvent:
@@ -192,6 +296,14 @@ class EventCodec:
             correlation_id=envelope.correlationid, causation_id=envelope.causationid,
             key_id=envelope.keyid, event=event, erased=erased,
         )
+
+
+def service_codec(keys: KeyStore, service: str, topics: TopicNames, signing_paths: tuple[Path, Path],
+                  create_keys: bool) -> EventCodec:
+    """A service's codec: it signs what the service publishes and verifies what it reads. With
+    `create_keys` (the embedded default) missing keys of every service are made first."""
+    signing, trust = load_event_signing(*signing_paths, service, create_for=SIGNING_SERVICES if create_keys else ())
+    return EventCodec(keys, source=f"/samenveilig/{service}", topics=topics, signing=signing, trust=trust)
 
 
 def summarise_validation_error(error: ValidationError) -> str:

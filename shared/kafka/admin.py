@@ -12,6 +12,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.contracts.topics import TopicNames
+from shared.kafka.security import client_options
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def connect_admin(bootstrap: str, wait_seconds: float = 30.0) -> KafkaAdminClien
     while True:
         try:
             return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="samenveilig-admin",
-                                    request_timeout_ms=10_000)
+                                    request_timeout_ms=10_000, **client_options())
         except KafkaError:
             if time.monotonic() > deadline:
                 raise

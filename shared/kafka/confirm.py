@@ -23,6 +23,7 @@ from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
 from shared.clock import Clock
+from shared.kafka.security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class PublishedConfirmer:
         # Longer fetch waits than the processors: this reads ranges, it does not chase the tail.
         self._consumer = KafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
                                        group_id=None, fetch_max_wait_ms=500, request_timeout_ms=15_000,
-                                       client_id="outbox-confirmer")
+                                       client_id="outbox-confirmer", **client_options())
         return self._consumer
 
     def _drop_consumer(self) -> None:

@@ -32,6 +32,7 @@ from shared.contracts.envelope import EventCodec, UndecodableMessage
 from shared.contracts.topics import dead_letter_topic
 from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, NotAcknowledged, OutgoingRecord
 from shared.kafka.progress import Progress, StreamGap, StreamStep
+from shared.kafka.security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +127,16 @@ class ConsumerRunner:
         if decoder is None:
             if codec is None:
                 raise ValueError("a codec or a decoder is needed")
+            if not codec.verifies:
+                # Whoever can write a topic could otherwise make anyone an IB'er (issue 15).
+                raise ValueError("a consumer of service events needs a codec that verifies their signatures")
             event_codec = codec
 
             def decoder(record: ConsumerRecord) -> Decoded:
-                return event_codec.decode(record.value)
+                # A forged record (unsigned, signed by another service or with a key not
+                # trusted) raises UndecodableMessage: dead-lettered with its reason.
+                return event_codec.decode_record(record.topic, record.partition, record.offset, record.key,
+                                                 record.value, record.headers)
         self._decode: Decoder = decoder
         self._handler = handler
         self._progress = progress
@@ -177,6 +184,7 @@ class ConsumerRunner:
                     heartbeat_interval_ms=max(100, self._session_timeout_ms // 6),
                     max_poll_records=self._max_poll_records,
                     fetch_max_wait_ms=self._fetch_max_wait_ms,
+                    **client_options(),
                 )
             except KafkaError:
                 if time.monotonic() > deadline:

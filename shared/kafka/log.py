@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 from shared.contracts.envelope import EventCodec, RecordedEvent, UndecodableMessage
 from shared.contracts.topics import TopicNames
 from shared.kafka.producer import STREAM_VERSION_HEADER
+from shared.kafka.security import client_options
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def read_topics(bootstrap: str, topics: TopicNames, names: list[str], timeout_s:
     the high-water mark in fetch responses (never ListOffsets: Tansu 0.6 answers it wrongly)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
                              max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
-                             max_poll_records=5000)
+                             max_poll_records=5000, **client_options())
     try:
         assigned: list[TopicPartition] = []
         for name in names:
@@ -108,10 +109,17 @@ def in_stream_order(records: list[LogRecord]) -> list[LogRecord]:
 
 
 def decode_all(codec: EventCodec, records: list[LogRecord]) -> tuple[list[Entry], list[tuple[LogRecord, str]]]:
+    """The records as events; what does not decode, or (with a codec that verifies) was not signed
+    by its topic's owner, is left out with its reason: a forged event never reaches a fold."""
     entries, undecodable = [], []
     for record in records:
         try:
-            entries.append(Entry(record, codec.decode(record.value)))
+            if codec.verifies:
+                event = codec.decode_record(record.topic, record.partition, record.offset, record.key,
+                                            record.value, record.headers)
+            else:
+                event = codec.decode(record.value)
+            entries.append(Entry(record, event))
         except UndecodableMessage as error:
             undecodable.append((record, error.reason))
     return entries, undecodable

@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from shared.contracts.envelope import EncodedEvent
+from shared.kafka.security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def make_producer(bootstrap: str, client_id: str, wait_seconds: float = 30.0,
         "linger_ms": 1,
         "retries": 10,
         "request_timeout_ms": 15_000,
+        **client_options(),
     }
     config.update(overrides)
     deadline = time.monotonic() + wait_seconds

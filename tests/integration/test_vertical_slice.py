@@ -112,7 +112,11 @@ def test_bad_messages_go_to_the_dead_letter_topic_with_their_reason(
     bad_field = valid_envelope.model_copy(update={"id": "evt-bad", "data": {"staff_id": "nope"}})
     for value in (b"\x00\xffgarbage", b'{"hello": "world"}',
                   unknown_type.model_dump_json().encode(), bad_field.model_dump_json().encode()):
-        producer.send(topic, key=str(BRANCH).encode(), value=value)
+        # Signed by the topic's owner: bad bytes only the owner could have written (an unsigned
+        # record is dead-lettered as "unsigned" before anything else is looked at).
+        key = str(BRANCH).encode()
+        producer.send(topic, key=key, value=value,
+                      headers=deps.codec.signature_headers(Topic.REGISTRY_EVENTS, key, value))
     producer.flush()
     producer.close()
     publisher.publish_all(good)  # the stream goes on after the bad ones
