@@ -80,6 +80,7 @@ SAMPLES: list[e.Event] = [
     e.PupilDetailsCorrected(pupil_id=PUPIL, request_id=REQUEST, name="Sanne de Bakker",
                             parent_emails=["ouder@example.nl"]),
     e.ParentsNotified(leak_id=LEAK, pupil_id=PUPIL, recipients=2),
+    e.LeakMailingApproved(leak_id=LEAK, recipients=60, acted_by=e.ActedBy(actor=str(STAFF), client="console")),
     e.LeakReportOverdue(leak_id=LEAK, deadline=MOMENT),
     e.LeakNotReportable(leak_id=LEAK, reason="versleutelde laptop, sleutel niet gelekt"),
     e.RegulatorNotified(leak_id=LEAK, reported_at=MOMENT, reference="AP-2026-0001"),
