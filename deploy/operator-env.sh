@@ -6,3 +6,7 @@ if [ -z "${SAMENVEILIG_MASTER_KEY:-}" ]; then
     SAMENVEILIG_MASTER_KEY=$(cat "$data/master.key")
 fi
 export SAMENVEILIG_MASTER_KEY
+# The system's event-signing keys: an operator command that writes events (credentials.sh) signs
+# as the service it acts for, with that service's own key, and never makes keys of its own.
+export SAMENVEILIG_SIGNING_DIR=${SAMENVEILIG_SIGNING_DIR:-$data/signing}
+export SAMENVEILIG_SIGNING_CREATE_KEYS=false

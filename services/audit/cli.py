@@ -76,10 +76,13 @@ def main(ctx: typer.Context,
                               ] = "127.0.0.1:9092",
          topic_prefix: Annotated[str, typer.Option(envvar="SAMENVEILIG_TOPIC_PREFIX")] = "",
          as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout instead of tables")] = False,
-         signing_public_dir: Annotated[Path, typer.Option(
+         signing_public_dir: Annotated[Path | None, typer.Option(
              envvar=["SAMENVEILIG_SIGNING_PUBLIC_DIR", "SAMENVEILIG_SIGNING_DIR"],
-             help="the services' public signing keys")] = Path(".data/signing")) -> None:
-    ctx.obj = Options(bootstrap, topic_prefix, as_json, signing_public_dir)
+             help="the services' public signing keys (default: signing/ in SAMENVEILIG_DATA_DIR, or .data)")
+         ] = None) -> None:
+    # The run command's data directory holds its keys: an audit of that system finds them there.
+    keys = signing_public_dir or Path(os.environ.get("SAMENVEILIG_DATA_DIR", ".data")) / "signing"
+    ctx.obj = Options(bootstrap, topic_prefix, as_json, keys)
 
 
 @dataclass
