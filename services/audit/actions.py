@@ -1,7 +1,8 @@
 """Who did what, on whose behalf: every administrative and privacy action on the log (grants,
 revocations, consent, holds, data-subject requests and their answers, leaks and their mailing
-approvals, factor resets, re-invitations, registry credentials), with its actor, client and
-on-behalf-of person as NEN 7513 records them, and the pupils it concerns. Pure: entries in, rows out.
+approvals, factor resets, re-invitations, registry credentials, OIDC clients and admins), with
+its actor, client and on-behalf-of person as NEN 7513 records them, and the pupils it concerns.
+Pure: entries in, rows out.
 
 A grant names a dossier; its pupil is the one the dossier was opened for. A leak's later steps
 (report, assessment) concern the pupils the leak named. Events from before actors were recorded
@@ -20,6 +21,8 @@ from shared.contracts.events import (
     AccessRevoked,
     AccountReinvited,
     ActedBy,
+    AdminAppointed,
+    AdminRemoved,
     CredentialEvent,
     DataLeaked,
     DossierOpened,
@@ -27,6 +30,7 @@ from shared.contracts.events import (
     FactorResetApproved,
     FactorResetRequested,
     LeakEvent,
+    OidcClientEvent,
     ParentsNotified,
     RetentionEvent,
 )
@@ -71,7 +75,8 @@ def _is_action(event: Event) -> bool:
         return event.acted_by is not None or (event.dossier_id is not None and event.rule == "explicit-grant")
     if isinstance(event, AccessRevoked):  # not the revocations a departure or a role change causes
         return event.acted_by is not None or event.reason == "revoked by IB'er or director"
-    if isinstance(event, FactorResetRequested | FactorResetApproved | AccountReinvited | CredentialEvent):
+    if isinstance(event, FactorResetRequested | FactorResetApproved | AccountReinvited | CredentialEvent
+                  | OidcClientEvent | AdminAppointed | AdminRemoved):
         return True
     return isinstance(event, RetentionEvent | LeakEvent) and "acted_by" in type(event).model_fields \
         and not isinstance(event, ParentsNotified)
@@ -116,4 +121,6 @@ def _concerns(event: Event, pupil_of: dict[UUID, UUID], leak_pupils: dict[UUID, 
         return leak_pupils.get(event.leak_id, ()), f"leak/{event.leak_id}"
     if isinstance(event, CredentialEvent):
         return (), f"credential/{event.client_id}"
+    if isinstance(event, OidcClientEvent):
+        return (), f"client/{event.client_id}"
     return (), f"staff/{getattr(event, 'staff_id', '')}"

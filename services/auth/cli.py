@@ -5,6 +5,7 @@ SAMENVEILIG_MASTER_KEY, SAMENVEILIG_AUTH_URL) like its processes do."""
 
 from __future__ import annotations
 
+import getpass
 import json
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from services.auth import store
 from services.auth.bootstrap import build
 from services.auth.domain import TOKEN_EXCHANGE
 from services.auth.settings import AuthSettings
+from shared.contracts import events as e
 
 app = typer.Typer(help="Kindkans login: OpenID Connect clients and signing keys.", no_args_is_help=True)
 clients = typer.Typer(help="Relying parties (OpenID Connect clients).", no_args_is_help=True)
@@ -26,6 +28,11 @@ admins = typer.Typer(help="SWV admins: who may ask for and approve factor resets
 app.add_typer(keys, name="keys")
 app.add_typer(admins, name="admins")
 console = Console()
+
+
+def operator() -> e.ActedBy:
+    """Who runs this command (the OS user): an operator's change names them on the log."""
+    return e.ActedBy(actor=f"operator:{getpass.getuser()}", client="samenveilig-auth")
 
 
 @clients.command("add")
@@ -47,6 +54,9 @@ def add_client(
             registered = deps.service.provider.register_client(
                 connection, name, redirect_uri or [], post_logout_redirect_uri or [], backchannel_logout_uri, grants,
                 scope or [])
+            deps.service.record_operator_action(connection, e.OidcClientRegistered(
+                client_id=registered.client_id, name=name, grant_types=grants, scopes=scope or [],
+                acted_by=operator()))
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
@@ -74,6 +84,9 @@ def revoke_client(client_id: str) -> None:
     deps = build(AuthSettings())
     with deps.engine.begin() as connection:
         revoked = store.revoke_client(connection, client_id, deps.clock.now())
+        if revoked:
+            deps.service.record_operator_action(connection, e.OidcClientRevoked(client_id=client_id,
+                                                                                acted_by=operator()))
     if not revoked:
         console.print(f"[red]no active client {client_id}[/red]")
         raise typer.Exit(1)
@@ -99,6 +112,7 @@ def grant_admin(email: str) -> None:
             console.print(f"[red]no active account {email}[/red]")
             raise typer.Exit(1)
         store.grant_admin(connection, row.staff_id, deps.clock.now())
+        deps.service.record_operator_action(connection, e.AdminAppointed(staff_id=row.staff_id, acted_by=operator()))
     typer.echo(f"{email} is an admin")
 
 
@@ -110,6 +124,7 @@ def revoke_admin(email: str) -> None:
         if row is None or not store.revoke_admin(connection, row.staff_id):
             console.print(f"[red]{email} is not an admin[/red]")
             raise typer.Exit(1)
+        deps.service.record_operator_action(connection, e.AdminRemoved(staff_id=row.staff_id, acted_by=operator()))
     typer.echo(f"{email} is no longer an admin")
 
 

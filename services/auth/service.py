@@ -521,6 +521,11 @@ class AuthService:
             store.mark_token_used(connection, token_hash(token), self._clock.now())
         return staff_id
 
+    def record_operator_action(self, connection: Connection, event: Event) -> None:
+        """An operator's change (a client registered or revoked, an admin appointed or removed),
+        on the log in the change's own transaction."""
+        self._emit(connection, event, str(uuid.uuid4()), None)
+
     def _emit(self, connection: Connection, event: Event, event_id: str, cause: RecordedEvent | None) -> None:
         self._outbox.emit(connection, event, event_id=event_id, now=self._clock.now(), cause=cause, unless_queued=True)
 

@@ -537,6 +537,43 @@ class AccountReinvited(AuthEvent):
     expires_at: datetime
 
 
+class AdminAppointed(AuthEvent):
+    """The operator made the staff member an SWV admin of the login accounts."""
+
+    event_type: ClassVar[str] = "AdminAppointed"
+    acted_by: ActedBy
+
+
+class AdminRemoved(AuthEvent):
+    event_type: ClassVar[str] = "AdminRemoved"
+    acted_by: ActedBy
+
+
+class OidcClientEvent(Event):
+    """A relying party or service client of the provider, registered or revoked by the operator."""
+
+    topic: ClassVar[Topic] = Topic.AUTH_EVENTS
+    client_id: ShortText
+    acted_by: ActedBy
+
+    def partition_key(self) -> str:
+        return f"client/{self.client_id}"
+
+    def subject_reference(self) -> str | None:
+        return f"client/{self.client_id}"
+
+
+class OidcClientRegistered(OidcClientEvent):
+    event_type: ClassVar[str] = "OidcClientRegistered"
+    name: ShortText
+    grant_types: list[ShortText]
+    scopes: list[ShortText] = []
+
+
+class OidcClientRevoked(OidcClientEvent):
+    event_type: ClassVar[str] = "OidcClientRevoked"
+
+
 # --- retention ----------------------------------------------------------------------------
 
 class RetentionEvent(Event):

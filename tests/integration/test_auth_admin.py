@@ -167,3 +167,48 @@ def test_a_forged_passkey_answer_is_refused_and_counted_like_a_wrong_code(auth):
     with auth.deps.engine.connect() as connection:
         counted = {row.key: row._mapping["count"] for row in connection.execute(select(store.failures))}
     assert counted[f"code|account|{person.staff_id}"] == 1
+
+
+def test_the_operators_changes_to_clients_and_admins_are_events_naming_the_operator(auth):
+    """NEN 7513 for the operator's hand (`samenveilig-auth`): a client registered or revoked and
+    an admin appointed or removed are events on the log naming who ran the command (never a
+    secret), written in the change's own transaction."""
+    import getpass
+    import json
+
+    from typer.testing import CliRunner
+
+    from services.auth.cli import app as auth_cli
+
+    person = enrol(auth, "ib_er")
+    env = {"SAMENVEILIG_DATABASE_URL": auth.settings.database_url,
+           "SAMENVEILIG_KEYSTORE_URL": auth.settings.keystore_url,
+           "SAMENVEILIG_MASTER_KEY": auth.settings.master_key.get_secret_value(),
+           "SAMENVEILIG_TOPIC_PREFIX": auth.settings.topic_prefix,
+           "SAMENVEILIG_SIGNING_DIR": str(auth.settings.signing_dir),
+           "KAFKA_BOOTSTRAP_SERVERS": auth.bootstrap}
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(auth_cli, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    added = json.loads(run("clients", "add", "--name", "Console", "--grant", "client_credentials",
+                           "--scope", "retention:read"))
+    run("clients", "revoke", added["client_id"])
+    run("admins", "grant", person.username)
+    run("admins", "revoke", person.username)
+    operator = e.ActedBy(actor=f"operator:{getpass.getuser()}", client="samenveilig-auth")
+    kinds = ("OidcClientRegistered", "OidcClientRevoked", "AdminAppointed", "AdminRemoved")
+
+    def operator_events() -> list | None:
+        found = [x for x in auth_events(auth) if x.type in kinds]
+        return found if len(found) == 4 else None
+
+    found = wait_until(operator_events, message="the operator's events")
+    assert sorted(x.type for x in found) == sorted(kinds)
+    assert {x.event.acted_by for x in found} == {operator}
+    registered = next(x.event for x in found if x.type == "OidcClientRegistered")
+    assert (registered.client_id, registered.scopes) == (added["client_id"], ["retention:read"])
+    raw = b"".join(r.value for r in read_all(auth.bootstrap, auth.deps.topics(Topic.AUTH_EVENTS)))
+    assert added["client_secret"].encode() not in raw
