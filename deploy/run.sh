@@ -74,6 +74,19 @@ if [ ! -e "$SAMENVEILIG_SIGNING_DIR/registry.signing-key" ]; then
     done)
 fi
 
+# The access service's own client at the provider: its fail-closed checks read the registry's
+# and retention's /v1/outbox with a token of its own (scopes registry:outbox retention:outbox).
+# Registered once, kept in the data directory (0600) like the master key.
+access_client=$data/access-service.client.json
+if [ ! -s "$access_client" ]; then
+    (umask 077 && bash deploy/auth.sh clients add \
+        --name "access service (reads the upstream outboxes)" --grant client_credentials \
+        --scope registry:outbox --scope retention:outbox > "$access_client.tmp" && mv "$access_client.tmp" "$access_client")
+fi
+export ACCESS_CLIENT_ID ACCESS_CLIENT_SECRET
+ACCESS_CLIENT_ID=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_id"])' "$access_client")
+ACCESS_CLIENT_SECRET=$(.venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["client_secret"])' "$access_client")
+
 cat <<BANNER
 samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):
   Kafka broker           $broker_line
@@ -89,7 +102,7 @@ samenveilig is starting (Ctrl-C stops everything; data is kept in $data/):
   access relay           publishes access.events.v1, sends notifications (policy checked at send time)
   mail (SMTP catcher)    smtp://127.0.0.1:$SMTP_PORT, mail kept in $data/mail/
   health and metrics     /healthz and /metrics of relays and processors on ports $((HEALTH_PORT_BASE+1))-$((HEALTH_PORT_BASE+9))
-Credentials for school systems: .venv/bin/python -m services.registry.credentials create --name NAME --brin 12AB
-  (with SAMENVEILIG_DATABASE_URL=$REGISTRY_DATABASE_URL and SAMENVEILIG_MASTER_KEY from $data/master.key)
+Credentials for school systems: bash deploy/credentials.sh create --name NAME --brin 12AB (also update, rotate, revoke)
+Clients of the login (OIDC):     bash deploy/auth.sh clients add --name NAME ... (see the README, "Who may call")
 BANNER
 exec .venv/bin/honcho start --procfile deploy/Procfile --app-root . "${processes[@]}"

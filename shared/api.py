@@ -15,7 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.bearer import BearerFirst, TokenVerifier, public
+from shared.bearer import BearerFirst, TokenVerifier, public, requires
 from shared.clock import Clock
 from shared.logging import configure_logging
 from shared.outbox import outbox_status
@@ -87,12 +87,12 @@ class OutboxStatusPublic(BaseModel):
     oldest_pending_age_s: float
 
 
-def outbox_router(engine_of: Callable[[Any], Engine], outbox: Table, clock_of: Callable[[Any], Clock]) -> APIRouter:
+def outbox_router(name: str, engine_of: Callable[[Any], Engine], outbox: Table,
+                  clock_of: Callable[[Any], Clock]) -> APIRouter:
     """`GET /v1/outbox`: how much of this service's event outbox is not yet on the broker and
     since when. Downstream services fail closed on it: an accepted change stuck here is a
-    change they cannot know about yet."""
-    router = APIRouter(tags=["operations"], dependencies=[public(
-        "counts and ages of the outbox only, no personal data: downstream services' fail-closed checks read it")])
+    change they cannot know about yet. They ask with their own token, scope `<name>:outbox`."""
+    router = APIRouter(tags=["operations"], dependencies=[requires(f"{name}:outbox")])
 
     @router.get("/v1/outbox", response_model=OutboxStatusPublic)
     def status(request: Request) -> OutboxStatusPublic:
@@ -128,7 +128,7 @@ def service_app(*, name: str, description: str, deps: Any, routers: Iterable[API
     install_problem_handlers(app, dependencies=[public("what each problem type means")])
     # Kept for `shared.bearer.declared_routes`: FastAPI does not flatten included routers.
     app.state.routers = [*routers, health_router,
-                         outbox_router(lambda deps: deps.engine, outbox, lambda deps: deps.clock)]
+                         outbox_router(name, lambda deps: deps.engine, outbox, lambda deps: deps.clock)]
     for router in app.state.routers:
         app.include_router(router)
     return app

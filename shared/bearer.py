@@ -165,6 +165,36 @@ class TokenVerifier:
         return caller, float(claims["exp"]) + LEEWAY_S
 
 
+class ClientCredentials:
+    """A service's own access token (client credentials) for calling other services' APIs: asked
+    of the provider once, kept until a minute before it expires. None when it cannot be had, so
+    the caller fails closed (a token is good for 5 minutes: a provider that is away longer than
+    that stops the calls that need one)."""
+
+    RENEW_BEFORE_S = 60
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str, scope: str,
+                 timeout_s: float = 2.0, now: Callable[[], float] = time.time) -> None:
+        self._url = token_url
+        self._auth = (client_id, client_secret)
+        self._scope = scope
+        self._timeout_s = timeout_s
+        self._now = now
+        self._lock = threading.Lock()
+        self._token: tuple[str, float] | None = None
+
+    def token(self) -> str | None:
+        with self._lock:
+            if self._token is None or self._token[1] - self.RENEW_BEFORE_S <= self._now():
+                try:
+                    answer = httpx.post(self._url, data={"grant_type": "client_credentials", "scope": self._scope},
+                                        auth=self._auth, timeout=self._timeout_s).raise_for_status().json()
+                    self._token = (str(answer["access_token"]), self._now() + float(answer["expires_in"]))
+                except (httpx.HTTPError, ValueError, KeyError):
+                    return self._token[0] if self._token and self._token[1] > self._now() else None
+            return self._token[0]
+
+
 class KeysNeeded(Exception):
     """The token's key is not cached: verify again with fetch=True, off the event loop."""
 

@@ -22,6 +22,7 @@ from email.utils import format_datetime
 from itertools import takewhile
 from typing import Any
 
+import httpx
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -397,8 +398,11 @@ class UpstreamOutboxes:
     max_age_s to reach the broker. Answers are kept for cache_s so that a busy API asks about
     twice a second, not per request. Unreachable counts as stuck: fail closed."""
 
-    def __init__(self, urls: list[str], max_age_s: float, cache_s: float = 0.5, timeout_s: float = 1.0) -> None:
+    def __init__(self, urls: list[str], max_age_s: float, cache_s: float = 0.5, timeout_s: float = 1.0,
+                 token: Callable[[], str | None] | None = None) -> None:
         self.urls = [url.rstrip("/") for url in urls if url.strip()]
+        # This service's own bearer token for the upstream APIs (their /v1/outbox takes one).
+        self.token = token or (lambda: None)
         self._max_age_s = max_age_s
         self._cache_s = cache_s
         self._timeout_s = timeout_s
@@ -416,14 +420,14 @@ class UpstreamOutboxes:
             return self._problem
 
     def _ask(self) -> str | None:
-        import urllib.error
-        import urllib.request
-
+        bearer = self.token()
+        if bearer is None:
+            return "cannot tell whether upstream services have unpublished changes: no token for them"
         for url in self.urls:
             try:
-                with urllib.request.urlopen(f"{url}/v1/outbox", timeout=self._timeout_s) as answer:  # noqa: S310
-                    status = json.loads(answer.read())
-            except (OSError, ValueError, urllib.error.URLError) as error:
+                status = httpx.get(f"{url}/v1/outbox", headers={"Authorization": f"Bearer {bearer}"},
+                                   timeout=self._timeout_s).raise_for_status().json()
+            except (httpx.HTTPError, ValueError) as error:
                 log.warning("upstream outbox not reachable", extra={"reason": type(error).__name__})
                 return f"cannot tell whether {url} has unpublished changes"
             if status["pending"] and status["oldest_pending_age_s"] > self._max_age_s:

@@ -88,6 +88,12 @@ class CommonSettings(KafkaClientSettings):
     # Where its signing keys are fetched, when not at the issuer's /oauth2/jwks (inside a
     # container network: the auth API's internal address).
     oidc_jwks_url: str = ""
+    # The service's own client at the provider (client credentials), for the calls it makes to
+    # other services' APIs (the access service's fail-closed reads of their /v1/outbox). Where
+    # its token endpoint is, when not at the issuer's /oauth2/token (inside a container network).
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_token_url: str = ""
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated);
     # empty: the TCP peer is the caller (shared/ratelimit.py).
     trusted_proxies: str = ""

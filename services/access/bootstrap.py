@@ -3,10 +3,13 @@ with other ones."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from services.access import store
 from services.access.deps import AccessDeps
 from services.access.service import AccessService
 from services.access.settings import AccessSettings
+from shared.bearer import ClientCredentials
 from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import service_codec
 from shared.contracts.topics import Topic, TopicNames
@@ -16,6 +19,17 @@ from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.progress import Progress
 from shared.kit import Processor, ServiceDeclaration
 from shared.outbox import OutboxRelay, UpstreamOutboxes
+
+UPSTREAM_SCOPES = "registry:outbox retention:outbox"
+
+
+def upstream_token(settings: AccessSettings) -> Callable[[], str | None]:
+    """The access service's own token for the registry's and retention's /v1/outbox."""
+    if not settings.oidc_client_id:
+        return lambda: None
+    token_url = settings.oidc_token_url or f"{settings.oidc_issuer.rstrip('/')}/oauth2/token"
+    return ClientCredentials(token_url, settings.oidc_client_id, settings.oidc_client_secret.get_secret_value(),
+                             UPSTREAM_SCOPES).token
 
 
 def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
@@ -29,7 +43,8 @@ def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
                             store.stream_versions)
     service = AccessService(codec, clock, settings.kindkans_url, str(settings.mail_from).split("@")[1],
                             progress=own_progress)
-    upstream = UpstreamOutboxes(settings.upstream_outbox_urls.split(","), settings.outbox_max_age_s)
+    upstream = UpstreamOutboxes(settings.upstream_outbox_urls.split(","), settings.outbox_max_age_s,
+                                token=upstream_token(settings))
     return AccessDeps(settings=settings, engine=engine, keys=keys, codec=codec, topics=topics, clock=clock,
                       service=service, upstream_outboxes=upstream, progress=own_progress)
 

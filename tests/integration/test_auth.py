@@ -36,7 +36,7 @@ from shared.contracts.topics import Topic
 from shared.crypto import new_master_key
 from shared.kafka.producer import EventPublisher, make_producer
 from shared.logging import JsonFormatter, RedactingFilter
-from tests.support import SmtpCatcher, read_all, wait_until
+from tests.support import TOKENS, SmtpCatcher, read_all, wait_until
 
 BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000d1")
 PASSWORD = "paard-batterij-nietje-correct"
@@ -205,7 +205,10 @@ def test_a_departure_ends_the_live_session_at_once_and_for_good(auth):
 
 
 def outbox_status_of(auth: Auth) -> dict:
-    return auth.client().get("/v1/outbox").json()
+    """`GET /v1/outbox` as a downstream service asks it, with its own token (scope auth:outbox)."""
+    client = auth.client()
+    client.app.state.verifier = TOKENS.verifier("auth")
+    return client.get("/v1/outbox", headers=TOKENS.headers("access-service", "auth:outbox", "auth")).json()
 
 
 def auth_events(auth: Auth) -> list:

@@ -24,7 +24,7 @@ from shared.clock import ManualClock
 from shared.contracts.events import StaffDeparted
 from shared.contracts.topics import Topic
 from shared.outbox import enqueue_event
-from tests.support import ACCESS_SCOPES, api_client, wait_until
+from tests.support import ACCESS_SCOPES, TOKENS, api_client, wait_until
 
 BRANCH = uuid.UUID("00000000-0000-4000-8000-0000000000f1")
 
@@ -40,7 +40,9 @@ def test_a_change_stuck_in_the_registry_outbox_makes_the_access_check_fail_close
         keystore_url=f"sqlite:///{tmp_path / 'keys.sqlite'}", master_key=master_key,
         smtp_port=smtp_server.port), clock=clock)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_registry_app(registry), host="127.0.0.1", port=port,
+    registry_app = create_registry_app(registry)
+    registry_app.state.verifier = TOKENS.verifier("registry")
+    server = uvicorn.Server(uvicorn.Config(registry_app, host="127.0.0.1", port=port,
                                            log_config=None, access_log=False))
     threading.Thread(target=server.run, daemon=True).start()
     wait_until(lambda: server.started, message="the registry API to listen")
@@ -55,7 +57,17 @@ def test_a_change_stuck_in_the_registry_outbox_makes_the_access_check_fail_close
     check = {"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())}
     relay = None
     try:
-        assert api.get("/v1/check", params=check).status_code == 200
+        # The registry's outbox counts are behind a token too: without the access service's own,
+        # or with one for another scope, it cannot tell, and fails closed.
+        assert api.get("/v1/check", params=check).status_code == 503
+        access.upstream_outboxes.token = lambda: TOKENS.token("access-service", "registry:read",
+                                                              ["access-service", "registry"])
+        wait_until(lambda: "cannot tell" in api.get("/v1/check", params=check).json().get("detail", ""),
+                   timeout_s=5, message="a token without registry:outbox refused")
+        access.upstream_outboxes.token = lambda: TOKENS.token("access-service", "registry:outbox",
+                                                              ["access-service", "registry"])
+        wait_until(lambda: api.get("/v1/check", params=check).status_code == 200, timeout_s=5,
+                   message="the check answering with the access service's own token")
 
         # Accepted by the registry (in its outbox), not on the broker: no relay runs.
         departure = registry.codec.encode(StaffDeparted(branch_id=BRANCH, staff_id=uuid.UUID(check["staff_id"])),
@@ -84,6 +96,8 @@ def test_an_unreachable_upstream_counts_as_stuck(broker, topic_prefix, master_ke
         master_key=master_key, max_wait_ms=100, upstream_outbox_urls=f"http://127.0.0.1:{free_port()}"))
     with access.engine.begin() as connection:
         access.progress.advance(connection, access.topics(Topic.REGISTRY_EVENTS), 0, 3, 3, access.clock.now())
+    access.upstream_outboxes.token = lambda: TOKENS.token("access-service", "registry:outbox",
+                                                          ["access-service", "registry"])
     response = api_client(create_access_app(access), "access", ACCESS_SCOPES).get(
         "/v1/check", params={"staff_id": str(uuid.uuid4()), "dossier_id": str(uuid.uuid4())})
     assert response.status_code == 503
