@@ -4,6 +4,7 @@ the breach register with the 72-hour clock, and metrics."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -426,51 +427,44 @@ def get_leak(leak_id: UUID, deps: Deps) -> dict[str, Any]:
     return found
 
 
+def _change_leak(deps: RetentionDeps, leak_id: UUID, change: Callable[[Any], bool], refused: str) -> dict[str, Any]:
+    """One change to a leak in one transaction: 404 for an unknown leak, 409 with the reason when
+    its state does not allow it; the leak as it is afterwards."""
+    try:
+        with deps.engine.begin() as connection:
+            if not change(connection):
+                raise Problem(404, "not-found", "Unknown leak")
+            found = deps.leaks.one(connection, leak_id)
+    except NotPossible as refusal:
+        raise Problem(409, "conflict", refused, detail=str(refusal)) from None
+    assert found is not None
+    return found
+
+
 @leaks.patch("/{leak_id}", dependencies=[WRITE, on_leak(Action.CHANGE)])
 def assess_leak(leak_id: UUID, body: LeakAssessmentIn, deps: Deps, caller: CurrentCaller) -> dict[str, Any]:
     """Complete the register as the investigation goes (consequences, measures), or record the
     assessment that no report to the regulator is due (`LeakNotReportable`)."""
-    try:
-        with deps.engine.begin() as connection:
-            if not deps.leaks.assess(connection, leak_id, body.consequences, body.measures,
-                                     body.not_reportable_reason, caller.acted_by()):
-                raise Problem(404, "not-found", "Unknown leak")
-            found = deps.leaks.one(connection, leak_id)
-    except NotPossible as refusal:
-        raise Problem(409, "conflict", "The assessment cannot be recorded", detail=str(refusal)) from None
-    assert found is not None
-    return found
+    return _change_leak(deps, leak_id, lambda connection: deps.leaks.assess(
+        connection, leak_id, body.consequences, body.measures, body.not_reportable_reason, caller.acted_by()),
+        "The assessment cannot be recorded")
 
 
 @leaks.post("/{leak_id}/mailing-approval", dependencies=[WRITE, on_leak(Action.CHANGE)])
 def approve_leak_mailing(leak_id: UUID, deps: Deps, caller: CurrentCaller) -> dict[str, Any]:
     """A second FG of the board approves a mailing to more parents than one FG may send alone
     (`LeakMailingApproved`); the relay mails them in its next round."""
-    try:
-        with deps.engine.begin() as connection:
-            if not deps.leaks.approve_mailing(connection, leak_id, caller.acted_by()):
-                raise Problem(404, "not-found", "Unknown leak")
-            found = deps.leaks.one(connection, leak_id)
-    except NotPossible as refusal:
-        raise Problem(409, "conflict", "The mailing cannot be approved", detail=str(refusal)) from None
-    assert found is not None
-    return found
+    return _change_leak(deps, leak_id, lambda connection: deps.leaks.approve_mailing(
+        connection, leak_id, caller.acted_by()), "The mailing cannot be approved")
 
 
 @leaks.post("/{leak_id}/regulator-report", dependencies=[WRITE, on_leak(Action.CHANGE)])
 def record_regulator_report(leak_id: UUID, body: RegulatorReportIn, deps: Deps,
                             caller: CurrentCaller) -> dict[str, Any]:
     """Record the report to the Autoriteit Persoonsgegevens (`RegulatorNotified`)."""
-    try:
-        with deps.engine.begin() as connection:
-            if not deps.leaks.record_report(connection, leak_id, body.reported_at, body.reference, body.delay_reason,
-                                            caller.acted_by()):
-                raise Problem(404, "not-found", "Unknown leak")
-            found = deps.leaks.one(connection, leak_id)
-    except NotPossible as refusal:
-        raise Problem(409, "conflict", "The report cannot be recorded", detail=str(refusal)) from None
-    assert found is not None
-    return found
+    return _change_leak(deps, leak_id, lambda connection: deps.leaks.record_report(
+        connection, leak_id, body.reported_at, body.reference, body.delay_reason, caller.acted_by()),
+        "The report cannot be recorded")
 
 
 class RetentionCollector(Collector):
