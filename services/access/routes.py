@@ -249,7 +249,7 @@ def view(dossier_id: UUID, body: ViewIn, deps: Fresh, caller: CurrentCaller,
     now = deps.clock.now()
     for _attempt in range(5):
         with deps.engine.begin() as connection:
-            decision = deps.service.record_view(connection, viewer, dossier_id, now)
+            decision = deps.service.record_view(connection, viewer, dossier_id, now, caller.acted_by())
         if decision is not None:
             return _public(viewer, dossier_id, decision, now)
         # another view of this dossier won the race for the chain's head: link to it instead

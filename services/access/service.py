@@ -100,8 +100,8 @@ class AccessService:
 
     # --- commands from the API: decided by the domain, applied at once, queued for the log ------
 
-    def record_view(self, connection: Connection, staff_id: UUID, dossier_id: UUID, now: datetime
-                    ) -> Decision | None:
+    def record_view(self, connection: Connection, staff_id: UUID, dossier_id: UUID, now: datetime,
+                    acted_by: ActedBy | None = None) -> Decision | None:
         """Decide whether the view is allowed and log it either way, linked into the dossier's
         hash chain. None: another view of this dossier took the chain's head first (the caller
         tries again in a new transaction; this one wrote nothing)."""
@@ -116,7 +116,7 @@ class AccessService:
         viewed = DossierViewed(staff_id=staff_id, branch_id=dossier.branch_id if dossier else
                                (member.branch_id if member else None), dossier_id=dossier_id,
                                allowed=decision.allowed, rule=decision.rule, viewed_at=now,
-                               previous_hash=previous, entry_hash=entry_hash)
+                               previous_hash=previous, entry_hash=entry_hash, acted_by=acted_by)
         self._record(connection, viewed, event_id, now)
         return decision
 

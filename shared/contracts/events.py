@@ -410,6 +410,9 @@ class DossierViewed(AccessEvent):
     viewed_at: datetime
     previous_hash: str | None = None  # None for the dossier's first view
     entry_hash: str
+    # Through which client, for whom (NEN 7513); outside the hash: the access service's signature
+    # on the event covers it.
+    acted_by: ActedBy | None = None
 
     def partition_key(self) -> str:
         # One dossier's views in order, on one partition.

@@ -481,6 +481,16 @@ def test_the_kindkans_backend_acting_for_an_ib_er_grants_an_extern_and_the_event
                                       for r in read_all(harness.bootstrap, access.topics(Topic.ACCESS_EVENTS)))
                     if x.type == "AccessGranted" and x.event.dossier_id == ours.dossier_id]
 
+        viewed = api.post(f"/v1/dossiers/{ours.dossier_id}/views", headers=bearer, json={})
+        assert viewed.status_code == 200 and viewed.json()["allowed"] is True
+
+        def views() -> list:
+            return [x.event for x in (access.codec.decode(r.value)
+                                      for r in read_all(harness.bootstrap, access.topics(Topic.ACCESS_EVENTS)))
+                    if x.type == "DossierViewed" and x.event.dossier_id == ours.dossier_id]
+
+        view = wait_until(views, message="the view on the log")[0]
+        assert (view.staff_id, view.acted_by.client) == (ib_er.staff_id, backend.client_id)
         event = wait_until(granted_events, message="the grant on the log")[0]
         assert event.staff_id == extern.staff_id
         assert event.acted_by == e.ActedBy(actor=str(ib_er.staff_id), client=backend.client_id,
