@@ -173,6 +173,13 @@ def test_a_processor_rides_out_a_broker_outage_and_applies_what_comes_after(brok
                        message="the consumer meeting the outage")
             assert thread.is_alive(), "the processor exited when its broker went away"
             local.start_broker()
+            # The memory broker forgot its topics too. A producer's auto-creation would make them
+            # with the broker's default partition count, not the project's (found under load: the
+            # event went to a fourth partition the consumer had never been assigned). A service
+            # that starts makes them as the deployment does; here the test does it for them.
+            from shared.kafka.admin import ensure_topics
+
+            ensure_topics(local.bootstrap, runner.topics, settings.topic_partitions, settings.topic_replication)
             later = wait_until(lambda: _published_or_none(publish), timeout_s=60, message="the broker back")
             wait_until(lambda: processed(later), timeout_s=60, message="an event after the outage applied")
             assert thread.is_alive()
