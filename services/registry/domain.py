@@ -281,7 +281,8 @@ def decide(command: ReportMutation, state: RegistryState) -> Decision:
                 return Refused("pupil-already-enrolled", "this pupil is already enrolled here")
             return Accepted((PupilEnrolled(branch_id=branch.branch_id, pupil_id=new_id, name=mutation.name,
                                            date_of_birth=mutation.date_of_birth,
-                                           parent_emails=list(mutation.parent_emails)),))
+                                           parent_emails=list(mutation.parent_emails),
+                                           medical_notes=mutation.medical_notes),))
         case DossierOpenedReport():
             new_id = dossier_id(branch.branch_id, mutation.dossier_ref)
             if new_id in state.dossiers:

@@ -24,7 +24,7 @@ from services.retention.policy import Action, Actor
 from services.retention.requests import Correction
 from services.retention.service import NotPossible
 from shared.bearer import Caller, current_caller, public, requires
-from shared.contracts.events import ConsentGiver, ConsentPurpose, StaffRole, SubjectRequestKind
+from shared.contracts.events import ConsentGiver, ConsentPurpose, DataCategory, StaffRole, SubjectRequestKind
 from shared.problems import Problem
 
 
@@ -259,6 +259,20 @@ def release_hold(pupil_id: UUID, deps: Deps, caller: CurrentCaller) -> None:
     with deps.engine.begin() as connection:
         if not deps.service.set_hold(connection, pupil_id, None, caller.acted_by()):
             raise Problem(404, "not-found", "Unknown pupil")
+
+
+@pupils.post("/{pupil_id}/categories/{category}/erasure", status_code=204,
+             dependencies=[WRITE, on_pupil(Action.CHANGE)])
+def erase_category(pupil_id: UUID, category: DataCategory, deps: Deps, caller: CurrentCaller) -> None:
+    """The board's FG erases one category of a pupil's data on its own (`medical` once no longer
+    needed, `dossier` text): its key goes, every copy of it reads "verwijderd", the rest stays.
+    New data of that category for the pupil is refused from then on."""
+    try:
+        with deps.engine.begin() as connection:
+            if not deps.service.erase_category(connection, pupil_id, category, caller.acted_by()):
+                raise Problem(404, "not-found", "Unknown pupil")
+    except NotPossible as refusal:
+        raise Problem(409, "conflict", "This category cannot be erased now", detail=str(refusal)) from None
 
 
 @purges.get("", response_model=list[PurgePublic], dependencies=[READ])

@@ -22,11 +22,15 @@ from shared.contracts.events import (
     ConsentGiver,
     ConsentPurpose,
     ConsentWithdrawn,
+    DataCategory,
     Event,
     LegalHoldPlaced,
     LegalHoldReleased,
+    PupilCategoryErased,
     PupilDataPurged,
+    category_key_id,
     pupil_key_id,
+    subject_key_ids,
 )
 from shared.crypto import KeyStore
 from shared.outbox import Outbox
@@ -77,8 +81,10 @@ class RetentionService:
             due = store.pupils_due_for_purge(connection, today)
         for row in due:
             key_id = pupil_key_id(UUID(row.pupil_id))
-            # The key goes first: if we stop after this, the next round finds it gone and finishes.
-            self.keys.destroy(key_id)
+            # The keys go first (every category's): if we stop after this, the next round finds
+            # them gone and finishes.
+            for category_key in subject_key_ids(key_id):
+                self.keys.destroy(category_key)
             with engine.begin() as connection:
                 store.record_purge(connection, row.pupil_id, key_id, row.category, row.due_on, self.clock.now(),
                                    row.branch_id)
@@ -112,6 +118,25 @@ class RetentionService:
                         else ConsentWithdrawn(pupil_id=pupil_id, purpose=purpose, withdrawn_by=giver,
                                               acted_by=acted_by))
         self.emit(connection, event, str(uuid.uuid4()), None)
+        return True
+
+    def erase_category(self, connection: Connection, pupil_id: UUID, category: DataCategory,
+                       acted_by: ActedBy | None = None) -> bool:
+        """Erase one category of a pupil's data on its own (medical details no longer needed, a
+        hulpvraag's text on request) by destroying its key. False for an unknown pupil."""
+        pupil = store.load_pupil(connection, pupil_id)
+        if pupil is None:
+            return False
+        if category is DataCategory.IDENTITY:
+            raise NotPossible("identity and contact details go with the whole pupil: a deletion request")
+        if pupil.legal_hold:
+            raise NotPossible("a legal hold keeps the pupil's data until it is released")
+        key_id = category_key_id(pupil_key_id(pupil_id), category)
+        self.keys.destroy(key_id)  # first: irreversible, and the event says it happened
+        self.emit(connection, PupilCategoryErased(pupil_id=pupil_id, category=category, key_id=key_id,
+                                                  acted_by=acted_by),
+                  derived_id("retention", str(pupil_id), "erased", category.value), None)
+        log.info("pupil data category erased", extra={"reason": category.value})
         return True
 
     def consent_answer(self, connection: Connection, pupil_id: UUID, purpose: ConsentPurpose) -> ConsentAnswer | None:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from cryptography.exceptions import InvalidTag
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from shared.contracts.events import ERASED, Event, event_class
+from shared.contracts.events import ERASED, DataCategory, Event, category_key_id, event_class
 from shared.contracts.topics import Topic, TopicNames
 from shared.crypto import (
     KeyStore,
@@ -37,6 +37,12 @@ from shared.crypto import (
 
 CONTENT_TYPE = "application/cloudevents+json"
 SEALED_FIELD = "sealed"
+
+
+def sealed_field(category: DataCategory) -> str:
+    """Where in `data` a category's sealed fields travel: `sealed` (identity and contact, and
+    everything of an event written before categories), `sealed_medical`, `sealed_dossier`."""
+    return SEALED_FIELD if category is DataCategory.IDENTITY else f"{SEALED_FIELD}_{category.value}"
 SAMENVEILIG_NAMESPACE = uuid.UUID("6f1c7d0e-5a43-4b8e-9a8e-2f6d1b7c9e10")
 
 # Who may write each topic of canonical events. The raw intake topic (registry.mutations.v1) is
@@ -219,11 +225,15 @@ class EventCodec:
         if personal:
             if key_id is None:
                 raise TypeError(f"{event.event_type} has personal fields but no data subject")
-            secret = {name: data.pop(name) for name in personal}
-            sealed = seal(self._keys.key_for_writing(key_id),
-                          json.dumps(secret, separators=(",", ":")).encode(),
-                          _associated_data(event_id, event.event_type, key_id))
-            data[SEALED_FIELD] = base64.b64encode(sealed).decode()
+            for category, names in event.personal_categories().items():
+                secret = {name: data.pop(name) for name in names}
+                if category is not DataCategory.IDENTITY and all(value is None for value in secret.values()):
+                    continue  # nothing of this category (an optional field left out): no key for it
+                category_key = category_key_id(key_id, category)
+                sealed = seal(self._keys.key_for_writing(category_key),
+                              json.dumps(secret, separators=(",", ":")).encode(),
+                              _associated_data(event_id, event.event_type, category_key))
+                data[sealed_field(category)] = base64.b64encode(sealed).decode()
         envelope = Envelope(
             id=event_id, source=self._source, type=event.event_type,
             subject=event.subject_reference(), time=recorded_at,
@@ -268,23 +278,35 @@ class EventCodec:
             raise UndecodableMessage("unsupported-schema-version",
                                      f"{envelope.type} v{version} is newer than this reader")
         erased = False
-        sealed = data.pop(SEALED_FIELD, None)
+        blobs = {category: data.pop(sealed_field(category), None) for category in DataCategory}
         personal = cls.personal_fields()
         if personal:
-            if sealed is None or envelope.keyid is None:
+            if all(blob is None for blob in blobs.values()) or envelope.keyid is None:
                 raise UndecodableMessage("not-sealed", "personal fields must arrive sealed")
-            key = self._keys.key_for_reading(envelope.keyid)
-            if key is None:
-                erased = True
-                data.update({name: ERASED for name in personal})
-            else:
+            # Each category under its own key; an event from before categories has them all in
+            # the identity blob. A destroyed key reads as ERASED for the fields it sealed.
+            categories = cls.personal_categories()
+            readable: dict[str, Any] = {}
+            unreadable: set[str] = set()
+            for category, blob in blobs.items():
+                if blob is None:
+                    continue
+                category_key = category_key_id(envelope.keyid, category)
+                key = self._keys.key_for_reading(category_key)
+                if key is None:
+                    erased = True
+                    # The identity blob of an event from before categories held every field.
+                    unreadable |= personal if category is DataCategory.IDENTITY else categories.get(category, set())
+                    continue
                 try:
-                    plain = unseal(key, base64.b64decode(sealed),
-                                   _associated_data(envelope.id, envelope.type, envelope.keyid))
+                    plain = unseal(key, base64.b64decode(blob),
+                                   _associated_data(envelope.id, envelope.type, category_key))
                 except (InvalidTag, ValueError) as error:
                     raise UndecodableMessage("tampered", "sealed data fails authentication") from error
-                data.update(json.loads(plain))
-        elif sealed is not None:
+                readable.update(json.loads(plain))
+            data.update({name: readable.get(name, ERASED) for name in personal
+                         if name in readable or name in unreadable})
+        elif any(blob is not None for blob in blobs.values()):
             raise UndecodableMessage("invalid-data", "sealed data on an event without personal fields")
         try:
             event = cls.model_validate(data)

@@ -21,8 +21,29 @@ ERASED = "verwijderd"
 Erased = Literal["verwijderd"]
 
 PERSONAL_DATA_MARK = "x-personal-data"
-# Annotate a field with this to have it encrypted per data subject.
-Personal = Field(json_schema_extra={PERSONAL_DATA_MARK: True})
+PERSONAL_CATEGORY_MARK = "x-personal-category"
+
+
+class DataCategory(StrEnum):
+    """Categories of a data subject's personal data, each sealed under a key of its own, so that
+    one can be erased on its own (medical details once no longer needed) and the whole subject
+    by destroying them all. Identity and contact is the subject's original key."""
+
+    IDENTITY = "identity"  # name, date of birth, contact details
+    MEDICAL = "medical"  # medication, allergies, diagnoses
+    DOSSIER = "dossier"  # the free text of a hulpvraag
+
+
+def personal(category: DataCategory) -> Any:
+    """Annotate a field with this to have it encrypted per data subject, under that category's key."""
+    extra: dict[str, Any] = {PERSONAL_DATA_MARK: True}
+    if category is not DataCategory.IDENTITY:
+        extra[PERSONAL_CATEGORY_MARK] = category.value
+    return Field(json_schema_extra=extra)
+
+
+# Annotate a field with this to have it encrypted per data subject (identity and contact).
+Personal = personal(DataCategory.IDENTITY)
 
 VESTIGINGSCODE_PATTERN = r"^[0-9]{2}[A-Z]{2}[0-9]{2}$"
 Vestigingscode = Annotated[str, StringConstraints(pattern=VESTIGINGSCODE_PATTERN)]
@@ -42,6 +63,8 @@ PersonalName = Annotated[str, StringConstraints(min_length=1, max_length=200), P
 PersonalEmail = Annotated[EmailStr | Erased, Personal]
 PersonalDate = Annotated[date | Erased, Personal]
 PersonalText = Annotated[str, StringConstraints(max_length=10_000), Personal]
+DossierText = Annotated[str, StringConstraints(max_length=10_000), personal(DataCategory.DOSSIER)]
+MedicalNotes = Annotated[str | None, StringConstraints(max_length=2000), personal(DataCategory.MEDICAL)]
 
 
 class StaffRole(StrEnum):
@@ -121,6 +144,17 @@ class Event(BaseModel):
             and info.json_schema_extra.get(PERSONAL_DATA_MARK)
         )
 
+    @classmethod
+    def personal_categories(cls) -> dict[DataCategory, frozenset[str]]:
+        """The personal fields by the category whose key seals them."""
+        found: dict[DataCategory, set[str]] = {}
+        for name in cls.personal_fields():
+            extra = cls.model_fields[name].json_schema_extra
+            marked = extra.get(PERSONAL_CATEGORY_MARK) if isinstance(extra, dict) else None
+            category = DataCategory(str(marked)) if marked else DataCategory.IDENTITY
+            found.setdefault(category, set()).add(name)
+        return {category: frozenset(names) for category, names in found.items()}
+
     def subject_reference(self) -> str | None:
         """CloudEvents `subject`: what the event is about, by id only (never personal data)."""
         return None
@@ -128,6 +162,17 @@ class Event(BaseModel):
 
 def pupil_key_id(pupil_id: UUID) -> str:
     return f"pupil/{pupil_id}"
+
+
+def category_key_id(subject_key_id: str, category: DataCategory) -> str:
+    """The key of one category of a subject's data. Identity and contact keep the subject's own
+    key, so every event sealed before categories existed (all fields under that key) still reads."""
+    return subject_key_id if category is DataCategory.IDENTITY else f"{subject_key_id}/{category.value}"
+
+
+def subject_key_ids(subject_key_id: str) -> list[str]:
+    """Every key of a subject: a purge destroys them all."""
+    return [category_key_id(subject_key_id, category) for category in DataCategory]
 
 
 def staff_key_id(staff_id: UUID) -> str:
@@ -319,6 +364,8 @@ class PupilEnrolled(PupilEvent):
     name: PersonalName
     date_of_birth: PersonalDate
     parent_emails: Annotated[list[EmailStr] | Erased, Personal]
+    # Medication, allergies: only where the school needs them; erasable on its own.
+    medical_notes: MedicalNotes = None
 
 
 class PupilLeft(PupilEvent):
@@ -337,8 +384,8 @@ class DossierOpened(DossierEvent):
     event_type: ClassVar[str] = "DossierOpened"
     pupil_id: UUID
     contact_staff_id: UUID
-    # Free text about the child's need for help.
-    summary: PersonalText
+    # Free text about the child's need for help (its own key: erasable apart from the pupil).
+    summary: DossierText
 
     def data_subject(self) -> str | None:
         return pupil_key_id(self.pupil_id)
@@ -616,6 +663,16 @@ class PupilDataPurged(RetentionEvent):
 
     event_type: ClassVar[str] = "PupilDataPurged"
     key_id: ShortText
+
+
+class PupilCategoryErased(RetentionEvent):
+    """One category of the pupil's data (medical, dossier text) was erased on its own: its key
+    is destroyed, so that category reads as ERASED in every copy; the rest of the pupil stays."""
+
+    event_type: ClassVar[str] = "PupilCategoryErased"
+    category: DataCategory
+    key_id: ShortText
+    acted_by: ActedBy | None = None
 
 
 class LegalHoldPlaced(RetentionEvent):

@@ -147,6 +147,10 @@ class PupilEnrolledReport(_Mutation):
     name: PersonName
     date_of_birth: date
     parent_emails: list[EmailStr] = Field(min_length=1, max_length=4)
+    medical_notes: str | None = Field(
+        default=None, max_length=2000,
+        description="Medication, allergies: only what the school needs. Sealed under a key of its own, "
+                    "so it can be erased when no longer needed while the rest of the pupil's data stays.")
 
 
 class PupilLeftReport(_Mutation):

@@ -444,3 +444,29 @@ def test_a_leak_mail_to_more_parents_than_one_fg_may_send_waits_for_a_second_fg(
                     headers=fg_headers(uuid4(), branches["12AB00"])).status_code == 409
     approvals = [r.event for r in school.events(Topic.RETENTION_EVENTS) if r.type == "LeakMailingApproved"]
     assert [(a.recipients, a.acted_by.actor) for a in approvals] == [(4, str(second_fg))]
+
+
+def test_the_fg_erases_one_category_of_a_pupils_data_and_the_rest_stays(school):
+    """Keys per category: the hulpvraag's text of Anna goes (every copy on the log reads
+    "verwijderd"), her name and her parents' addresses stay; a hold stops it; another board's FG
+    and the category of identity (that is the whole pupil: a deletion request) are refused."""
+    api, ids, branches = school.api, school.ids, school.branches
+    anna, daan = ids["anna"], ids["daan"]
+    assert api.post(f"/v1/pupils/{anna}/categories/dossier/erasure",
+                    headers=fg_headers(uuid4(), branches["34CD00"])).status_code == 403
+    assert api.post(f"/v1/pupils/{anna}/categories/identity/erasure").status_code == 409
+    assert api.put(f"/v1/pupils/{daan}/legal-hold", json={"reason": "Lopend bezwaar"}).status_code == 204
+    held = api.post(f"/v1/pupils/{daan}/categories/dossier/erasure")
+    assert held.status_code == 409 and "legal hold" in held.json()["detail"]
+
+    assert api.post(f"/v1/pupils/{anna}/categories/dossier/erasure").status_code == 204
+    registry = {r.type: r for r in school.events(Topic.REGISTRY_EVENTS)
+                if r.type in ("PupilEnrolled", "DossierOpened") and getattr(r.event, "pupil_id", None) == anna}
+    assert registry["DossierOpened"].event.summary == "verwijderd" and registry["DossierOpened"].erased
+    assert registry["PupilEnrolled"].event.name == "Anna Jansen" and not registry["PupilEnrolled"].erased
+    daan_dossier = next(r for r in school.events(Topic.REGISTRY_EVENTS)
+                        if r.type == "DossierOpened" and r.event.pupil_id == daan)
+    assert daan_dossier.event.summary.startswith("Hulpvraag hv-daan")
+    erased = wait_until(lambda: [r.event for r in school.events(Topic.RETENTION_EVENTS)
+                                 if r.type == "PupilCategoryErased"], message="the erasure on the log")
+    assert [(x.pupil_id, x.category, x.acted_by.actor) for x in erased] == [(anna, "dossier", str(school.fg))]

@@ -11,7 +11,16 @@ import pytest
 from shared.contracts import envelope as envelope_module
 from shared.contracts import generate
 from shared.contracts.envelope import SEALED_FIELD, EventCodec, UndecodableMessage, derived_id
-from shared.contracts.events import ERASED, EVENT_TYPE_NAME, EVENT_TYPES, StaffDeparted, Topic
+from shared.contracts.events import (
+    ERASED,
+    EVENT_TYPE_NAME,
+    EVENT_TYPES,
+    DataCategory,
+    StaffDeparted,
+    Topic,
+    category_key_id,
+    subject_key_ids,
+)
 from shared.crypto import InMemoryKeyStore, KeyDestroyed
 from tests.unit.samples import BRANCH, MOMENT, SAMPLES, STAFF, sample
 
@@ -61,7 +70,8 @@ def test_destroying_the_subjects_key_erases_every_copy_but_replay_still_works(co
     enrolled, dossier = sample("PupilEnrolled"), sample("DossierOpened")  # PupilEnrolled, DossierOpened: same pupil
     stored = [codec.encode(enrolled, event_id="e1", recorded_at=MOMENT).value,
               codec.encode(dossier, event_id="e2", recorded_at=MOMENT).value]
-    assert keys.destroy(enrolled.data_subject())
+    # The purge destroys every key of the pupil: one per category of data.
+    assert [keys.destroy(key_id) for key_id in subject_key_ids(enrolled.data_subject())] == [True, True, True]
 
     first, second = (codec.decode(value) for value in stored)
     assert first.erased and second.erased
@@ -69,6 +79,46 @@ def test_destroying_the_subjects_key_erases_every_copy_but_replay_still_works(co
     assert first.event.parent_emails == ERASED and second.event.summary == ERASED
     # What is not personal stays readable, so folds over the history still work.
     assert first.event.pupil_id == enrolled.pupil_id and second.event.dossier_id == dossier.dossier_id
+
+
+def test_one_category_of_a_pupils_data_is_erased_on_its_own(codec, keys):
+    """Medical details when no longer needed, a hulpvraag's text on request: each has a key of
+    its own, so destroying it erases that category in every copy and leaves the rest readable."""
+    enrolled, dossier = sample("PupilEnrolled"), sample("DossierOpened")
+    stored = [codec.encode(enrolled, event_id="e1", recorded_at=MOMENT).value,
+              codec.encode(dossier, event_id="e2", recorded_at=MOMENT).value]
+    assert b"Pinda" not in stored[0] and b"sealed_medical" in stored[0]
+    assert keys.destroy(category_key_id(enrolled.data_subject(), DataCategory.MEDICAL))
+    first, second = (codec.decode(value) for value in stored)
+    assert first.erased and first.event.medical_notes == ERASED
+    assert first.event.name == "Daan Jansen" and first.event.parent_emails == ["ouder.jansen@example.nl"]
+    assert not second.erased and second.event.summary == dossier.summary
+    assert keys.destroy(category_key_id(enrolled.data_subject(), DataCategory.DOSSIER))
+    assert codec.decode(stored[1]).event.summary == ERASED
+    assert codec.decode(stored[0]).event.name == "Daan Jansen"
+    # A later event of the pupil still carries identity data; a medical note no longer can.
+    codec.encode(enrolled.model_copy(update={"medical_notes": None}), event_id="e3", recorded_at=MOMENT)
+    with pytest.raises(KeyDestroyed):
+        codec.encode(enrolled, event_id="e4", recorded_at=MOMENT)
+
+
+def test_an_event_sealed_before_categories_still_reads_and_is_erased_with_the_pupil(codec, keys):
+    """Events written with every personal field under the pupil's one key (before categories)."""
+    from shared.contracts.envelope import _associated_data
+    from shared.crypto import seal
+
+    dossier = sample("DossierOpened")
+    envelope = json.loads(codec.encode(dossier, event_id="old", recorded_at=MOMENT).value)
+    del envelope["data"]["sealed_dossier"]
+    key_id = dossier.data_subject()
+    envelope["data"][SEALED_FIELD] = base64.b64encode(seal(
+        keys.key_for_writing(key_id), json.dumps({"summary": dossier.summary}).encode(),
+        _associated_data("old", "DossierOpened", key_id))).decode()
+    old = json.dumps(envelope).encode()
+    assert codec.decode(old).event.summary == dossier.summary
+    for each in subject_key_ids(key_id):
+        keys.destroy(each)
+    assert codec.decode(old).event.summary == ERASED and codec.decode(old).erased
 
 
 def test_no_new_personal_data_is_written_for_a_purged_subject(codec, keys):
