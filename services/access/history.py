@@ -18,7 +18,7 @@ from functools import reduce
 from typing import Literal
 from uuid import UUID
 
-from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, Decision, evolve
+from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, ChangeKind, Decision, evolve
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
@@ -62,6 +62,35 @@ def what_could_see(state: AccessState, staff_id: UUID, at: datetime) -> list[Acc
     out = [Access(staff_id, dossier_id, state.decide(staff_id, dossier_id, at))
            for dossier_id in sorted(state.dossiers)]
     return [a for a in out if a.decision.allowed]
+
+
+@dataclass(frozen=True)
+class ChangeRights:
+    """What of a dossier one staff member could change, each with its decision (only the allowed)."""
+
+    staff_id: UUID
+    dossier_id: UUID
+    decisions: dict[ChangeKind, Decision]
+
+    @property
+    def what(self) -> list[ChangeKind]:
+        return list(self.decisions)
+
+
+def change_rights(state: AccessState, staff_id: UUID, dossier_id: UUID, at: datetime) -> ChangeRights:
+    decided = {what: state.decide_change(staff_id, dossier_id, what, at) for what in ChangeKind}
+    return ChangeRights(staff_id, dossier_id, {what: d for what, d in decided.items() if d.allowed})
+
+
+def who_could_change(state: AccessState, dossier_id: UUID, at: datetime) -> list[ChangeRights]:
+    """Who could change something of the dossier at `at` (the same may_change as the live check)."""
+    out = [change_rights(state, staff_id, dossier_id, at) for staff_id in sorted(state.staff)]
+    return [rights for rights in out if rights.decisions]
+
+
+def what_could_change(state: AccessState, staff_id: UUID, at: datetime) -> list[ChangeRights]:
+    out = [change_rights(state, staff_id, dossier_id, at) for dossier_id in sorted(state.dossiers)]
+    return [rights for rights in out if rights.decisions]
 
 
 def timeline(entries: Iterable[Entry], dossier_id: UUID) -> list[Entry]:

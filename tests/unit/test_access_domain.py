@@ -49,6 +49,13 @@ def joined(staff_id: uuid.UUID, role: str, when: datetime = JULY, branch: uuid.U
                             email="n@school.example", access_until=access_until), when)
 
 
+def agreed(staff_id: uuid.UUID, signed_on: date = date(2026, 6, 15), valid_until: date = date(2027, 6, 30),
+           version: str = "geheimhouding-2026-1", recorded: datetime = JULY) -> RecordedEvent:
+    """A confidentiality agreement, in effect from its signing (as the service records it)."""
+    return at(e.ConfidentialityAgreementRecorded(staff_id=staff_id, branch_id=BRANCH, version=version,
+                                                 signed_on=signed_on, valid_until=valid_until), recorded)
+
+
 def world(*extra: RecordedEvent, contact: uuid.UUID | None = None) -> AccessState:
     history = [
         at(e.BranchFounded(branch_id=BRANCH, vestigingscode="12AB00", name="OBS De Regenboog", address=ADDRESS,
@@ -104,20 +111,21 @@ def test_externs_and_interns_see_only_explicit_grants_that_expire_by_themselves(
     until = JULY + timedelta(days=20)
     granted = at(e.AccessGranted(staff_id=intern, dossier_id=DOSSIER, rule=RULE_EXPLICIT, until=until),
                  JULY + timedelta(days=2))
-    state = world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), granted, contact=intern)
+    state = world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), agreed(intern), granted,
+                  contact=intern)
     assert state.decide(intern, DOSSIER, JULY + timedelta(days=19)).rule == RULE_EXPLICIT
     expired = state.decide(intern, DOSSIER, until)
     assert not expired.allowed and expired.rule == "access-expired"
     # Being contact person gives an intern nothing without a grant.
-    assert not world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), contact=intern).decide(
-        intern, DOSSIER, LATER).allowed
+    assert not world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), agreed(intern),
+                     contact=intern).decide(intern, DOSSIER, LATER).allowed
 
 
 def test_an_externs_own_access_period_ends_every_grant():
     extern = staff()
     granted = at(e.AccessGranted(staff_id=extern, dossier_id=DOSSIER, rule=RULE_EXPLICIT,
                                  until=JULY + timedelta(days=100)), JULY + timedelta(days=2))
-    state = world(joined(extern, "extern", access_until=date(2026, 7, 31)), granted)
+    state = world(joined(extern, "extern", access_until=date(2026, 7, 31)), agreed(extern), granted)
     assert state.decide(extern, DOSSIER, datetime(2026, 7, 31, 21, 59, tzinfo=UTC)).allowed  # 23:59 Dutch time
     assert state.decide(extern, DOSSIER, datetime(2026, 7, 31, 22, 0, tzinfo=UTC)).rule == "access-expired"
 
