@@ -22,6 +22,8 @@ from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, Cha
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
+    ConfidentialityAgreementRecorded,
+    ConfidentialityAgreementRevoked,
     DossierClosed,
     DossierContactAssigned,
     DossierOpened,
@@ -94,15 +96,22 @@ def what_could_change(state: AccessState, staff_id: UUID, at: datetime) -> list[
 
 
 def timeline(entries: Iterable[Entry], dossier_id: UUID) -> list[Entry]:
-    """Everything that happened to one dossier and its access, in the order it was recorded."""
+    """Everything that happened to one dossier and its access, in the order it was recorded; with
+    the confidentiality agreements of everyone granted it (they decide whether the grant counts)."""
     branch_id = None
+    granted: set[UUID] = set()
     for entry in entries:
         if isinstance(entry.event.event, DossierOpened) and entry.event.event.dossier_id == dossier_id:
             branch_id = entry.event.event.branch_id
+        if isinstance(entry.event.event, AccessGranted) and entry.event.event.dossier_id == dossier_id:
+            granted.add(entry.event.event.staff_id)
     relevant = []
     for entry in entries:
         event = entry.event.event
-        if (getattr(event, "dossier_id", None) == dossier_id and isinstance(
+        if isinstance(event, ConfidentialityAgreementRecorded | ConfidentialityAgreementRevoked):
+            if event.staff_id in granted:
+                relevant.append(entry)
+        elif (getattr(event, "dossier_id", None) == dossier_id and isinstance(
                 event, DossierOpened | DossierContactAssigned | DossierClosed | DossierViewed | AccessGranted
                 | AccessRevoked)) or (branch_id is not None and getattr(event, "branch_id", None) == branch_id
               and isinstance(event, AccessGranted | AccessRevoked | NotificationsStopped | StaffDeparted)

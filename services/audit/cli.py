@@ -59,6 +59,7 @@ from services.registry.domain import FOLDED_TYPES as REGISTRY_FOLDED
 from services.registry.domain import INITIAL_STATE as REGISTRY_INITIAL
 from services.registry.domain import evolve as registry_evolve
 from shared.contracts.envelope import EventCodec
+from shared.contracts.events import ConfidentialityAgreementRecorded, DossierViewed
 from shared.contracts.topics import EVENT_TOPICS, Topic, TopicNames, dead_letter_topic
 from shared.crypto import InMemoryKeyStore, TrustedSigners
 from shared.kafka.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
@@ -240,6 +241,10 @@ def _timeline_rows(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 def _detail(event: Any) -> str:
+    if isinstance(event, ConfidentialityAgreementRecorded):
+        return f"version={event.version} valid_until={event.valid_until}"
+    if isinstance(event, DossierViewed) and event.action != "view":
+        return f"{event.action} {event.what}: allowed={event.allowed} rule={event.rule}"
     for name in ("rule", "reason", "allowed"):
         if hasattr(event, name):
             return f"{name}={getattr(event, name)}"

@@ -411,3 +411,7 @@ def test_an_intern_without_an_agreement_is_refused_with_one_allowed_and_after_it
     mine = audit("what-could-see", str(teacher.staff_id), "--at", after_agreement.isoformat(), "--action", "change")
     assert [(row["dossier_id"], row["may_change"]) for row in mine["could_change"]] == [
         (str(opened.dossier_id), ["text"])]
+    timeline = audit("timeline", str(opened.dossier_id))["timeline"]
+    assert [row["detail"] for row in timeline if row["type"] == "ConfidentialityAgreementRecorded"] == [
+        f"version=geheimhouding-2026-1 valid_until={today + timedelta(days=10)}"], "the granted intern's agreement"
+    assert "change text: allowed=False rule=view-only" in [row["detail"] for row in timeline]
