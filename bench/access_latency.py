@@ -62,7 +62,7 @@ from bench.harness import (
 from services.access import store
 from services.access.api import create_app
 from services.access.bootstrap import AccessDeps, build, build_runner
-from services.access.domain import Decision, Dossier, Grant, StaffMember
+from services.access.domain import TIME_BOUND_ROLES, Agreement, Decision, Dossier, Grant, StaffMember
 from services.access.settings import AccessSettings
 from shared.contracts.events import StaffDeparted, StaffRole
 from shared.contracts.topics import Topic
@@ -303,7 +303,26 @@ def populate(deps: AccessDeps, staff_total: int, dossier_total: int, rng: random
     in_chunks(dossiers, store.save_dossier, "dossiers")
     progress(f"  {len(dossiers)} dossiers written ({time.perf_counter() - started:.1f} s)")
     in_chunks(grants, store.save_grant, "grants")
+    in_chunks(plan_agreements(members, now), store.save_agreement, "agreements")
     return pop, time.perf_counter() - started
+
+
+def plan_agreements(members: list[Any], now: datetime) -> list[Agreement]:
+    """Externs and interns are bound by a confidentiality agreement: most valid, one in twenty
+    expired, one in twenty never recorded (their own generator: the population's draws stay as
+    they were)."""
+    rng = random.Random(len(members))
+    out = []
+    for member, _email in members:
+        if member.role not in TIME_BOUND_ROLES:
+            continue
+        r = rng.random()
+        if r < 0.05:
+            continue
+        signed = now - timedelta(days=rng.randint(30, 400))
+        until = now - timedelta(days=rng.randint(1, 20)) if r < 0.10 else now + timedelta(days=rng.randint(30, 365))
+        out.append(Agreement(member.staff_id, "geheimhouding-1", signed, until))
+    return out
 
 
 def draw_pairs(rng: random.Random, pop: Population, count: int) -> list[tuple[UUID, UUID, str]]:

@@ -6,18 +6,25 @@ Rules (each decision names its rule, the role it rests on and since when):
 - a directeur sees every dossier of their branch (they carry final responsibility for pupil
   care at the branch and receive the ContactPersonMissing alerts);
 - a leerkracht sees the dossiers they are contact person of, and those explicitly granted;
-- an extern or stagiair sees only explicit grants, each with an end date, and never past the end
-  of their own access period;
+- an extern or stagiair sees only explicit grants, each with an end date, never past the end
+  of their own access period, and only while a confidentiality agreement of theirs is valid;
 - an SWV consultant sees the dossiers of branches in their wijknetwerken;
 - an administrator sees no dossier by role (data minimisation), only by explicit grant;
 - anyone whose departure has taken effect sees nothing, whatever else holds.
+
+Changing (`may_change`: a dossier's contact, text or status) needs seeing first, and then:
+- the IB'er and the directeur of the dossier's branch change all three;
+- the contact person changes the text of their own dossier, not its contact or status;
+- an extern, a stagiair, an SWV consultant and anyone by explicit grant change nothing;
+- a closed dossier's text and contact change no more; its status only by the IB'er or director.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Protocol
 from uuid import UUID
@@ -29,6 +36,8 @@ from shared.contracts.events import (
     ActedBy,
     BranchFounded,
     BranchWijknetwerkChanged,
+    ConfidentialityAgreementRecorded,
+    ConfidentialityAgreementRevoked,
     ConsultantDeparted,
     ConsultantJoined,
     DossierClosed,
@@ -57,6 +66,25 @@ DENY_UNKNOWN_DOSSIER = "unknown-dossier"
 DENY_DEPARTED = "departed"
 DENY_EXPIRED = "access-expired"
 DENY_NO_RULE = "no-rule"
+DENY_NO_AGREEMENT = "no-agreement"
+DENY_AGREEMENT_EXPIRED = "agreement-expired"
+# may_change's refusals (a see-refusal comes back as it is)
+DENY_VIEW_ONLY = "view-only"
+DENY_CONTACT_TEXT_ONLY = "contact-person-changes-text-only"
+DENY_DOSSIER_CLOSED = "dossier-closed"
+
+
+class Action(StrEnum):
+    VIEW = "view"
+    CHANGE = "change"
+
+
+class ChangeKind(StrEnum):
+    """What of a dossier a change touches."""
+
+    CONTACT = "contact"
+    TEXT = "text"
+    STATUS = "status"
 
 
 @dataclass(frozen=True)
@@ -105,6 +133,21 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Agreement:
+    """An extern's or stagiair's confidentiality agreement: valid from the start of the day it was
+    signed through the end of `valid_until` (Dutch time), unless revoked before."""
+
+    staff_id: UUID
+    version: str
+    valid_from: datetime
+    valid_until: datetime  # exclusive: the first moment it no longer holds
+    revoked_at: datetime | None = None
+
+    def valid(self, at: datetime) -> bool:
+        return self.valid_from <= at < self.valid_until and (self.revoked_at is None or at < self.revoked_at)
+
+
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     rule: str
@@ -114,9 +157,10 @@ class Decision:
 
 
 def may_see(member: StaffMember | None, dossier: Dossier | None, wijknetwerk: str | None,
-            grant: Grant | None, now: datetime) -> Decision:
+            grant: Grant | None, now: datetime, agreement: Agreement | None = None) -> Decision:
     """May `member` see `dossier` at `now`? `wijknetwerk` is the dossier's branch's; `grant` the
-    member's explicit grant for this dossier, if any."""
+    member's explicit grant for this dossier, if any; `agreement` their confidentiality agreement
+    (only externs and interns need one)."""
     if member is None:
         return Decision(False, DENY_UNKNOWN_STAFF, "this staff member is not known")
     role = member.role
@@ -129,6 +173,10 @@ def may_see(member: StaffMember | None, dossier: Dossier | None, wijknetwerk: st
     if role in TIME_BOUND_ROLES and member.access_until is not None and member.access_until <= now:
         return Decision(False, DENY_EXPIRED, "the access period of this extern or stagiair has ended", role,
                         member.access_until)
+    if role in TIME_BOUND_ROLES:
+        refused = _agreement_refusal(agreement, now, role)
+        if refused is not None:
+            return refused
     if role in BRANCH_RULES and member.branch_id == dossier.branch_id:
         rule = BRANCH_RULES[role]
         return Decision(True, rule, f"{role.value} of the dossier's branch", role,
@@ -143,6 +191,48 @@ def may_see(member: StaffMember | None, dossier: Dossier | None, wijknetwerk: st
     if grant is not None and grant.until is not None and grant.until <= now:
         return Decision(False, DENY_EXPIRED, "the explicit grant has expired", role, grant.until)
     return Decision(False, DENY_NO_RULE, "no rule grants this staff member access to this dossier", role)
+
+
+def _agreement_refusal(agreement: Agreement | None, now: datetime, role: StaffRole) -> Decision | None:
+    """An extern or intern is bound by a confidentiality agreement; without one valid now, no
+    grant of theirs takes effect (an expired one ends their access like an end date)."""
+    if agreement is None or now < agreement.valid_from:
+        return Decision(False, DENY_NO_AGREEMENT,
+                        "this extern or stagiair has no confidentiality agreement valid now", role)
+    if agreement.revoked_at is not None and agreement.revoked_at <= now:
+        return Decision(False, DENY_NO_AGREEMENT, "the confidentiality agreement was revoked", role,
+                        agreement.revoked_at)
+    if agreement.valid_until <= now:
+        return Decision(False, DENY_AGREEMENT_EXPIRED, "the confidentiality agreement has expired", role,
+                        agreement.valid_until)
+    return None
+
+
+def may_change(member: StaffMember | None, dossier: Dossier | None, wijknetwerk: str | None,
+               grant: Grant | None, what: ChangeKind, now: datetime, agreement: Agreement | None = None) -> Decision:
+    """May `member` change `what` of `dossier` at `now`? Only who may see it, and of those only
+    the branch's IB'er and director (everything) and the contact person (the text)."""
+    seen = may_see(member, dossier, wijknetwerk, grant, now, agreement)
+    if not seen.allowed or member is None or dossier is None:
+        return seen
+    role = member.role
+    if role in BRANCH_RULES and member.branch_id == dossier.branch_id:
+        if not dossier.open and what is not ChangeKind.STATUS:
+            return Decision(False, DENY_DOSSIER_CLOSED, "a closed dossier's text and contact no longer change",
+                            role)
+        return Decision(True, BRANCH_RULES[role], f"{role.value} of the dossier's branch changes its {what.value}",
+                        role, seen.since)
+    if role in TIME_BOUND_ROLES or seen.rule in (RULE_SWV, RULE_EXPLICIT):
+        return Decision(False, DENY_VIEW_ONLY, f"{seen.rule} gives view rights only, no change rights", role)
+    if seen.rule == RULE_CONTACT:
+        if what is not ChangeKind.TEXT:
+            return Decision(False, DENY_CONTACT_TEXT_ONLY,
+                            "the contact person changes the dossier's text, not its contact or status", role)
+        if not dossier.open:
+            return Decision(False, DENY_DOSSIER_CLOSED, "a closed dossier's text and contact no longer change",
+                            role)
+        return Decision(True, RULE_CONTACT, "contact person of the dossier changes its text", role, seen.since)
+    return Decision(False, DENY_VIEW_ONLY, "no rule gives this staff member change rights", role)
 
 
 def role_rule(member: StaffMember) -> str | None:
@@ -207,6 +297,25 @@ def evolve_grant(grant: Grant | None, recorded: RecordedEvent) -> Grant | None:
     return grant
 
 
+def evolve_agreement(agreement: Agreement | None, recorded: RecordedEvent) -> Agreement | None:
+    event = recorded.event
+    match event:
+        case ConfidentialityAgreementRecorded():
+            # The newest agreement is the one that binds them (a renewal replaces the old one).
+            return Agreement(event.staff_id, event.version, _start_of_day(event.signed_on, recorded.effective_at),
+                             _end_of_day(event.valid_until, recorded.effective_at))
+        case ConfidentialityAgreementRevoked() if agreement is not None and agreement.version == event.version:
+            return replace(agreement, revoked_at=recorded.effective_at)
+    return agreement
+
+
+def _start_of_day(day: date, fallback: datetime) -> datetime:
+    from datetime import time
+    from zoneinfo import ZoneInfo
+
+    return datetime.combine(day, time.min, ZoneInfo("Europe/Amsterdam")).astimezone(fallback.tzinfo)
+
+
 def _end_of_day(day: Any, fallback: datetime) -> datetime:
     """Access 'until 31 January' lasts through that day (Dutch time)."""
     from datetime import time, timedelta
@@ -224,12 +333,19 @@ class AccessState:
     dossiers: Mapping[UUID, Dossier] = field(default_factory=lambda: MappingProxyType({}))
     wijknetwerken: Mapping[UUID, str] = field(default_factory=lambda: MappingProxyType({}))
     grants: Mapping[tuple[UUID, UUID], Grant] = field(default_factory=lambda: MappingProxyType({}))
+    agreements: Mapping[UUID, Agreement] = field(default_factory=lambda: MappingProxyType({}))
 
     def decide(self, staff_id: UUID, dossier_id: UUID, now: datetime) -> Decision:
         dossier = self.dossiers.get(dossier_id)
         return may_see(self.staff.get(staff_id), dossier,
                        self.wijknetwerken.get(dossier.branch_id) if dossier else None,
-                       self.grants.get((staff_id, dossier_id)), now)
+                       self.grants.get((staff_id, dossier_id)), now, self.agreements.get(staff_id))
+
+    def decide_change(self, staff_id: UUID, dossier_id: UUID, what: ChangeKind, now: datetime) -> Decision:
+        dossier = self.dossiers.get(dossier_id)
+        return may_change(self.staff.get(staff_id), dossier,
+                          self.wijknetwerken.get(dossier.branch_id) if dossier else None,
+                          self.grants.get((staff_id, dossier_id)), what, now, self.agreements.get(staff_id))
 
 
 INITIAL_STATE = AccessState()
@@ -258,6 +374,8 @@ class AccessEntities(Protocol):
     def save_grant(self, grant: Grant) -> None: ...
     def grants_of(self, staff_id: UUID) -> list[Grant]: ...
     def drop_pupil(self, pupil_id: UUID) -> None: ...
+    def agreement(self, staff_id: UUID) -> Agreement | None: ...
+    def save_agreement(self, agreement: Agreement) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -312,6 +430,14 @@ def _grant_changed(entities: AccessEntities, recorded: RecordedEvent) -> Grant |
     return grant
 
 
+def _agreement_changed(entities: AccessEntities, recorded: RecordedEvent) -> Agreement | None:
+    staff_id: UUID = recorded.event.staff_id  # type: ignore[attr-defined]
+    agreement = evolve_agreement(entities.agreement(staff_id), recorded)
+    if agreement is not None:
+        entities.save_agreement(agreement)
+    return agreement
+
+
 def _no_reactions(entities: AccessEntities, recorded: RecordedEvent, change: Any) -> list[Event]:
     return []
 
@@ -329,6 +455,7 @@ _MEMBER = Handler(_member_changed, _member_reactions)
 _DOSSIER = Handler(_dossier_changed)
 _WIJKNETWERK = Handler(_wijknetwerk_changed)
 _GRANT = Handler(_grant_changed)
+_AGREEMENT = Handler(_agreement_changed)
 
 HANDLERS: Mapping[type[Event], Handler] = MappingProxyType({
     StaffJoined: _MEMBER, StaffRoleChanged: _MEMBER, StaffDeparted: _MEMBER,
@@ -337,6 +464,7 @@ HANDLERS: Mapping[type[Event], Handler] = MappingProxyType({
     BranchFounded: _WIJKNETWERK, BranchWijknetwerkChanged: _WIJKNETWERK,
     PupilDataPurged: Handler(_pupil_purged),
     AccessGranted: _GRANT, AccessRevoked: _GRANT,
+    ConfidentialityAgreementRecorded: _AGREEMENT, ConfidentialityAgreementRevoked: _AGREEMENT,
 })
 
 # The event types the fold reads; every other event leaves the state as it is. Folds over the
@@ -383,6 +511,12 @@ class StateEntities:
 
     def grants_of(self, staff_id: UUID) -> list[Grant]:
         return [grant for (owner, _), grant in self.state.grants.items() if owner == staff_id]
+
+    def agreement(self, staff_id: UUID) -> Agreement | None:
+        return self.state.agreements.get(staff_id)
+
+    def save_agreement(self, agreement: Agreement) -> None:
+        self.state = replace(self.state, agreements=_with(self.state.agreements, agreement.staff_id, agreement))
 
     def drop_pupil(self, pupil_id: UUID) -> None:
         state = self.state
@@ -476,3 +610,57 @@ def decide_revoke(granter: StaffMember | None, granter_decision: Decision, grant
         return Refused("no-active-grant", "there is no active explicit grant to revoke")
     return AccessRevoked(staff_id=grant.staff_id, dossier_id=grant.dossier_id, rule=RULE_EXPLICIT,
                          reason="revoked by IB'er or director", acted_by=acted_by)
+
+
+# --- confidentiality agreements, decided for the API ----------------------------------------
+
+def decide_agreement(recorder: StaffMember | None, subject: StaffMember | None, current: Agreement | None,
+                     version: str, signed_on: date, valid_until: date, today: date, now: datetime,
+                     acted_by: ActedBy | None = None) -> ConfidentialityAgreementRecorded | Refused:
+    """The IB'er or director of an extern's or stagiair's own branch records the agreement they
+    signed. `today` is the Dutch date at `now` (the edge fills it in); `current` the agreement
+    that binds them now, if any.
+
+    The event takes effect on the day of signing, so a fold in order of effect (the audit) must
+    meet agreements in the order they were recorded: a new one is never signed before the
+    current one, and a revoked version is not recorded again (sign a new version)."""
+    if not _may_record_agreement(recorder, subject, now):
+        return Refused("not-allowed-to-record",
+                       "only an IB'er or director of the staff member's own branch records their agreement")
+    if subject is None:
+        return Refused(DENY_UNKNOWN_STAFF, "the staff member is not known")
+    if subject.role not in TIME_BOUND_ROLES:
+        return Refused("not-time-bound", "only an extern or stagiair signs a confidentiality agreement here")
+    if subject.has_departed(now):
+        return Refused(DENY_DEPARTED, "the staff member has departed")
+    if signed_on > today:
+        return Refused("signed-in-future", "an agreement is recorded once it is signed")
+    if valid_until < signed_on:
+        return Refused("valid-until-before-signed", "the agreement ends before it was signed")
+    if valid_until < today:
+        return Refused(DENY_AGREEMENT_EXPIRED, "the agreement has already expired")
+    if current is not None and current.revoked_at is not None and current.version == version:
+        return Refused("version-revoked", "this version of the agreement was revoked; record a newly signed one")
+    if current is not None and _start_of_day(signed_on, now) < current.valid_from:
+        return Refused("older-than-current", "the agreement in force was signed later than this one")
+    return ConfidentialityAgreementRecorded(staff_id=subject.staff_id, branch_id=subject.branch_id, version=version,
+                                            signed_on=signed_on, valid_until=valid_until, acted_by=acted_by)
+
+
+def decide_agreement_revoke(recorder: StaffMember | None, subject: StaffMember | None, agreement: Agreement | None,
+                            reason: str, now: datetime,
+                            acted_by: ActedBy | None = None) -> ConfidentialityAgreementRevoked | Refused:
+    if not _may_record_agreement(recorder, subject, now) or subject is None:
+        return Refused("not-allowed-to-record",
+                       "only an IB'er or director of the staff member's own branch revokes their agreement")
+    if agreement is None or agreement.revoked_at is not None or agreement.valid_until <= now:
+        return Refused("no-valid-agreement", "there is no agreement in force to revoke")
+    return ConfidentialityAgreementRevoked(staff_id=subject.staff_id, branch_id=subject.branch_id,
+                                           version=agreement.version, reason=reason, acted_by=acted_by)
+
+
+def _may_record_agreement(recorder: StaffMember | None, subject: StaffMember | None, now: datetime) -> bool:
+    # A subject unknown to us gives nothing away: the recorder learns only "not allowed".
+    return (recorder is not None and recorder.role in GRANTING_ROLES and not recorder.has_departed(now)
+            and (recorder.joined_at is None or recorder.joined_at <= now)
+            and (subject is None or (subject.branch_id is not None and subject.branch_id == recorder.branch_id)))

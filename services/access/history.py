@@ -18,10 +18,12 @@ from functools import reduce
 from typing import Literal
 from uuid import UUID
 
-from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, Decision, evolve
+from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, ChangeKind, Decision, evolve
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
+    ConfidentialityAgreementRecorded,
+    ConfidentialityAgreementRevoked,
     DossierClosed,
     DossierContactAssigned,
     DossierOpened,
@@ -64,16 +66,52 @@ def what_could_see(state: AccessState, staff_id: UUID, at: datetime) -> list[Acc
     return [a for a in out if a.decision.allowed]
 
 
+@dataclass(frozen=True)
+class ChangeRights:
+    """What of a dossier one staff member could change, each with its decision (only the allowed)."""
+
+    staff_id: UUID
+    dossier_id: UUID
+    decisions: dict[ChangeKind, Decision]
+
+    @property
+    def what(self) -> list[ChangeKind]:
+        return list(self.decisions)
+
+
+def change_rights(state: AccessState, staff_id: UUID, dossier_id: UUID, at: datetime) -> ChangeRights:
+    decided = {what: state.decide_change(staff_id, dossier_id, what, at) for what in ChangeKind}
+    return ChangeRights(staff_id, dossier_id, {what: d for what, d in decided.items() if d.allowed})
+
+
+def who_could_change(state: AccessState, dossier_id: UUID, at: datetime) -> list[ChangeRights]:
+    """Who could change something of the dossier at `at` (the same may_change as the live check)."""
+    out = [change_rights(state, staff_id, dossier_id, at) for staff_id in sorted(state.staff)]
+    return [rights for rights in out if rights.decisions]
+
+
+def what_could_change(state: AccessState, staff_id: UUID, at: datetime) -> list[ChangeRights]:
+    out = [change_rights(state, staff_id, dossier_id, at) for dossier_id in sorted(state.dossiers)]
+    return [rights for rights in out if rights.decisions]
+
+
 def timeline(entries: Iterable[Entry], dossier_id: UUID) -> list[Entry]:
-    """Everything that happened to one dossier and its access, in the order it was recorded."""
+    """Everything that happened to one dossier and its access, in the order it was recorded; with
+    the confidentiality agreements of everyone granted it (they decide whether the grant counts)."""
     branch_id = None
+    granted: set[UUID] = set()
     for entry in entries:
         if isinstance(entry.event.event, DossierOpened) and entry.event.event.dossier_id == dossier_id:
             branch_id = entry.event.event.branch_id
+        if isinstance(entry.event.event, AccessGranted) and entry.event.event.dossier_id == dossier_id:
+            granted.add(entry.event.event.staff_id)
     relevant = []
     for entry in entries:
         event = entry.event.event
-        if (getattr(event, "dossier_id", None) == dossier_id and isinstance(
+        if isinstance(event, ConfidentialityAgreementRecorded | ConfidentialityAgreementRevoked):
+            if event.staff_id in granted:
+                relevant.append(entry)
+        elif (getattr(event, "dossier_id", None) == dossier_id and isinstance(
                 event, DossierOpened | DossierContactAssigned | DossierClosed | DossierViewed | AccessGranted
                 | AccessRevoked)) or (branch_id is not None and getattr(event, "branch_id", None) == branch_id
               and isinstance(event, AccessGranted | AccessRevoked | NotificationsStopped | StaffDeparted)

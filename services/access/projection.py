@@ -11,7 +11,7 @@ from services.access import store
 from services.access.domain import AccessState
 from shared.db import read_once
 
-# "staff <id>" / "dossier <id>" -> the facts a replay must reproduce.
+# "staff <id>" / "dossier <id>" / "agreement <staff id>" -> the facts a replay must reproduce.
 Facts = dict[str, tuple[str | bool | datetime | None, ...]]
 
 
@@ -22,13 +22,17 @@ def of_state(state: AccessState) -> Facts:
                                       str(member.branch_id) if member.branch_id else None, member.departed_at)
     for dossier in state.dossiers.values():
         facts[f"dossier {dossier.dossier_id}"] = (str(dossier.contact_staff_id), dossier.open)
+    for agreement in state.agreements.values():
+        facts[f"agreement {agreement.staff_id}"] = (agreement.version, agreement.valid_until, agreement.revoked_at)
     return facts
 
 
 def of_tables(database_url: str) -> Facts:
-    staff, dossiers = read_once(database_url, store.projection_rows)
+    staff, dossiers, agreements = read_once(database_url, store.projection_rows)
     facts: Facts = {f"staff {UUID(row.staff_id)}": (row.role, row.branch_id, row.departed_at) for row in staff}
     facts.update({f"dossier {row.dossier_id}": (row.contact_staff_id, row.open) for row in dossiers})
+    facts.update({f"agreement {UUID(row.staff_id)}": (row.version, row.valid_until, row.revoked_at)
+                  for row in agreements})
     return facts
 
 

@@ -1,4 +1,5 @@
-"""The access service's HTTP routes: checks, listings, explicit grants, the view log.
+"""The access service's HTTP routes: checks (view and change), listings, explicit grants,
+confidentiality agreements, the access log.
 
 Every answer about access fails closed: when the processor has not caught up, has stopped
 reporting, or the database is unavailable, the answer is a 503 problem, never an allow.
@@ -10,7 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -21,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.access import store
 from services.access.deps import AccessDeps
-from services.access.domain import Decision, Refused
+from services.access.domain import Action, ChangeKind, Decision, Refused
 from shared.bearer import Caller, current_caller, requires
 from shared.contracts.events import StaffRole
 from shared.outbox import outbox_status
@@ -37,6 +38,8 @@ class DecisionPublic(BaseModel):
     role: StaffRole | None
     since: datetime | None
     decided_at: datetime
+    action: Action = Action.VIEW
+    what: ChangeKind | None = Field(default=None, description="For a change: what of the dossier.")
 
 
 class DossierEntryPublic(BaseModel):
@@ -61,6 +64,26 @@ class StaffEntryPublic(BaseModel):
 class ViewIn(BaseModel):
     staff_id: UUID | None = Field(default=None, description=(
         "Who views: the token's person (may be left out; another person's id is refused)."))
+
+
+class ChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # the changer is the token's person, never a field
+    what: ChangeKind = Field(description="What of the dossier is to change: contact, text or status.")
+
+
+class AgreementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # who records it is the token's person
+    version: str = Field(min_length=1, max_length=200, description="Which agreement text was signed.")
+    signed_on: date
+    valid_until: date = Field(description="Valid through this day (Dutch time).")
+
+
+class AgreementPublic(BaseModel):
+    event_id: str
+    staff_id: UUID
+    version: str
+    signed_on: date
+    valid_until: date
 
 
 class GrantIn(BaseModel):
@@ -101,6 +124,8 @@ class StaffStatusPublic(BaseModel):
     departed_at: datetime | None
     departure_recorded_at: datetime | None
     departures_recorded: int
+    agreement_version: str | None = Field(default=None, description="Externs and interns: the agreement in force.")
+    agreement_valid_until: datetime | None = None
 
 
 class PartitionProgressPublic(BaseModel):
@@ -225,18 +250,29 @@ swv_router = APIRouter(prefix="/v1/missing-contacts", tags=["swv"])
 ops_router = APIRouter(tags=["operations"])
 
 
-def _public(staff_id: UUID, dossier_id: UUID, decision: Decision, at: datetime) -> DecisionPublic:
+def _public(staff_id: UUID, dossier_id: UUID, decision: Decision, at: datetime,
+            what: ChangeKind | None = None) -> DecisionPublic:
     return DecisionPublic(staff_id=staff_id, dossier_id=dossier_id, allowed=decision.allowed, rule=decision.rule,
-                          reason=decision.reason, role=decision.role, since=decision.since, decided_at=at)
+                          reason=decision.reason, role=decision.role, since=decision.since, decided_at=at,
+                          action=Action.VIEW if what is None else Action.CHANGE, what=what)
 
 
 @checks_router.get("/v1/check", response_model=DecisionPublic, dependencies=[requires(READ)])
-def check(staff_id: UUID, dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None) -> DecisionPublic:
-    """May this staff member see this dossier now, and why (or why not)?"""
+def check(staff_id: UUID, dossier_id: UUID, deps: Fresh, after_event: AfterEvent = None,
+          action: Annotated[Action, Query(description="view (default) or change")] = Action.VIEW,
+          what: Annotated[ChangeKind | None, Query(description="with action=change: contact, text or status")
+                          ] = None) -> DecisionPublic:
+    """May this staff member see (or change `what` of) this dossier now, and why (or why not)?"""
+    if action is Action.CHANGE and what is None:
+        raise Problem(422, "validation-error", "A change check names what is to change",
+                      detail="give what=contact, what=text or what=status")
+    if action is Action.VIEW and what is not None:
+        raise Problem(422, "validation-error", "`what` belongs to a change check", detail="give action=change")
     now = deps.clock.now()
     with deps.engine.connect() as connection:
-        decision = deps.service.decide(connection, staff_id, dossier_id, now)
-    return _public(staff_id, dossier_id, decision, now)
+        decision = (deps.service.decide(connection, staff_id, dossier_id, now) if what is None
+                    else deps.service.decide_change(connection, staff_id, dossier_id, what, now))
+    return _public(staff_id, dossier_id, decision, now, what)
 
 
 @dossiers_router.post("/{dossier_id}/views", response_model=DecisionPublic,
@@ -254,6 +290,23 @@ def view(dossier_id: UUID, body: ViewIn, deps: Fresh, caller: CurrentCaller,
             return _public(viewer, dossier_id, decision, now)
         # another view of this dossier won the race for the chain's head: link to it instead
     raise Problem(503, "unavailable", "The access log is busy; nothing was shown", detail="Try again.")
+
+
+@dossiers_router.post("/{dossier_id}/changes", response_model=DecisionPublic,
+                      dependencies=[requires(WRITE, roles=PEOPLE)])
+def change(dossier_id: UUID, body: ChangeIn, deps: Fresh, caller: CurrentCaller,
+           after_event: AfterEvent = None) -> DecisionPublic:
+    """Kindkans asks, with the changer's own token, before it saves a change of the dossier's
+    contact, text or status; allowed or not, the attempt is logged in the dossier's access log
+    (DossierViewed with action "change") under the token's person."""
+    changer = UUID(caller.subject)
+    now = deps.clock.now()
+    for _attempt in range(5):
+        with deps.engine.begin() as connection:
+            decision = deps.service.record_view(connection, changer, dossier_id, now, caller.acted_by(), body.what)
+        if decision is not None:
+            return _public(changer, dossier_id, decision, now, body.what)
+    raise Problem(503, "unavailable", "The access log is busy; nothing was changed", detail="Try again.")
 
 
 @dossiers_router.get("/{dossier_id}/staff", response_model=list[StaffEntryPublic], dependencies=[requires(READ)])
@@ -318,6 +371,36 @@ def revoke(dossier_id: UUID, staff_id: UUID, deps: Fresh, caller: CurrentCaller)
                       "Revocation refused", detail=refused.detail, reason=refused.code)
 
 
+@staff_router.post("/{staff_id}/agreements", response_model=AgreementPublic, status_code=201,
+                   dependencies=[requires(WRITE, roles=GRANTERS)])
+def record_agreement(staff_id: UUID, body: AgreementIn, deps: Fresh, caller: CurrentCaller) -> AgreementPublic:
+    """An IB'er or director (the token's person) records the confidentiality agreement an extern
+    or stagiair of their own branch signed; until it is recorded, and after it expires, no grant
+    of theirs takes effect."""
+    now = deps.clock.now()
+    with deps.engine.begin() as connection:
+        outcome = deps.service.record_agreement(connection, UUID(caller.subject), staff_id, body.version,
+                                                body.signed_on, body.valid_until, now, caller.acted_by())
+    if isinstance(outcome, Refused):
+        raise Problem(403 if outcome.code == "not-allowed-to-record" else 422, "rule-violation",
+                      "Agreement refused", detail=outcome.detail, reason=outcome.code)
+    return AgreementPublic(event_id=outcome, staff_id=staff_id, version=body.version, signed_on=body.signed_on,
+                           valid_until=body.valid_until)
+
+
+@staff_router.delete("/{staff_id}/agreement", status_code=204, dependencies=[requires(WRITE, roles=GRANTERS)])
+def revoke_agreement(staff_id: UUID, deps: Fresh, caller: CurrentCaller) -> None:
+    """The agreement in force ends now (withdrawn, or recorded in error): their grants stop."""
+    now = deps.clock.now()
+    with deps.engine.begin() as connection:
+        outcome = deps.service.revoke_agreement(connection, UUID(caller.subject), staff_id,
+                                                "revoked by IB'er or director", now, caller.acted_by())
+    if isinstance(outcome, Refused):
+        raise Problem(403 if outcome.code == "not-allowed-to-record" else 404,
+                      "forbidden" if outcome.code == "not-allowed-to-record" else "not-found",
+                      "Revocation refused", detail=outcome.detail, reason=outcome.code)
+
+
 @staff_router.put("/{staff_id}/subscription", status_code=204, dependencies=[requires(WRITE, roles=PEOPLE)])
 def subscription(staff_id: UUID, body: SubscriptionIn, deps: Deps, caller: CurrentCaller) -> None:
     """Whether the staff member (the token's person: nobody else's) wants e-mail about dossiers they may see."""
@@ -332,6 +415,7 @@ def staff_status(staff_id: UUID, deps: Deps) -> StaffStatusPublic:
     with deps.engine.connect() as connection:
         member = store.load_member(connection, staff_id)
         departures = store.departures_of(connection, staff_id)
+        agreement = store.load_agreement(connection, staff_id)
     if member is None:
         raise Problem(404, "not-found", "Unknown staff member")
     departed = member.has_departed(deps.clock.now())
@@ -339,7 +423,9 @@ def staff_status(staff_id: UUID, deps: Deps) -> StaffStatusPublic:
         staff_id=member.staff_id, branch_id=member.branch_id, role=member.role,
         status="departed" if departed else ("leaving" if member.departed_at else "active"),
         departed_at=member.departed_at, departure_recorded_at=member.departure_recorded_at,
-        departures_recorded=len(departures))
+        departures_recorded=len(departures),
+        agreement_version=agreement.version if agreement and agreement.revoked_at is None else None,
+        agreement_valid_until=agreement.valid_until if agreement and agreement.revoked_at is None else None)
 
 
 @swv_router.get("", response_model=MissingContactPagePublic, dependencies=[requires(READ)])

@@ -4,20 +4,26 @@ notifications into the mail outbox; all inside the caller's transaction."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
 from services.access import store
 from services.access.domain import (
+    Action,
+    ChangeKind,
     Decision,
     Dossier,
     Refused,
     StaffMember,
+    decide_agreement,
+    decide_agreement_revoke,
     decide_grant,
     decide_revoke,
     handle,
+    may_change,
     may_see,
 )
 from services.access.mail import contact_missing, dossier_changed
@@ -27,6 +33,8 @@ from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
     ActedBy,
+    ConfidentialityAgreementRecorded,
+    ConfidentialityAgreementRevoked,
     ContactPersonMissing,
     DossierClosed,
     DossierContactAssigned,
@@ -39,6 +47,9 @@ from shared.kafka.progress import Progress
 from shared.outbox import Outbox, enqueue_mail
 
 DOSSIER_EVENTS = (DossierOpened, DossierContactAssigned, DossierClosed)
+# Our own events the API answers from at once (see _record).
+APPLIED_AT_ONCE = (AccessGranted, AccessRevoked, ConfidentialityAgreementRecorded, ConfidentialityAgreementRevoked)
+DUTCH = ZoneInfo("Europe/Amsterdam")
 
 
 class AccessService:
@@ -101,22 +112,27 @@ class AccessService:
     # --- commands from the API: decided by the domain, applied at once, queued for the log ------
 
     def record_view(self, connection: Connection, staff_id: UUID, dossier_id: UUID, now: datetime,
-                    acted_by: ActedBy | None = None) -> Decision | None:
-        """Decide whether the view is allowed and log it either way, linked into the dossier's
-        hash chain. None: another view of this dossier took the chain's head first (the caller
-        tries again in a new transaction; this one wrote nothing)."""
-        decision = self.decide(connection, staff_id, dossier_id, now)
+                    acted_by: ActedBy | None = None, what: ChangeKind | None = None) -> Decision | None:
+        """Decide whether the view (or, with `what`, the change) is allowed and log it either way,
+        linked into the dossier's hash chain. None: another entry for this dossier took the
+        chain's head first (the caller tries again in a new transaction; this one wrote nothing)."""
+        if what is None:
+            decision, action = self.decide(connection, staff_id, dossier_id, now), Action.VIEW
+        else:
+            decision, action = self.decide_change(connection, staff_id, dossier_id, what, now), Action.CHANGE
         member = store.load_member(connection, staff_id)
         dossier = store.load_dossier(connection, dossier_id)
         event_id = str(uuid.uuid4())
         previous, length = store.chain_head(connection, dossier_id)
-        entry_hash = view_entry_hash(previous, event_id, staff_id, dossier_id, decision.allowed, decision.rule, now)
+        entry_hash = view_entry_hash(previous, event_id, staff_id, dossier_id, decision.allowed, decision.rule, now,
+                                     action.value, what.value if what else None)
         if not store.advance_chain(connection, dossier_id, previous, entry_hash, event_id, length):
             return None
         viewed = DossierViewed(staff_id=staff_id, branch_id=dossier.branch_id if dossier else
                                (member.branch_id if member else None), dossier_id=dossier_id,
                                allowed=decision.allowed, rule=decision.rule, viewed_at=now,
-                               previous_hash=previous, entry_hash=entry_hash, acted_by=acted_by)
+                               previous_hash=previous, entry_hash=entry_hash, acted_by=acted_by,
+                               action=action.value, what=what.value if what else None)
         self._record(connection, viewed, event_id, now)
         return decision
 
@@ -143,12 +159,41 @@ class AccessService:
         self._record(connection, outcome, derived_id("revoke", str(staff_id), str(dossier_id), now.isoformat()), now)
         return None
 
-    def _record(self, connection: Connection, event: Event, event_id: str, now: datetime) -> None:
-        """Queue our own event for the log; a grant or revocation is applied at once (the API
-        answers from it) and marked as processed, so the processor does not apply it again when
-        it comes back from the log: a grant re-applied after its revocation would revive it."""
-        encoded = self._outbox.emit(connection, event, event_id=event_id, now=now)
-        if encoded is not None and isinstance(event, AccessGranted | AccessRevoked):
+    def record_agreement(self, connection: Connection, recorded_by: UUID, staff_id: UUID, version: str,
+                         signed_on: date, valid_until: date, now: datetime,
+                         acted_by: ActedBy | None = None) -> str | Refused:
+        """An extern's or stagiair's confidentiality agreement, if the domain allows it: its event
+        id, or why not. It takes effect when it was signed (the valid-time axis of the audit);
+        the record-time axis shows when we learned of it."""
+        outcome = decide_agreement(store.load_member(connection, recorded_by), store.load_member(connection, staff_id),
+                                   store.load_agreement(connection, staff_id), version, signed_on, valid_until,
+                                   now.astimezone(DUTCH).date(), now, acted_by)
+        if isinstance(outcome, Refused):
+            return outcome
+        signed = datetime.combine(signed_on, datetime.min.time(), DUTCH).astimezone(now.tzinfo)
+        event_id = derived_id("agreement", str(staff_id), version, now.isoformat())
+        self._record(connection, outcome, event_id, now, effective_at=min(signed, now))
+        return event_id
+
+    def revoke_agreement(self, connection: Connection, revoked_by: UUID, staff_id: UUID, reason: str,
+                         now: datetime, acted_by: ActedBy | None = None) -> str | Refused:
+        outcome = decide_agreement_revoke(store.load_member(connection, revoked_by),
+                                          store.load_member(connection, staff_id),
+                                          store.load_agreement(connection, staff_id), reason, now, acted_by)
+        if isinstance(outcome, Refused):
+            return outcome
+        event_id = derived_id("agreement-revoked", str(staff_id), outcome.version, now.isoformat())
+        self._record(connection, outcome, event_id, now)
+        return event_id
+
+    def _record(self, connection: Connection, event: Event, event_id: str, now: datetime,
+                effective_at: datetime | None = None) -> None:
+        """Queue our own event for the log; a grant, a revocation or an agreement is applied at
+        once (the API answers from it) and marked as processed, so the processor does not apply it
+        again when it comes back from the log: a grant re-applied after its revocation would
+        revive it."""
+        encoded = self._outbox.emit(connection, event, event_id=event_id, now=now, effective_at=effective_at)
+        if encoded is not None and isinstance(event, APPLIED_AT_ONCE):
             self.apply(self._codec.decode(encoded.value), connection)
             if self._progress is not None:
                 self._progress.mark_processed(connection, event_id, encoded.topic, -1, -1, now)
@@ -159,14 +204,25 @@ class AccessService:
         dossier = store.load_dossier(connection, dossier_id)
         return may_see(store.load_member(connection, staff_id), dossier,
                        store.wijknetwerk_of(connection, dossier.branch_id) if dossier else None,
-                       store.load_grant(connection, staff_id, dossier_id), now)
+                       store.load_grant(connection, staff_id, dossier_id), now,
+                       store.load_agreement(connection, staff_id))
+
+    def decide_change(self, connection: Connection, staff_id: UUID, dossier_id: UUID, what: ChangeKind,
+                      now: datetime) -> Decision:
+        dossier = store.load_dossier(connection, dossier_id)
+        return may_change(store.load_member(connection, staff_id), dossier,
+                          store.wijknetwerk_of(connection, dossier.branch_id) if dossier else None,
+                          store.load_grant(connection, staff_id, dossier_id), what, now,
+                          store.load_agreement(connection, staff_id))
 
     def who_may_see(self, connection: Connection, dossier: Dossier,
                     now: datetime) -> list[tuple[StaffMember, Decision]]:
         wijknetwerk = store.wijknetwerk_of(connection, dossier.branch_id)
         candidates = store.candidate_staff(connection, dossier, wijknetwerk)
         grants = store.load_grants_for(connection, [c.staff_id for c in candidates], dossier.dossier_id)
-        decided = [(member, may_see(member, dossier, wijknetwerk, grants.get(member.staff_id), now))
+        signed = store.load_agreements_for(connection, [c.staff_id for c in candidates])
+        decided = [(member, may_see(member, dossier, wijknetwerk, grants.get(member.staff_id), now,
+                                    signed.get(member.staff_id)))
                    for member in candidates]
         return [(member, decision) for member, decision in decided if decision.allowed]
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from services.access.domain import TIME_BOUND_ROLES, AccessState, Dossier, Grant, StaffMember
+from services.access.domain import TIME_BOUND_ROLES, AccessState, Agreement, Dossier, Grant, StaffMember
 from shared.contracts.envelope import RecordedEvent
 from shared.contracts.events import ERASED, ConsultantDeparted, StaffDeparted, StaffRole
 from shared.db import UtcDateTime, migrate
@@ -91,6 +91,15 @@ grants = Table(
     Column("until", UtcDateTime(), nullable=True),
     Column("revoked_at", UtcDateTime(), nullable=True),
     Index("ix_access_grants_dossier", "dossier_id"),
+)
+# One row per extern or stagiair: the confidentiality agreement that binds them now (the newest).
+agreements = Table(
+    "access_agreements", metadata,
+    Column("staff_id", String(36), primary_key=True),
+    Column("version", String(200), nullable=False),
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("valid_until", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
 )
 missing_contacts = Table(
     "access_missing_contacts", metadata,
@@ -231,6 +240,33 @@ def save_grant(connection: Connection, grant: Grant) -> None:
                                                  **values))
 
 
+def _agreement(row: Any) -> Agreement:
+    return Agreement(UUID(row.staff_id), row.version, row.valid_from, row.valid_until, row.revoked_at)
+
+
+_AGREEMENT = select(agreements).where(agreements.c.staff_id == bindparam("staff_id"))
+
+
+def load_agreement(connection: Connection, staff_id: UUID) -> Agreement | None:
+    row = connection.execute(_AGREEMENT, {"staff_id": str(staff_id)}).first()
+    return _agreement(row) if row is not None else None
+
+
+def load_agreements_for(connection: Connection, staff_ids: Sequence[UUID]) -> dict[UUID, Agreement]:
+    if not staff_ids:
+        return {}
+    rows = connection.execute(select(agreements).where(agreements.c.staff_id.in_([str(s) for s in staff_ids])))
+    return {UUID(row.staff_id): _agreement(row) for row in rows}
+
+
+def save_agreement(connection: Connection, agreement: Agreement) -> None:
+    values = {"version": agreement.version, "valid_from": agreement.valid_from,
+              "valid_until": agreement.valid_until, "revoked_at": agreement.revoked_at}
+    if not connection.execute(update(agreements).where(agreements.c.staff_id == str(agreement.staff_id))
+                              .values(**values)).rowcount:
+        connection.execute(insert(agreements).values(staff_id=str(agreement.staff_id), **values))
+
+
 def flag_missing_contact(connection: Connection, dossier_id: UUID, branch_id: UUID, previous: UUID,
                          at: datetime) -> None:
     connection.execute(delete(missing_contacts).where(missing_contacts.c.dossier_id == str(dossier_id)))
@@ -258,6 +294,10 @@ def candidate_dossiers(connection: Connection, member: StaffMember, after: str |
     mirrors the policy so that `total` is exact; the caller still decides each with the policy."""
     if member.role in TIME_BOUND_ROLES and member.access_until is not None and member.access_until <= now:
         return [], 0
+    if member.role in TIME_BOUND_ROLES:
+        agreement = load_agreement(connection, member.staff_id)
+        if agreement is None or not agreement.valid(now):
+            return [], 0
     active_grants = select(grants.c.dossier_id).where(
         grants.c.staff_id == str(member.staff_id), grants.c.revoked_at.is_(None), grants.c.granted_at <= now,
         or_(grants.c.until.is_(None), grants.c.until > now))
@@ -344,11 +384,13 @@ def drop_pupil(connection: Connection, pupil_id: UUID) -> int:
     return len(ids)
 
 
-def projection_rows(connection: Connection) -> tuple[Sequence[Any], Sequence[Any]]:
-    """Staff (id, role, branch, departure) and dossiers (id, contact, open): what a replay of the
-    log must reproduce (`services.access.projection`)."""
+def projection_rows(connection: Connection) -> tuple[Sequence[Any], Sequence[Any], Sequence[Any]]:
+    """Staff (id, role, branch, departure), dossiers (id, contact, open) and agreements (staff,
+    version, end, revocation): what a replay of the log must reproduce (`services.access.projection`)."""
     return (connection.execute(select(staff.c.staff_id, staff.c.role, staff.c.branch_id, staff.c.departed_at)).all(),
-            connection.execute(select(dossiers.c.dossier_id, dossiers.c.contact_staff_id, dossiers.c.open)).all())
+            connection.execute(select(dossiers.c.dossier_id, dossiers.c.contact_staff_id, dossiers.c.open)).all(),
+            connection.execute(select(agreements.c.staff_id, agreements.c.version, agreements.c.valid_until,
+                                      agreements.c.revoked_at)).all())
 
 
 def consumer_position_rows(connection: Connection, consumer: str) -> Sequence[Any]:
@@ -397,6 +439,12 @@ class Tables:
     def drop_pupil(self, pupil_id: UUID) -> None:
         drop_pupil(self.connection, pupil_id)
 
+    def agreement(self, staff_id: UUID) -> Agreement | None:
+        return load_agreement(self.connection, staff_id)
+
+    def save_agreement(self, agreement: Agreement) -> None:
+        save_agreement(self.connection, agreement)
+
 
 def load_state(connection: Connection) -> AccessState:
     """Every entity in the tables as one AccessState (the live side of "replay equals live")."""
@@ -404,5 +452,6 @@ def load_state(connection: Connection) -> AccessState:
     found = {UUID(row.dossier_id): _dossier(row) for row in connection.execute(select(dossiers))}
     wijknetwerken = {UUID(row.branch_id): row.wijknetwerk for row in connection.execute(select(branches))}
     explicit = {(UUID(row.staff_id), UUID(row.dossier_id)): _grant(row) for row in connection.execute(select(grants))}
+    signed = {UUID(row.staff_id): _agreement(row) for row in connection.execute(select(agreements))}
     return AccessState(MappingProxyType(members), MappingProxyType(found), MappingProxyType(wijknetwerken),
-                       MappingProxyType(explicit))
+                       MappingProxyType(explicit), MappingProxyType(signed))

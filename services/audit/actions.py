@@ -23,6 +23,8 @@ from shared.contracts.events import (
     ActedBy,
     AdminAppointed,
     AdminRemoved,
+    ConfidentialityAgreementRecorded,
+    ConfidentialityAgreementRevoked,
     CredentialEvent,
     DataLeaked,
     DossierOpened,
@@ -70,13 +72,14 @@ def _acted_by(event: Event) -> ActedBy | None:
 def _is_action(event: Event) -> bool:
     """An action by someone, not a fact a rule produced (a standing rule's grant, a scheduled
     purge, a mail sent): explicit grants and revocations, every retention event that can carry
-    an actor, and the auth service's admin actions."""
+    an actor, the auth service's admin actions, and confidentiality agreements recorded or revoked."""
     if isinstance(event, AccessGranted):
         return event.acted_by is not None or (event.dossier_id is not None and event.rule == "explicit-grant")
     if isinstance(event, AccessRevoked):  # not the revocations a departure or a role change causes
         return event.acted_by is not None or event.reason == "revoked by IB'er or director"
     if isinstance(event, FactorResetRequested | FactorResetApproved | AccountReinvited | CredentialEvent
-                  | OidcClientEvent | AdminAppointed | AdminRemoved):
+                  | OidcClientEvent | AdminAppointed | AdminRemoved | ConfidentialityAgreementRecorded
+                  | ConfidentialityAgreementRevoked):
         return True
     return isinstance(event, RetentionEvent | LeakEvent) and "acted_by" in type(event).model_fields \
         and not isinstance(event, ParentsNotified)

@@ -2,7 +2,8 @@
 
     samenveilig-audit replay [--access-db URL] [--registry-db URL] [--auth-db URL]
     samenveilig-audit who-could-see DOSSIER --at 2026-03-01T12:00+01:00 [--axis valid|record]
-    samenveilig-audit what-could-see STAFF --at ...
+                                    [--action view|change]
+    samenveilig-audit what-could-see STAFF --at ... [--axis ...] [--action view|change]
     samenveilig-audit timeline DOSSIER
     samenveilig-audit actions [--actor STAFF_OR_CLIENT] [--pupil PUPIL]
     samenveilig-audit verify [--access-db URL] [--registry-db URL]
@@ -38,7 +39,16 @@ from rich.table import Table
 from services.access import projection as access_projection
 from services.access.domain import INITIAL_STATE as ACCESS_INITIAL
 from services.access.domain import evolve as access_evolve
-from services.access.history import Axis, state_at, timeline, what_could_see, who_could_see
+from services.access.history import (
+    Axis,
+    ChangeRights,
+    state_at,
+    timeline,
+    what_could_change,
+    what_could_see,
+    who_could_change,
+    who_could_see,
+)
 from services.audit import snapshot
 from services.audit import verify as checks
 from services.audit.actions import actions
@@ -49,6 +59,7 @@ from services.registry.domain import FOLDED_TYPES as REGISTRY_FOLDED
 from services.registry.domain import INITIAL_STATE as REGISTRY_INITIAL
 from services.registry.domain import evolve as registry_evolve
 from shared.contracts.envelope import EventCodec
+from shared.contracts.events import ConfidentialityAgreementRecorded, DossierViewed
 from shared.contracts.topics import EVENT_TOPICS, Topic, TopicNames, dead_letter_topic
 from shared.crypto import InMemoryKeyStore, TrustedSigners
 from shared.kafka.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
@@ -136,44 +147,87 @@ def _emit(options: Options, payload: Any, table: Table | None = None) -> None:
         Console().print(table)
 
 
+ACTION_HELP = "view: who could see; change: who could change its contact, text or status"
+
+
+def _change_row(rights: ChangeRights) -> dict[str, Any]:
+    first = next(iter(rights.decisions.values()))
+    return {"staff_id": str(rights.staff_id), "dossier_id": str(rights.dossier_id),
+            "may_change": [what.value for what in rights.what], "rule": first.rule, "role": first.role,
+            "since": first.since, "reason": first.reason}
+
+
 @app.command("who-could-see")
 def who_could_see_cmd(ctx: typer.Context, dossier: UUID,
                       at: Annotated[str | None, typer.Option(help="ISO time with zone; default now")] = None,
                       axis: Annotated[str, typer.Option(help="valid: as we now know it; record: as known then")
-                                      ] = "valid") -> None:
-    """Who could see DOSSIER at a moment, and by which rule."""
+                                      ] = "valid",
+                      action: Annotated[str, typer.Option(help=ACTION_HELP)] = "view") -> None:
+    """Who could see (or change) DOSSIER at a moment, and by which rule."""
     options = _options(ctx)
     moment = _at(at)
+    chosen_axis, chosen_action = _axis(axis), _action(action)
     log = load_log(options)
-    allowed = who_could_see(state_at(log.entries, moment, _axis(axis)), dossier, moment)
+    state = state_at(log.entries, moment, chosen_axis)
+    if chosen_action == "change":
+        changers = [_change_row(rights) for rights in who_could_change(state, dossier, moment)]
+        table = Table("staff", "mag wijzigen", "rule", "role", "since",
+                      title=f"Wie kon dossier {dossier} wijzigen op {moment:%Y-%m-%d %H:%M} ({axis} time)")
+        for row in changers:
+            table.add_row(row["staff_id"], ", ".join(row["may_change"]), str(row["rule"]), str(row["role"]),
+                          str(row["since"]))
+        _emit(options, {"dossier_id": str(dossier), "at": moment, "axis": axis, "action": "change",
+                        "could_change": changers}, table)
+        return
+    allowed = who_could_see(state, dossier, moment)
     rows = [{"staff_id": str(a.staff_id), "rule": a.decision.rule, "role": a.decision.role,
              "since": a.decision.since, "reason": a.decision.reason} for a in allowed]
     table = Table("staff", "rule", "role", "since",
                   title=f"Wie kon dossier {dossier} inzien op {moment:%Y-%m-%d %H:%M} ({axis} time)")
     for row in rows:
         table.add_row(str(row["staff_id"]), str(row["rule"]), str(row["role"]), str(row["since"]))
-    _emit(options, {"dossier_id": str(dossier), "at": moment, "axis": axis, "could_see": rows}, table)
+    _emit(options, {"dossier_id": str(dossier), "at": moment, "axis": axis, "action": "view", "could_see": rows},
+          table)
 
 
 @app.command("what-could-see")
 def what_could_see_cmd(ctx: typer.Context, staff: UUID, at: Annotated[str | None, typer.Option()] = None,
-                       axis: Annotated[str, typer.Option()] = "valid") -> None:
-    """Which dossiers STAFF could see at a moment, and by which rule."""
+                       axis: Annotated[str, typer.Option()] = "valid",
+                       action: Annotated[str, typer.Option(help=ACTION_HELP)] = "view") -> None:
+    """Which dossiers STAFF could see (or change) at a moment, and by which rule."""
     options = _options(ctx)
     moment = _at(at)
+    chosen_axis, chosen_action = _axis(axis), _action(action)
     log = load_log(options)
-    allowed = what_could_see(state_at(log.entries, moment, _axis(axis)), staff, moment)
+    state = state_at(log.entries, moment, chosen_axis)
+    if chosen_action == "change":
+        changes = [_change_row(rights) for rights in what_could_change(state, staff, moment)]
+        table = Table("dossier", "mag wijzigen", "rule", "since",
+                      title=f"Wat kon {staff} wijzigen op {moment:%Y-%m-%d %H:%M}")
+        for row in changes:
+            table.add_row(row["dossier_id"], ", ".join(row["may_change"]), str(row["rule"]), str(row["since"]))
+        _emit(options, {"staff_id": str(staff), "at": moment, "axis": axis, "action": "change",
+                        "could_change": changes}, table)
+        return
+    allowed = what_could_see(state, staff, moment)
     rows = [{"dossier_id": str(a.dossier_id), "rule": a.decision.rule, "since": a.decision.since} for a in allowed]
     table = Table("dossier", "rule", "since", title=f"Wat kon {staff} inzien op {moment:%Y-%m-%d %H:%M}")
     for row in rows:
         table.add_row(str(row["dossier_id"]), str(row["rule"]), str(row["since"]))
-    _emit(options, {"staff_id": str(staff), "at": moment, "axis": axis, "could_see": rows}, table)
+    _emit(options, {"staff_id": str(staff), "at": moment, "axis": axis, "action": "view", "could_see": rows},
+          table)
 
 
 def _axis(value: str) -> Axis:
     if value not in ("valid", "record"):
         raise typer.BadParameter("axis is 'valid' or 'record'")
     return value  # type: ignore[return-value]
+
+
+def _action(value: str) -> str:
+    if value not in ("view", "change"):
+        raise typer.BadParameter("action is 'view' or 'change'")
+    return value
 
 
 def _timeline_rows(entries: list[Entry]) -> list[dict[str, Any]]:
@@ -187,6 +241,10 @@ def _timeline_rows(entries: list[Entry]) -> list[dict[str, Any]]:
 
 
 def _detail(event: Any) -> str:
+    if isinstance(event, ConfidentialityAgreementRecorded):
+        return f"version={event.version} valid_until={event.valid_until}"
+    if isinstance(event, DossierViewed) and event.action != "view":
+        return f"{event.action} {event.what}: allowed={event.allowed} rule={event.rule}"
     for name in ("rule", "reason", "allowed"):
         if hasattr(event, name):
             return f"{name}={getattr(event, name)}"

@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from services.access import domain
-from services.access.domain import AccessState, Dossier, Grant, StaffMember
+from services.access.domain import AccessState, Agreement, Dossier, Grant, StaffMember
 from shared.contracts.events import EVENT_TYPES, StaffRole
 
 Positions = dict[tuple[str, int], int]
@@ -50,6 +50,7 @@ def save(directory: Path, prefix: str, state: AccessState, positions: Positions)
         "dossiers": [{k: _encode(v) for k, v in asdict(d).items()} for d in state.dossiers.values()],
         "wijknetwerken": {str(k): v for k, v in state.wijknetwerken.items()},
         "grants": [{k: _encode(v) for k, v in asdict(g).items()} for g in state.grants.values()],
+        "agreements": [{k: _encode(v) for k, v in asdict(a).items()} for a in state.agreements.values()],
     }
     path = _path(directory, prefix)
     temporary = path.with_suffix(".tmp")
@@ -83,8 +84,11 @@ def load(directory: Path, prefix: str) -> tuple[AccessState, Positions] | None:
     grants = {(UUID(g["staff_id"]), UUID(g["dossier_id"])): Grant(
         UUID(g["staff_id"]), UUID(g["dossier_id"]), _time(g["granted_at"]), _time(g["until"]),  # type: ignore[arg-type]
         _time(g["revoked_at"])) for g in document["grants"]}
+    agreements = {UUID(a["staff_id"]): Agreement(
+        UUID(a["staff_id"]), a["version"], _time(a["valid_from"]), _time(a["valid_until"]),  # type: ignore[arg-type]
+        _time(a["revoked_at"])) for a in document.get("agreements", [])}
     state = AccessState(staff=MappingProxyType(staff), dossiers=MappingProxyType(dossiers),
                         wijknetwerken=MappingProxyType({UUID(k): v for k, v in document["wijknetwerken"].items()}),
-                        grants=MappingProxyType(grants))
+                        grants=MappingProxyType(grants), agreements=MappingProxyType(agreements))
     positions = {(topic, partition): offset for topic, partition, offset in document["positions"]}
     return state, positions

@@ -151,7 +151,7 @@ def access_log_chain(entries: list[Entry], heads: dict[str, tuple[str, int]] | N
             finding.add(f"view {entry.event.id} of dossier {dossier} at {_where(entry.record)} does not link to "
                         "the entry before it (an entry was removed or reordered)")
         recomputed = view_entry_hash(view.previous_hash, entry.event.id, view.staff_id, view.dossier_id,
-                                     view.allowed, view.rule, view.viewed_at)
+                                     view.allowed, view.rule, view.viewed_at, view.action, view.what)
         if recomputed != view.entry_hash:
             finding.add(f"view {entry.event.id} of dossier {dossier} at {_where(entry.record)} was altered")
         last[dossier] = (view.entry_hash, length + 1)

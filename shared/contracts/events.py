@@ -446,9 +446,29 @@ class NotificationsStopped(AccessEvent):
     reason: ShortText
 
 
+class ConfidentialityAgreementRecorded(AccessEvent):
+    """An extern's or stagiair's signed confidentiality agreement, recorded by an IB'er or director
+    of their branch. Without one valid at the moment, no grant for them takes effect."""
+
+    event_type: ClassVar[str] = "ConfidentialityAgreementRecorded"
+    version: ShortText  # which text they signed, e.g. "geheimhouding-2026-1"
+    signed_on: date
+    valid_until: date  # through that day, Dutch time
+    acted_by: ActedBy | None = None
+
+
+class ConfidentialityAgreementRevoked(AccessEvent):
+    event_type: ClassVar[str] = "ConfidentialityAgreementRevoked"
+    version: ShortText
+    reason: ShortText
+    acted_by: ActedBy | None = None
+
+
 class DossierViewed(AccessEvent):
     """One entry of the access log. Entries of one dossier form a hash chain: each carries the
-    hash of the one before, so an altered, removed or reordered entry shows (see view_entry_hash)."""
+    hash of the one before, so an altered, removed or reordered entry shows (see view_entry_hash).
+    A change check (`action` "change", with `what`) is an entry of the same chain: the log says
+    who looked at and who tried to change a dossier, in one order."""
 
     event_type: ClassVar[str] = "DossierViewed"
     dossier_id: UUID
@@ -460,6 +480,10 @@ class DossierViewed(AccessEvent):
     # Through which client, for whom (NEN 7513); outside the hash: the access service's signature
     # on the event covers it.
     acted_by: ActedBy | None = None
+    # "view", or "change" with what was to change (contact, text, status). Inside the hash, but
+    # only when not "view": entries logged before these fields existed still verify.
+    action: ShortText = "view"
+    what: ShortText | None = None
 
     def partition_key(self) -> str:
         # One dossier's views in order, on one partition.
@@ -470,12 +494,16 @@ class DossierViewed(AccessEvent):
 
 
 def view_entry_hash(previous_hash: str | None, event_id: str, staff_id: UUID, dossier_id: UUID, allowed: bool,
-                    rule: str, viewed_at: datetime) -> str:
-    """SHA-256 over the previous entry's hash and this entry's facts (and its event id)."""
+                    rule: str, viewed_at: datetime, action: str = "view", what: str | None = None) -> str:
+    """SHA-256 over the previous entry's hash and this entry's facts (and its event id). A view's
+    material is what it always was; a change check adds its action and what."""
     import hashlib
 
-    material = "\x1f".join([previous_hash or "", event_id, str(staff_id), str(dossier_id), "1" if allowed else "0",
-                            rule, viewed_at.isoformat()])
+    parts = [previous_hash or "", event_id, str(staff_id), str(dossier_id), "1" if allowed else "0", rule,
+             viewed_at.isoformat()]
+    if action != "view":
+        parts += [action, what or ""]
+    material = "\x1f".join(parts)
     return hashlib.sha256(material.encode()).hexdigest()
 
 

@@ -274,3 +274,144 @@ def test_a_dossier_without_contact_is_listed_for_the_swv_and_mailed_to_the_direc
     access.publish(e.DossierContactAssigned(branch_id=BRANCH, dossier_id=opened.dossier_id,
                                             contact_staff_id=director.staff_id, reason="reported"))
     wait_until(lambda: access.api.get("/v1/missing-contacts").json()["total"] == 0, message="resolved")
+
+
+class ShiftedClock:
+    """The wall clock moved forward by `offset`, for every part of the service at once (the
+    processor's reports, the freshness check, the policy): how an expiry weeks away is reached."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@pytest.fixture
+def shifted_access(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server
+                   ) -> Iterator[tuple[Access, ShiftedClock]]:
+    settings = settings_for(broker, topic_prefix, database_url, master_key, tmp_path, smtp_server)
+    clock = ShiftedClock()
+    deps = build(settings, clock=clock)
+    publisher = EventPublisher(make_producer(broker.bootstrap, "registry-under-test"))
+    harness = Access(deps, settings, api_client(create_app(deps), "access", ACCESS_SCOPES), publisher, smtp_server,
+                     broker.bootstrap, [])
+    yield harness, clock
+    for worker, _ in harness.workers:
+        worker.stop_event.set()
+    for _, thread in harness.workers:
+        thread.join(timeout=15)
+    publisher.close()
+
+
+def test_an_intern_without_an_agreement_is_refused_with_one_allowed_and_after_its_expiry_refused_again(
+        shifted_access, topic_prefix):
+    """Issue 16, items 4 and 5, over the real broker: the agreement is an event naming who recorded
+    it; the grant takes effect only while it is valid; interns never change; the change check is
+    logged in the dossier's access log; the audit answers who could see and change on both axes."""
+    import json
+    from zoneinfo import ZoneInfo
+
+    from typer.testing import CliRunner
+
+    from services.audit.cli import app as audit_app
+
+    access, clock = shifted_access
+    access.start(build_runner(access.deps))
+    access.start(build_relay(access.deps))
+    today = datetime.now(ZoneInfo("Europe/Amsterdam")).date()
+    ib_er, teacher = person("ib_er", "ib@school.example"), person("leerkracht", "juf@school.example")
+    intern = person("stagiair", "stagiair@school.example", access_until=today + timedelta(days=90))
+    opened = dossier(teacher.staff_id)
+    ids = access.publish(BRANCH_FOUNDED, ib_er, teacher, intern, opened)
+    wait_until(lambda: access.api.get("/v1/check", params={"staff_id": str(intern.staff_id),
+                                                           "dossier_id": str(opened.dossier_id),
+                                                           "after_event": ids[-1]}).status_code == 200)
+    as_ib_er = TOKENS.person(ib_er.staff_id, "ib_er", ACCESS_SCOPES, "access")
+    as_teacher = TOKENS.person(teacher.staff_id, "leerkracht", ACCESS_SCOPES, "access")
+    as_intern = TOKENS.person(intern.staff_id, "stagiair", ACCESS_SCOPES, "access")
+    granted = access.api.post(f"/v1/dossiers/{opened.dossier_id}/grants", headers=as_ib_er,
+                              json={"staff_id": str(intern.staff_id),
+                                    "until": (datetime.now(UTC) + timedelta(days=30)).isoformat()})
+    assert granted.status_code == 201, granted.text
+
+    # Without an agreement: the grant stands but does not take effect, and the check says why.
+    refused = access.check(intern.staff_id, opened.dossier_id)
+    assert (refused["allowed"], refused["rule"]) == (False, "no-agreement")
+    viewed = access.api.post(f"/v1/dossiers/{opened.dossier_id}/views", json={}, headers=as_intern)
+    assert viewed.json()["allowed"] is False and viewed.json()["rule"] == "no-agreement"
+    before_agreement = datetime.now(UTC)
+
+    # Only the IB'er or director of the branch records it, for an extern or intern, in their own name.
+    agreement = {"version": "geheimhouding-2026-1", "signed_on": today.isoformat(),
+                 "valid_until": (today + timedelta(days=10)).isoformat()}
+    assert access.api.post(f"/v1/staff/{intern.staff_id}/agreements", json=agreement,
+                           headers=as_teacher).status_code == 403
+    not_time_bound = access.api.post(f"/v1/staff/{teacher.staff_id}/agreements", json=agreement, headers=as_ib_er)
+    assert not_time_bound.status_code == 422 and not_time_bound.json()["reason"] == "not-time-bound"
+    assert access.api.post(f"/v1/staff/{intern.staff_id}/agreements", json={**agreement, "recorded_by": "x"},
+                           headers=as_ib_er).status_code == 422, "the recorder is the token's person, no field"
+    recorded = access.api.post(f"/v1/staff/{intern.staff_id}/agreements", json=agreement, headers=as_ib_er)
+    assert recorded.status_code == 201, recorded.text
+
+    allowed = access.check(intern.staff_id, opened.dossier_id)
+    assert (allowed["allowed"], allowed["rule"]) == (True, "explicit-grant")
+    assert access.api.get(f"/v1/staff/{intern.staff_id}").json()["agreement_version"] == "geheimhouding-2026-1"
+    # View rights only: an intern never changes; the contact person changes the text, not the status.
+    changing = access.api.post(f"/v1/dossiers/{opened.dossier_id}/changes", json={"what": "text"}, headers=as_intern)
+    assert changing.status_code == 200 and (changing.json()["allowed"], changing.json()["rule"],
+                                            changing.json()["action"]) == (False, "view-only", "change")
+    text = access.api.get("/v1/check", params={"staff_id": str(teacher.staff_id),
+                                               "dossier_id": str(opened.dossier_id), "action": "change",
+                                               "what": "text"}).json()
+    assert (text["allowed"], text["rule"], text["what"]) == (True, "contact-person", "text")
+    status = access.api.post(f"/v1/dossiers/{opened.dossier_id}/changes", json={"what": "status"},
+                             headers=as_teacher).json()
+    assert (status["allowed"], status["rule"]) == (False, "contact-person-changes-text-only")
+    assert access.api.get("/v1/check", params={"staff_id": str(teacher.staff_id), "dossier_id": str(opened.dossier_id),
+                                               "action": "change"}).status_code == 422, "what is to change?"
+    after_agreement = datetime.now(UTC)
+
+    # Eleven days on, the agreement has expired: refused again, like after an end date.
+    clock.offset = timedelta(days=11)
+    expired = wait_until(lambda: (r := access.api.get("/v1/check", params={
+        "staff_id": str(intern.staff_id), "dossier_id": str(opened.dossier_id)})).status_code == 200 and r.json(),
+        message="a fresh answer on the shifted clock")
+    assert (expired["allowed"], expired["rule"]) == (False, "agreement-expired")
+    assert access.api.get(f"/v1/staff/{intern.staff_id}/dossiers").json()["total"] == 0
+
+    events = wait_until(lambda: (found := [x for x in access.access_events()
+                                           if x.type == "ConfidentialityAgreementRecorded"]) and
+                        len([x for x in access.access_events() if x.type == "DossierViewed"]) == 3 and found,
+                        message="the agreement and the access log on the broker")
+    assert events[0].event.staff_id == intern.staff_id and events[0].event.acted_by.actor == str(ib_er.staff_id)
+    entries = [x.event for x in access.access_events() if x.type == "DossierViewed"]
+    assert [(v.action, v.what, v.allowed) for v in entries] == [("view", None, False), ("change", "text", False),
+                                                                ("change", "status", False)]
+
+    def audit(*args: str) -> dict:
+        result = CliRunner().invoke(audit_app, ["--json", *args], env={
+            "KAFKA_BOOTSTRAP_SERVERS": access.bootstrap, "SAMENVEILIG_TOPIC_PREFIX": topic_prefix})
+        assert result.exit_code == 0, result.output
+        return dict(json.loads(result.stdout))
+
+    assert audit("verify")["ok"], "the access log's chain, change checks included, verifies"
+    # Between the grant and the recording: signed that day, so on the valid axis the intern could
+    # see; as the system knew it then (record axis), not.
+    moment = before_agreement.isoformat()
+    valid = {row["staff_id"] for row in audit("who-could-see", str(opened.dossier_id), "--at", moment)["could_see"]}
+    record = {row["staff_id"] for row in audit("who-could-see", str(opened.dossier_id), "--at", moment,
+                                               "--axis", "record")["could_see"]}
+    assert str(intern.staff_id) in valid and str(intern.staff_id) not in record
+    for axis in ("valid", "record"):
+        changers = audit("who-could-see", str(opened.dossier_id), "--at", after_agreement.isoformat(), "--axis",
+                         axis, "--action", "change")["could_change"]
+        assert {row["staff_id"]: row["may_change"] for row in changers} == {
+            str(ib_er.staff_id): ["contact", "text", "status"], str(teacher.staff_id): ["text"]}
+    mine = audit("what-could-see", str(teacher.staff_id), "--at", after_agreement.isoformat(), "--action", "change")
+    assert [(row["dossier_id"], row["may_change"]) for row in mine["could_change"]] == [
+        (str(opened.dossier_id), ["text"])]
+    timeline = audit("timeline", str(opened.dossier_id))["timeline"]
+    assert [row["detail"] for row in timeline if row["type"] == "ConfidentialityAgreementRecorded"] == [
+        f"version=geheimhouding-2026-1 valid_until={today + timedelta(days=10)}"], "the granted intern's agreement"
+    assert "change text: allowed=False rule=view-only" in [row["detail"] for row in timeline]

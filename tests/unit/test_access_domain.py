@@ -9,6 +9,11 @@ from functools import reduce
 import pytest
 
 from services.access.domain import (
+    DENY_AGREEMENT_EXPIRED,
+    DENY_CONTACT_TEXT_ONLY,
+    DENY_DOSSIER_CLOSED,
+    DENY_NO_AGREEMENT,
+    DENY_VIEW_ONLY,
     INITIAL_STATE,
     RULE_CONTACT,
     RULE_DIRECTEUR,
@@ -16,7 +21,10 @@ from services.access.domain import (
     RULE_IB_ER,
     RULE_SWV,
     AccessState,
+    ChangeKind,
     Refused,
+    decide_agreement,
+    decide_agreement_revoke,
     decide_grant,
     decide_revoke,
     evolve,
@@ -47,6 +55,13 @@ def joined(staff_id: uuid.UUID, role: str, when: datetime = JULY, branch: uuid.U
            access_until: date | None = None) -> RecordedEvent:
     return at(e.StaffJoined(branch_id=branch, staff_id=staff_id, role=e.StaffRole(role), name="N",
                             email="n@school.example", access_until=access_until), when)
+
+
+def agreed(staff_id: uuid.UUID, signed_on: date = date(2026, 6, 15), valid_until: date = date(2027, 6, 30),
+           version: str = "geheimhouding-2026-1", recorded: datetime = JULY) -> RecordedEvent:
+    """A confidentiality agreement, in effect from its signing (as the service records it)."""
+    return at(e.ConfidentialityAgreementRecorded(staff_id=staff_id, branch_id=BRANCH, version=version,
+                                                 signed_on=signed_on, valid_until=valid_until), recorded)
 
 
 def world(*extra: RecordedEvent, contact: uuid.UUID | None = None) -> AccessState:
@@ -104,20 +119,21 @@ def test_externs_and_interns_see_only_explicit_grants_that_expire_by_themselves(
     until = JULY + timedelta(days=20)
     granted = at(e.AccessGranted(staff_id=intern, dossier_id=DOSSIER, rule=RULE_EXPLICIT, until=until),
                  JULY + timedelta(days=2))
-    state = world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), granted, contact=intern)
+    state = world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), agreed(intern), granted,
+                  contact=intern)
     assert state.decide(intern, DOSSIER, JULY + timedelta(days=19)).rule == RULE_EXPLICIT
     expired = state.decide(intern, DOSSIER, until)
     assert not expired.allowed and expired.rule == "access-expired"
     # Being contact person gives an intern nothing without a grant.
-    assert not world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), contact=intern).decide(
-        intern, DOSSIER, LATER).allowed
+    assert not world(joined(intern, "stagiair", access_until=date(2027, 1, 31)), agreed(intern),
+                     contact=intern).decide(intern, DOSSIER, LATER).allowed
 
 
 def test_an_externs_own_access_period_ends_every_grant():
     extern = staff()
     granted = at(e.AccessGranted(staff_id=extern, dossier_id=DOSSIER, rule=RULE_EXPLICIT,
                                  until=JULY + timedelta(days=100)), JULY + timedelta(days=2))
-    state = world(joined(extern, "extern", access_until=date(2026, 7, 31)), granted)
+    state = world(joined(extern, "extern", access_until=date(2026, 7, 31)), agreed(extern), granted)
     assert state.decide(extern, DOSSIER, datetime(2026, 7, 31, 21, 59, tzinfo=UTC)).allowed  # 23:59 Dutch time
     assert state.decide(extern, DOSSIER, datetime(2026, 7, 31, 22, 0, tzinfo=UTC)).rule == "access-expired"
 
@@ -295,3 +311,218 @@ def test_folds_may_skip_every_event_type_evolve_does_not_read():
     assert {s.event_type for s in skipped} >= {"DossierViewed", "LoginSucceeded", "DataLeaked"}
     for sample in skipped:
         assert evolve(state, at(sample, moment)) is state, sample.event_type
+
+
+# --- confidentiality agreements (issue 16, item 4) ------------------------------------------
+
+def _intern_with_grant(*agreements: RecordedEvent, role: str = "stagiair") -> tuple[uuid.UUID, AccessState]:
+    intern = staff()
+    granted = at(e.AccessGranted(staff_id=intern, dossier_id=DOSSIER, rule=RULE_EXPLICIT,
+                                 until=JULY + timedelta(days=200)), JULY + timedelta(days=1, hours=1))
+    return intern, world(joined(intern, role, access_until=date(2027, 6, 30)), granted,
+                         *[replace_staff(a, intern) for a in agreements])
+
+
+def replace_staff(recorded: RecordedEvent, staff_id: uuid.UUID) -> RecordedEvent:
+    import dataclasses
+
+    return dataclasses.replace(recorded, event=recorded.event.model_copy(update={"staff_id": staff_id}))
+
+
+@pytest.mark.parametrize("role", ["stagiair", "extern"])
+def test_without_an_agreement_no_grant_of_an_extern_or_intern_takes_effect_and_the_check_says_why(role):
+    intern, state = _intern_with_grant(role=role)
+    decision = state.decide(intern, DOSSIER, LATER)
+    assert not decision.allowed and decision.rule == DENY_NO_AGREEMENT
+    assert "confidentiality agreement" in decision.reason
+
+
+def test_with_a_valid_agreement_the_grant_takes_effect_and_its_expiry_ends_access_like_an_end_date():
+    placeholder = staff()
+    intern, state = _intern_with_grant(agreed(placeholder, signed_on=date(2026, 7, 3), valid_until=date(2026, 7, 20)))
+    assert state.decide(intern, DOSSIER, datetime(2026, 7, 2, 21, 59, tzinfo=UTC)).rule == DENY_NO_AGREEMENT, \
+        "not before the day it was signed"
+    assert state.decide(intern, DOSSIER, datetime(2026, 7, 2, 22, 0, tzinfo=UTC)).rule == RULE_EXPLICIT, \
+        "from the start of the signing day, Dutch time"
+    assert state.decide(intern, DOSSIER, datetime(2026, 7, 20, 21, 59, tzinfo=UTC)).allowed, "through its last day"
+    expired = state.decide(intern, DOSSIER, datetime(2026, 7, 20, 22, 0, tzinfo=UTC))
+    assert not expired.allowed and expired.rule == DENY_AGREEMENT_EXPIRED
+    assert expired.since == datetime(2026, 7, 20, 22, 0, tzinfo=UTC)
+
+
+def test_a_renewed_agreement_restores_access_and_a_revoked_one_ends_it():
+    placeholder = staff()
+    intern, state = _intern_with_grant(
+        agreed(placeholder, signed_on=date(2026, 7, 1), valid_until=date(2026, 7, 5)),
+        agreed(placeholder, signed_on=date(2026, 7, 8), valid_until=date(2026, 12, 31), version="v2",
+               recorded=JULY + timedelta(days=7)))
+    assert state.decide(intern, DOSSIER, JULY + timedelta(days=6)).rule in (DENY_NO_AGREEMENT,
+                                                                             DENY_AGREEMENT_EXPIRED)
+    assert state.decide(intern, DOSSIER, LATER).rule == RULE_EXPLICIT
+    revoked = evolve(state, at(e.ConfidentialityAgreementRevoked(staff_id=intern, version="v2", reason="r"),
+                               LATER + timedelta(days=1)))
+    assert revoked.decide(intern, DOSSIER, LATER).allowed, "a revocation does not reach back"
+    after = revoked.decide(intern, DOSSIER, LATER + timedelta(days=2))
+    assert not after.allowed and after.rule == DENY_NO_AGREEMENT
+    stale = evolve(state, at(e.ConfidentialityAgreementRevoked(staff_id=intern, version="v1", reason="r"), LATER))
+    assert stale.decide(intern, DOSSIER, LATER + timedelta(days=2)).allowed, "only the version in force is revoked"
+
+
+def test_staff_with_standing_rules_need_no_agreement():
+    ib_er, teacher = staff(), staff()
+    state = world(joined(ib_er, "ib_er"), joined(teacher, "leerkracht"), contact=teacher)
+    assert state.decide(ib_er, DOSSIER, LATER).allowed and state.decide(teacher, DOSSIER, LATER).allowed
+
+
+def test_only_the_ib_er_or_director_of_the_own_branch_records_an_agreement_for_an_extern_or_intern():
+    ib_er, director, teacher, intern, elsewhere, other_ib_er = (staff() for _ in range(6))
+    state = world(joined(ib_er, "ib_er"), joined(director, "directeur"), joined(teacher, "leerkracht"),
+                  joined(intern, "stagiair", access_until=date(2027, 1, 31)),
+                  joined(elsewhere, "stagiair", branch=OTHER_BRANCH, access_until=date(2027, 1, 31)),
+                  joined(other_ib_er, "ib_er", branch=OTHER_BRANCH))
+    today = LATER.date()
+    acted_by = e.ActedBy(actor=str(ib_er), client="kindkans-backend")
+
+    def record(recorder, subject, signed_on=today, valid_until=date(2027, 1, 31), current=None):
+        return decide_agreement(state.staff.get(recorder), state.staff.get(subject), current, "geheimhouding-1",
+                                signed_on, valid_until, today, LATER, acted_by)
+
+    recorded = record(ib_er, intern)
+    assert isinstance(recorded, e.ConfidentialityAgreementRecorded)
+    assert (recorded.staff_id, recorded.version, recorded.valid_until, recorded.acted_by) == (
+        intern, "geheimhouding-1", date(2027, 1, 31), acted_by)
+    assert isinstance(record(director, intern), e.ConfidentialityAgreementRecorded)
+    assert record(teacher, intern).code == "not-allowed-to-record"
+    assert record(other_ib_er, intern).code == "not-allowed-to-record", "another branch's IB'er"
+    assert record(ib_er, elsewhere).code == "not-allowed-to-record", "an intern of another branch"
+    assert record(ib_er, teacher).code == "not-time-bound"
+    assert record(ib_er, staff()).code == "unknown-staff"
+    assert record(ib_er, intern, signed_on=today + timedelta(days=1)).code == "signed-in-future"
+    assert record(ib_er, intern, valid_until=today - timedelta(days=1), signed_on=today - timedelta(days=5)
+                  ).code == "agreement-expired"
+    assert record(ib_er, intern, signed_on=today, valid_until=today - timedelta(days=1)
+                  ).code == "valid-until-before-signed"
+    from services.access.domain import Agreement
+
+    newer = Agreement(intern, "geheimhouding-0", datetime(2026, 7, 10, 22, 0, tzinfo=UTC),
+                      datetime(2027, 1, 1, tzinfo=UTC))
+    assert record(ib_er, intern, signed_on=date(2026, 7, 5), current=newer).code == "older-than-current"
+    revoked = Agreement(intern, "geheimhouding-1", JULY, datetime(2027, 1, 1, tzinfo=UTC), revoked_at=LATER)
+    assert record(ib_er, intern, current=revoked).code == "version-revoked"
+    in_force = Agreement(intern, "geheimhouding-1", JULY, datetime(2027, 1, 1, tzinfo=UTC))
+    withdrawn = decide_agreement_revoke(state.staff[ib_er], state.staff[intern], in_force, "r", LATER)
+    assert isinstance(withdrawn, e.ConfidentialityAgreementRevoked) and withdrawn.version == "geheimhouding-1"
+    assert decide_agreement_revoke(state.staff[teacher], state.staff[intern], in_force, "r", LATER).code == \
+        "not-allowed-to-record"
+    assert decide_agreement_revoke(state.staff[ib_er], state.staff[intern], None, "r", LATER).code == \
+        "no-valid-agreement"
+
+
+# --- change rights (issue 16, item 5) -------------------------------------------------------
+
+def _change(state: AccessState, staff_id: uuid.UUID, what: ChangeKind, when: datetime = LATER):
+    return state.decide_change(staff_id, DOSSIER, what, when)
+
+
+@pytest.mark.parametrize(("role", "rule"), [("ib_er", RULE_IB_ER), ("directeur", RULE_DIRECTEUR)])
+def test_the_branchs_ib_er_and_director_change_contact_text_and_status(role, rule):
+    person, outsider = staff(), staff()
+    state = world(joined(person, role), joined(outsider, role, branch=OTHER_BRANCH))
+    for what in ChangeKind:
+        decision = _change(state, person, what)
+        assert decision.allowed and decision.rule == rule, what
+        assert not _change(state, outsider, what).allowed
+
+
+def test_the_contact_person_changes_the_text_only():
+    teacher = staff()
+    state = world(joined(teacher, "leerkracht"), contact=teacher)
+    assert _change(state, teacher, ChangeKind.TEXT).rule == RULE_CONTACT
+    for what in (ChangeKind.CONTACT, ChangeKind.STATUS):
+        decision = _change(state, teacher, what)
+        assert not decision.allowed and decision.rule == DENY_CONTACT_TEXT_ONLY
+
+
+@pytest.mark.parametrize("role", ["stagiair", "extern"])
+def test_externs_and_interns_never_change_even_with_a_grant_and_an_agreement(role):
+    intern, state = _intern_with_grant(agreed(staff()), role=role)
+    assert state.decide(intern, DOSSIER, LATER).allowed, "they see it"
+    for what in ChangeKind:
+        decision = _change(state, intern, what)
+        assert not decision.allowed and decision.rule == DENY_VIEW_ONLY
+
+
+def test_explicit_grants_and_the_swv_consultant_give_view_rights_only():
+    teacher, consultant = staff(), staff()
+    state = world(joined(teacher, "leerkracht"),
+                  at(e.ConsultantJoined(staff_id=consultant, name="A", email="a@swv.example", wijknetwerken=["Noord"]),
+                     JULY),
+                  at(e.AccessGranted(staff_id=teacher, dossier_id=DOSSIER, rule=RULE_EXPLICIT),
+                     JULY + timedelta(days=2)))
+    for who in (teacher, consultant):
+        assert state.decide(who, DOSSIER, LATER).allowed
+        assert all(_change(state, who, what).rule == DENY_VIEW_ONLY for what in ChangeKind)
+
+
+def test_who_may_not_see_may_not_change_and_hears_the_same_reason():
+    ib_er, admin = staff(), staff()
+    state = world(joined(ib_er, "ib_er"), joined(admin, "administrator"),
+                  at(e.StaffDeparted(branch_id=BRANCH, staff_id=ib_er), JULY + timedelta(days=3)))
+    assert _change(state, ib_er, ChangeKind.STATUS).rule == "departed"
+    assert _change(state, admin, ChangeKind.TEXT).rule == "no-rule"
+    assert _change(state, staff(), ChangeKind.TEXT).rule == "unknown-staff"
+
+
+def test_a_closed_dossier_changes_only_its_status_and_only_by_the_ib_er_or_director():
+    ib_er, teacher = staff(), staff()
+    state = world(joined(ib_er, "ib_er"), joined(teacher, "leerkracht"),
+                  at(e.DossierClosed(branch_id=BRANCH, dossier_id=DOSSIER), JULY + timedelta(days=3)), contact=teacher)
+    assert _change(state, ib_er, ChangeKind.STATUS).allowed
+    assert _change(state, ib_er, ChangeKind.TEXT).rule == DENY_DOSSIER_CLOSED
+    assert _change(state, ib_er, ChangeKind.CONTACT).rule == DENY_DOSSIER_CLOSED
+    assert _change(state, teacher, ChangeKind.TEXT).rule == DENY_DOSSIER_CLOSED
+
+
+def test_the_audit_answers_who_could_change_on_both_axes_with_the_same_policy():
+    """An agreement signed on 3 July but recorded on the 9th: on the valid axis the intern could see
+    (and nobody but the IB'er could change) from the 3rd; on the record axis only from the 9th."""
+    from services.access.history import who_could_change, who_could_see
+
+    ib_er, intern = staff(), staff()
+    history = [
+        at(e.BranchFounded(branch_id=BRANCH, vestigingscode="12AB00", name="OBS", address=ADDRESS,
+                           phone="+31101234567", wijknetwerk="Noord"), JULY - timedelta(days=400)),
+        joined(ib_er, "ib_er"), joined(intern, "stagiair", access_until=date(2027, 1, 31)),
+        at(e.DossierOpened(branch_id=BRANCH, dossier_id=DOSSIER, pupil_id=PUPIL, contact_staff_id=ib_er,
+                           summary="S"), JULY + timedelta(days=1)),
+        at(e.AccessGranted(staff_id=intern, dossier_id=DOSSIER, rule=RULE_EXPLICIT, until=JULY + timedelta(days=60)),
+           JULY + timedelta(days=1, hours=1)),
+        at(e.ConfidentialityAgreementRecorded(staff_id=intern, branch_id=BRANCH, version="v1",
+                                              signed_on=date(2026, 7, 3), valid_until=date(2026, 12, 31)),
+           datetime(2026, 7, 2, 22, 0, tzinfo=UTC), recorded=datetime(2026, 7, 9, 10, 0, tzinfo=UTC)),
+    ]
+
+    def state_on(moment: datetime, axis: str) -> AccessState:
+        known = [r for r in history if r.effective_at <= moment and (axis == "valid" or r.recorded_at <= moment)]
+        return reduce(evolve, sorted(known, key=lambda r: r.effective_at), INITIAL_STATE)
+
+    fifth = datetime(2026, 7, 5, 12, 0, tzinfo=UTC)
+    assert {a.staff_id for a in who_could_see(state_on(fifth, "valid"), DOSSIER, fifth)} == {ib_er, intern}
+    assert {a.staff_id for a in who_could_see(state_on(fifth, "record"), DOSSIER, fifth)} == {ib_er}
+    for axis in ("valid", "record"):
+        changers = who_could_change(state_on(fifth, axis), DOSSIER, fifth)
+        assert [(c.staff_id, c.what) for c in changers] == [(ib_er, list(ChangeKind))]
+
+
+def test_a_change_check_is_in_the_view_chains_hash_and_old_view_entries_still_verify():
+    import hashlib
+
+    staff_id, moment = uuid.UUID(int=7), datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    # The material of every entry logged before change checks existed, as it was computed then.
+    old = hashlib.sha256("\x1f".join(["prev", "event-1", str(staff_id), str(DOSSIER), "1", RULE_IB_ER,
+                                      moment.isoformat()]).encode()).hexdigest()
+    assert e.view_entry_hash("prev", "event-1", staff_id, DOSSIER, True, RULE_IB_ER, moment) == old
+    assert e.view_entry_hash("prev", "event-1", staff_id, DOSSIER, True, RULE_IB_ER, moment, "view") == old
+    text = e.view_entry_hash("prev", "event-1", staff_id, DOSSIER, True, RULE_IB_ER, moment, "change", "text")
+    status = e.view_entry_hash("prev", "event-1", staff_id, DOSSIER, True, RULE_IB_ER, moment, "change", "status")
+    assert len({old, text, status}) == 3, "a view cannot pass for a change check, nor text for status"

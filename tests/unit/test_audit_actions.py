@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from services.audit.actions import UNKNOWN, actions
 from shared.contracts import events as e
@@ -61,3 +61,16 @@ def test_actions_are_listed_per_actor_and_per_pupil_with_client_and_on_behalf_of
     assert [row.type for row in actions(log, pupil=pupil)] == [
         "AccessGranted", "AccessGranted", "DataLeaked", "RegulatorNotified"]
     assert [row.type for row in actions(log, pupil=other_pupil)] == ["LegalHoldPlaced"]
+
+
+def test_a_confidentiality_agreement_is_listed_as_the_action_of_who_recorded_it():
+    ib_er, intern = uuid.uuid4(), uuid.uuid4()
+    acted_by = e.ActedBy(actor=str(ib_er), client="kindkans-backend", on_behalf_of=str(ib_er))
+    rows = actions(entries(
+        e.ConfidentialityAgreementRecorded(staff_id=intern, version="v1", signed_on=date(2026, 9, 1),
+                                           valid_until=date(2027, 1, 31), acted_by=acted_by),
+        e.ConfidentialityAgreementRevoked(staff_id=intern, version="v1", reason="r", acted_by=acted_by)),
+        actor=str(ib_er))
+    assert [(r.type, r.client, r.about) for r in rows] == [
+        ("ConfidentialityAgreementRecorded", "kindkans-backend", f"staff/{intern}"),
+        ("ConfidentialityAgreementRevoked", "kindkans-backend", f"staff/{intern}")]
