@@ -89,9 +89,9 @@ def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic
         with retention.engine.connect() as connection:
             return connection.execute(select(retention_store.pupils)).first()
 
-    # With an SWV dossier, the longer period (3 years) applies.
+    # With an SWV dossier, its category applies: 2 years by default, like every category (the promise).
     row = wait_until(lambda: (r := pupil_row()) is not None and r.due_on is not None and r, message="scheduled")
-    assert row.due_on == date(2029, 7, 17) and row.category == "swv_dossier"
+    assert row.due_on == date(2028, 7, 17) and row.category == "swv_dossier"
     consent = api_client(retention_app(retention), "retention", RETENTION_SCOPES).get(
         f"/v1/pupils/{row.pupil_id}/consent/photo_video").json()
     assert consent["allowed"] is False and consent["needs"] == ["parent"]
