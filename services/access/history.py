@@ -22,11 +22,14 @@ from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, Dec
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
+    BranchBrinChanged,
+    ContactPersonMissing,
     DossierClosed,
     DossierContactAssigned,
     DossierOpened,
     DossierViewed,
     NotificationsStopped,
+    PupilDataPurged,
     StaffDeparted,
 )
 from shared.kafka.log import Entry
@@ -65,18 +68,22 @@ def what_could_see(state: AccessState, staff_id: UUID, at: datetime) -> list[Acc
 
 
 def timeline(entries: Iterable[Entry], dossier_id: UUID) -> list[Entry]:
-    """Everything that happened to one dossier and its access, in the order it was recorded."""
-    branch_id = None
+    """Everything that happened to one dossier and its access, in the order it was recorded: its
+    own events (a contact left without a successor too), its branch's grants, revocations,
+    departures and BRIN changes, and the purge of its pupil."""
+    branch_id = pupil_id = None
     for entry in entries:
         if isinstance(entry.event.event, DossierOpened) and entry.event.event.dossier_id == dossier_id:
-            branch_id = entry.event.event.branch_id
+            branch_id, pupil_id = entry.event.event.branch_id, entry.event.event.pupil_id
     relevant = []
     for entry in entries:
         event = entry.event.event
         if (getattr(event, "dossier_id", None) == dossier_id and isinstance(
                 event, DossierOpened | DossierContactAssigned | DossierClosed | DossierViewed | AccessGranted
-                | AccessRevoked)) or (branch_id is not None and getattr(event, "branch_id", None) == branch_id
-              and isinstance(event, AccessGranted | AccessRevoked | NotificationsStopped | StaffDeparted)
-              and getattr(event, "dossier_id", None) is None):
+                | AccessRevoked | ContactPersonMissing)) or (branch_id is not None and getattr(
+                event, "branch_id", None) == branch_id and isinstance(
+                event, AccessGranted | AccessRevoked | NotificationsStopped | StaffDeparted | BranchBrinChanged)
+                and getattr(event, "dossier_id", None) is None) or (
+                pupil_id is not None and isinstance(event, PupilDataPurged) and event.pupil_id == pupil_id):
             relevant.append(entry)
     return sorted(relevant, key=lambda e: (e.event.recorded_at, e.record.topic, e.record.offset))
