@@ -236,7 +236,8 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
         {"kind": "branch", "change": "founded", "mutation_id": "e2e-1", "vestigingscode": "12AB00",
          "name": "OBS De Regenboog", "address": ADDRESS, "phone": "010-1234567", "wijknetwerk": "Noord"},
         {"kind": "staff_joined", "mutation_id": "e2e-2", "vestigingscode": "12AB00", "staff_ref": "emp-1",
-         "role": "leerkracht", "name": "Jan de Boer", "email": "j.deboer@school.example"},
+         "role": "leerkracht", "name": "Jan de Boer", "email": "j.deboer@school.example",
+         "effective_at": "2026-07-01T08:00:00+02:00"},  # before the departure: one dated earlier is refused
         {"kind": "staff_departed", "mutation_id": "e2e-3", "vestigingscode": "12AB00", "staff_ref": "emp-1",
          "effective_at": "2026-07-31T17:00:00+02:00"},
         {"kind": "pupil_enrolled", "mutation_id": "e2e-4", "vestigingscode": "12AB00", "pupil_ref": "lln-1",
