@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from deploy.localbroker import _free_port_run
 from tests.e2e.test_run_command import REPO, RunCommand
 from tests.support import wait_until
 
@@ -75,8 +74,6 @@ def mutation_status(run: RunCommand, api_key: str, mutation_id: str) -> str | No
 
 def test_every_readme_example_runs_as_written_against_the_run_command(tmp_path):
     run = RunCommand(tmp_path / "data")
-    # The relays' and processors' health ports too (+1 .. +9), not the defaults another run may hold.
-    run.ports["HEALTH_PORT_BASE"] = _free_port_run(9) - 1
     env = run.env()
     env.pop("VIRTUAL_ENV", None)
     # The audit's broker, as KAFKA_BOOTSTRAP_SERVERS names it (its default is the run command's 9092).

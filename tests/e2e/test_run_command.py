@@ -33,6 +33,9 @@ class RunCommand:
                                                      "AUTH_API_PORT", "RETENTION_API_PORT", "SMTP_PORT")}
         # The object store takes S3_PORT and the four after it, each also + 10000 (gRPC).
         self.ports["S3_PORT"] = _free_port_run(5)
+        # Relays and processors serve health on HEALTH_PORT_BASE+1 .. +9: free ones too, not the
+        # default 8100s another run on the machine may hold (a processor then exits at start).
+        self.ports["HEALTH_PORT_BASE"] = _free_port_run(10)
         self.process: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / "run.out"
         self._client: dict | None = None
