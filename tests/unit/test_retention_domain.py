@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pytest
-
-import logging
 
 from services.retention.bootstrap import warn_above_promise
 from services.retention.domain import (
