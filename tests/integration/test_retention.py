@@ -112,7 +112,7 @@ def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic
     # The access processor follows on its own (its group join takes a few seconds on Tansu).
     wait_until(lambda: access_dossier() is not None, message="the access service holds the dossier")
 
-    clock.set(datetime(2029, 7, 17, 6, 0, tzinfo=UTC))  # 08:00 in Rotterdam: the day has come
+    clock.set(datetime(2028, 7, 17, 6, 0, tzinfo=UTC))  # 08:00 in Rotterdam: the day has come
     wait_until(lambda: any(e.type == "PupilDataPurged" for e in decoded(Topic.RETENTION_EVENTS)), timeout_s=30,
                message="the purge")
 
