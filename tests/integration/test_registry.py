@@ -385,3 +385,21 @@ def test_the_answer_names_the_entities_and_the_schools_references_find_them(regi
               "phone": "010-1234567", "wijknetwerk": "Noord"}
     assert registry.post(change).status_code == 202
     assert lookup("/v1/branches/12AB07/staff/emp-1043").json()["staff_id"] == joined["staff_id"]
+
+
+def test_the_swv_office_looks_up_its_own_consultants_only(registry):
+    office = registry.deps.credentials.create("SWV-bureau PPO", [], ["Noord"])
+    other_office = registry.deps.credentials.create("SWV-bureau elders", [], ["Noord"])
+    consultant = {"kind": "consultant_joined", "mutation_id": "swv-l1", "consultant_ref": "c-9",
+                  "name": "Anouk Visser", "email": "a.visser@ppo.example", "wijknetwerken": ["Noord"]}
+    joined = registry.post(consultant, credential=office).json()["results"][0]["entity_ids"]
+
+    def lookup(path: str, credential):
+        return registry.api.get(path, headers={"Authorization": f"Bearer {credential.api_key}"})
+
+    found = lookup("/v1/consultants/c-9", office).json()
+    assert found == {"staff_id": joined["staff_id"], "consultant_ref": "c-9", "active": True,
+                     "wijknetwerken": ["Noord"]}
+    assert lookup("/v1/consultants/c-9", other_office).status_code == 404  # its own c-9 would be another
+    assert lookup("/v1/consultants/c-9", registry.school).json()["reason"] == "not-swv-office"
+    assert lookup("/v1/branches/12AB00/staff/emp-1", office).json()["reason"] == "not-a-school"
