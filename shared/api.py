@@ -4,12 +4,17 @@ way to serve it (JSON logs, no access log: request lines would carry ids of chil
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy import Table
 from sqlalchemy.engine import Engine
@@ -115,11 +120,40 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# Swagger UI's assets, from the npm package `swagger-ui-dist` that deploy/setup.sh installs
+# (deploy/package.json): /docs works on a machine without internet. FastAPI's default loads them
+# from a CDN, and the page stayed blank offline.
+SWAGGER_UI_DIR = Path(os.environ.get("SAMENVEILIG_SWAGGER_UI_DIR")
+                      or Path(__file__).resolve().parents[1] / "deploy" / "node_modules" / "swagger-ui-dist")
+DOCS_ASSETS = "/docs/assets"
+
+
+def docs_router(app: FastAPI) -> APIRouter:
+    """`/docs`: Swagger UI for this API, every asset served by the API itself."""
+    router = APIRouter(tags=["operations"], dependencies=[public("the API's documentation page")])
+
+    @router.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - API",
+                                   swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+                                   oauth2_redirect_url=f"{root}/docs/oauth2-redirect")
+
+    @router.get("/docs/oauth2-redirect", include_in_schema=False, response_class=HTMLResponse)
+    def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    return router
+
+
 def service_app(*, name: str, description: str, deps: Any, routers: Iterable[APIRouter], outbox: Table,
                 max_body_bytes: int, verifier: TokenVerifier) -> FastAPI:
     """`deps` must have `engine` and `clock` (the outbox routes read them). Every route must
     declare its callers (`shared.bearer`); call `check_every_route_declares` once it is complete."""
-    app = FastAPI(title=f"samenveilig {name}", version="1.0.0", description=description)
+    app = FastAPI(title=f"samenveilig {name}", version="1.0.0", description=description, docs_url=None,
+                  redoc_url=None)
     app.state.deps = deps
     app.state.verifier = verifier
     # Outermost first: the body limit, then the token, then the app (which parses the body).
@@ -127,10 +161,12 @@ def service_app(*, name: str, description: str, deps: Any, routers: Iterable[API
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     install_problem_handlers(app, dependencies=[public("what each problem type means")])
     # Kept for `shared.bearer.declared_routes`: FastAPI does not flatten included routers.
-    app.state.routers = [*routers, health_router,
+    app.state.routers = [*routers, health_router, docs_router(app),
                          outbox_router(name, lambda deps: deps.engine, outbox, lambda deps: deps.clock)]
     for router in app.state.routers:
         app.include_router(router)
+    # Static files only (no route of the API): the JavaScript and CSS the /docs page loads.
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_DIR, check_dir=False), name="docs-assets")
     return app
 
 

@@ -95,7 +95,8 @@ def _database_backends() -> list[str]:
 # waiting for another's run. Under any other distribution a file lock makes them take turns.
 # In this order: the broker torture last, when the other workers are done and its producers'
 # timing bounds meet the least contention.
-SYSTEM_RUNS = ("tests/e2e/test_run_command.py", "tests/e2e/test_chaos.py", "tests/broker/test_torture.py")
+SYSTEM_RUNS = ("tests/e2e/test_run_command.py", "tests/e2e/test_readme_examples.py", "tests/e2e/test_chaos.py",
+               "tests/broker/test_torture.py")
 SYSTEM_RUNS_SCOPE = "system-runs"
 # The same worker then runs a file of pure computation (generated histories), which the
 # others would otherwise have to fit in while it waits for an empty queue.

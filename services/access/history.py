@@ -22,13 +22,16 @@ from services.access.domain import FOLDED_TYPES, INITIAL_STATE, AccessState, Cha
 from shared.contracts.events import (
     AccessGranted,
     AccessRevoked,
+    BranchBrinChanged,
     ConfidentialityAgreementRecorded,
     ConfidentialityAgreementRevoked,
+    ContactPersonMissing,
     DossierClosed,
     DossierContactAssigned,
     DossierOpened,
     DossierViewed,
     NotificationsStopped,
+    PupilDataPurged,
     StaffDeparted,
 )
 from shared.kafka.log import Entry
@@ -96,13 +99,15 @@ def what_could_change(state: AccessState, staff_id: UUID, at: datetime) -> list[
 
 
 def timeline(entries: Iterable[Entry], dossier_id: UUID) -> list[Entry]:
-    """Everything that happened to one dossier and its access, in the order it was recorded; with
-    the confidentiality agreements of everyone granted it (they decide whether the grant counts)."""
-    branch_id = None
+    """Everything that happened to one dossier and its access, in the order it was recorded: its
+    own events (a contact left without a successor too), its branch's grants, revocations,
+    departures and BRIN changes, the purge of its pupil, and the confidentiality agreements of
+    everyone granted it (they decide whether the grant counts)."""
+    branch_id = pupil_id = None
     granted: set[UUID] = set()
     for entry in entries:
         if isinstance(entry.event.event, DossierOpened) and entry.event.event.dossier_id == dossier_id:
-            branch_id = entry.event.event.branch_id
+            branch_id, pupil_id = entry.event.event.branch_id, entry.event.event.pupil_id
         if isinstance(entry.event.event, AccessGranted) and entry.event.event.dossier_id == dossier_id:
             granted.add(entry.event.event.staff_id)
     relevant = []
@@ -113,8 +118,10 @@ def timeline(entries: Iterable[Entry], dossier_id: UUID) -> list[Entry]:
                 relevant.append(entry)
         elif (getattr(event, "dossier_id", None) == dossier_id and isinstance(
                 event, DossierOpened | DossierContactAssigned | DossierClosed | DossierViewed | AccessGranted
-                | AccessRevoked)) or (branch_id is not None and getattr(event, "branch_id", None) == branch_id
-              and isinstance(event, AccessGranted | AccessRevoked | NotificationsStopped | StaffDeparted)
-              and getattr(event, "dossier_id", None) is None):
+                | AccessRevoked | ContactPersonMissing)) or (branch_id is not None and getattr(
+                event, "branch_id", None) == branch_id and isinstance(
+                event, AccessGranted | AccessRevoked | NotificationsStopped | StaffDeparted | BranchBrinChanged)
+                and getattr(event, "dossier_id", None) is None) or (
+                pupil_id is not None and isinstance(event, PupilDataPurged) and event.pupil_id == pupil_id):
             relevant.append(entry)
     return sorted(relevant, key=lambda e: (e.event.recorded_at, e.record.topic, e.record.offset))

@@ -6,6 +6,7 @@
     samenveilig-audit what-could-see STAFF --at ... [--axis ...] [--action view|change]
     samenveilig-audit timeline DOSSIER
     samenveilig-audit actions [--actor STAFF_OR_CLIENT] [--pupil PUPIL]
+    (instead of an id: --ref VESTIGINGSCODE/REF, the school's own reference; --actor-ref, --pupil-ref)
     samenveilig-audit verify [--access-db URL] [--registry-db URL]
     samenveilig-audit report DOSSIER --from ... --to ... --out rapport.html
 
@@ -49,7 +50,7 @@ from services.access.history import (
     who_could_change,
     who_could_see,
 )
-from services.audit import snapshot
+from services.audit import refs, snapshot
 from services.audit import verify as checks
 from services.audit.actions import actions
 from services.auth import domain as auth_domain
@@ -59,7 +60,14 @@ from services.registry.domain import FOLDED_TYPES as REGISTRY_FOLDED
 from services.registry.domain import INITIAL_STATE as REGISTRY_INITIAL
 from services.registry.domain import evolve as registry_evolve
 from shared.contracts.envelope import EventCodec
-from shared.contracts.events import ConfidentialityAgreementRecorded, DossierViewed
+from shared.contracts.events import (
+    BranchBrinChanged,
+    ConfidentialityAgreementRecorded,
+    ContactPersonMissing,
+    DossierContactAssigned,
+    DossierViewed,
+    PupilDataPurged,
+)
 from shared.contracts.topics import EVENT_TOPICS, Topic, TopicNames, dead_letter_topic
 from shared.crypto import InMemoryKeyStore, TrustedSigners
 from shared.kafka.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
@@ -131,6 +139,23 @@ def load_log(options: Options, extra: list[str] | None = None,
     return Log(records, entries, undecodable, time.monotonic() - started)
 
 
+REF_HELP_DOSSIER = "the school's own reference instead of the id: VESTIGINGSCODE/DOSSIER_REF"
+REF_HELP_STAFF = "the school's own reference instead of the id: VESTIGINGSCODE/STAFF_REF"
+
+
+def _entity(log: Log, given: UUID | None, reference: str | None, kind: refs.Kind) -> UUID:
+    """The id given, or the one the school's reference names in the log (exactly one of them)."""
+    if (given is None) == (reference is None):
+        raise typer.BadParameter(f"give the {kind}'s id or --ref VESTIGINGSCODE/REF (one of them)")
+    if given is not None:
+        return given
+    assert reference is not None
+    try:
+        return refs.resolve(log.entries, kind, reference)
+    except refs.UnknownReference as unknown:
+        raise typer.BadParameter(str(unknown)) from None
+
+
 def _at(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
@@ -154,66 +179,73 @@ def _change_row(rights: ChangeRights) -> dict[str, Any]:
     first = next(iter(rights.decisions.values()))
     return {"staff_id": str(rights.staff_id), "dossier_id": str(rights.dossier_id),
             "may_change": [what.value for what in rights.what], "rule": first.rule, "role": first.role,
-            "since": first.since, "reason": first.reason}
+            "since": _utc(first.since) if first.since else None, "reason": first.reason}
 
 
 @app.command("who-could-see")
-def who_could_see_cmd(ctx: typer.Context, dossier: UUID,
+def who_could_see_cmd(ctx: typer.Context, dossier: Annotated[UUID | None, typer.Argument()] = None,
                       at: Annotated[str | None, typer.Option(help="ISO time with zone; default now")] = None,
                       axis: Annotated[str, typer.Option(help="valid: as we now know it; record: as known then")
                                       ] = "valid",
-                      action: Annotated[str, typer.Option(help=ACTION_HELP)] = "view") -> None:
-    """Who could see (or change) DOSSIER at a moment, and by which rule."""
+                      action: Annotated[str, typer.Option(help=ACTION_HELP)] = "view",
+                      ref: Annotated[str | None, typer.Option(help=REF_HELP_DOSSIER)] = None) -> None:
+    """Who could see (or change) DOSSIER at a moment, and by which rule (times in UTC)."""
     options = _options(ctx)
     moment = _at(at)
     chosen_axis, chosen_action = _axis(axis), _action(action)
     log = load_log(options)
+    dossier = _entity(log, dossier, ref, "dossier")
     state = state_at(log.entries, moment, chosen_axis)
     if chosen_action == "change":
         changers = [_change_row(rights) for rights in who_could_change(state, dossier, moment)]
-        table = Table("staff", "mag wijzigen", "rule", "role", "since",
-                      title=f"Wie kon dossier {dossier} wijzigen op {moment:%Y-%m-%d %H:%M} ({axis} time)")
+        table = Table("staff", "mag wijzigen", "rule", "role", "since (UTC)",
+                      title=f"Wie kon dossier {dossier} wijzigen op {moment:%Y-%m-%d %H:%M} UTC ({axis} time)")
         for row in changers:
             table.add_row(row["staff_id"], ", ".join(row["may_change"]), str(row["rule"]), str(row["role"]),
-                          str(row["since"]))
+                          _minute(row["since"]))
         _emit(options, {"dossier_id": str(dossier), "at": moment, "axis": axis, "action": "change",
                         "could_change": changers}, table)
         return
     allowed = who_could_see(state, dossier, moment)
-    rows = [{"staff_id": str(a.staff_id), "rule": a.decision.rule, "role": a.decision.role,
-             "since": a.decision.since, "reason": a.decision.reason} for a in allowed]
-    table = Table("staff", "rule", "role", "since",
-                  title=f"Wie kon dossier {dossier} inzien op {moment:%Y-%m-%d %H:%M} ({axis} time)")
+    rows: list[dict[str, Any]] = [{"staff_id": str(a.staff_id), "rule": a.decision.rule, "role": a.decision.role,
+                                   "since": _utc(a.decision.since) if a.decision.since else None,
+                                   "reason": a.decision.reason} for a in allowed]
+    table = Table("staff", "rule", "role", "since (UTC)",
+                  title=f"Wie kon dossier {dossier} inzien op {moment:%Y-%m-%d %H:%M} UTC ({axis} time)")
     for row in rows:
-        table.add_row(str(row["staff_id"]), str(row["rule"]), str(row["role"]), str(row["since"]))
+        table.add_row(str(row["staff_id"]), str(row["rule"]), str(row["role"]), _minute(row["since"]))
     _emit(options, {"dossier_id": str(dossier), "at": moment, "axis": axis, "action": "view", "could_see": rows},
           table)
 
 
 @app.command("what-could-see")
-def what_could_see_cmd(ctx: typer.Context, staff: UUID, at: Annotated[str | None, typer.Option()] = None,
+def what_could_see_cmd(ctx: typer.Context, staff: Annotated[UUID | None, typer.Argument()] = None,
+                       at: Annotated[str | None, typer.Option()] = None,
                        axis: Annotated[str, typer.Option()] = "valid",
-                       action: Annotated[str, typer.Option(help=ACTION_HELP)] = "view") -> None:
-    """Which dossiers STAFF could see (or change) at a moment, and by which rule."""
+                       action: Annotated[str, typer.Option(help=ACTION_HELP)] = "view",
+                       ref: Annotated[str | None, typer.Option(help=REF_HELP_STAFF)] = None) -> None:
+    """Which dossiers STAFF could see (or change) at a moment, and by which rule (times in UTC)."""
     options = _options(ctx)
     moment = _at(at)
     chosen_axis, chosen_action = _axis(axis), _action(action)
     log = load_log(options)
+    staff = _entity(log, staff, ref, "staff")
     state = state_at(log.entries, moment, chosen_axis)
     if chosen_action == "change":
         changes = [_change_row(rights) for rights in what_could_change(state, staff, moment)]
-        table = Table("dossier", "mag wijzigen", "rule", "since",
-                      title=f"Wat kon {staff} wijzigen op {moment:%Y-%m-%d %H:%M}")
+        table = Table("dossier", "mag wijzigen", "rule", "since (UTC)",
+                      title=f"Wat kon {staff} wijzigen op {moment:%Y-%m-%d %H:%M} UTC")
         for row in changes:
-            table.add_row(row["dossier_id"], ", ".join(row["may_change"]), str(row["rule"]), str(row["since"]))
+            table.add_row(row["dossier_id"], ", ".join(row["may_change"]), str(row["rule"]), _minute(row["since"]))
         _emit(options, {"staff_id": str(staff), "at": moment, "axis": axis, "action": "change",
                         "could_change": changes}, table)
         return
     allowed = what_could_see(state, staff, moment)
-    rows = [{"dossier_id": str(a.dossier_id), "rule": a.decision.rule, "since": a.decision.since} for a in allowed]
-    table = Table("dossier", "rule", "since", title=f"Wat kon {staff} inzien op {moment:%Y-%m-%d %H:%M}")
+    rows: list[dict[str, Any]] = [{"dossier_id": str(a.dossier_id), "rule": a.decision.rule,
+                                   "since": _utc(a.decision.since) if a.decision.since else None} for a in allowed]
+    table = Table("dossier", "rule", "since (UTC)", title=f"Wat kon {staff} inzien op {moment:%Y-%m-%d %H:%M} UTC")
     for row in rows:
-        table.add_row(str(row["dossier_id"]), str(row["rule"]), str(row["since"]))
+        table.add_row(str(row["dossier_id"]), str(row["rule"]), _minute(row["since"]))
     _emit(options, {"staff_id": str(staff), "at": moment, "axis": axis, "action": "view", "could_see": rows},
           table)
 
@@ -230,14 +262,33 @@ def _action(value: str) -> str:
     return value
 
 
+def _utc(moment: datetime) -> datetime:
+    """Every time the audit prints is UTC (the headers say so): the log keeps each event's own
+    offset, and a table mixing +01:00, +02:00 and UTC misleads whoever compares its rows."""
+    return moment.astimezone(UTC)
+
+
+def _minute(moment: datetime | None) -> str:
+    return "" if moment is None else f"{_utc(moment):%Y-%m-%d %H:%M}"
+
+
 def _timeline_rows(entries: list[Entry]) -> list[dict[str, Any]]:
     rows = []
     for entry in entries:
         event = entry.event.event
-        rows.append({"recorded_at": entry.event.recorded_at, "effective_at": entry.event.effective_at,
-                     "type": entry.event.type, "staff_id": str(getattr(event, "staff_id", "") or ""),
+        rows.append({"recorded_at": _utc(entry.event.recorded_at), "effective_at": _utc(entry.event.effective_at),
+                     "type": entry.event.type, "staff_id": str(_staff_of(event) or ""),
                      "detail": _detail(event), "event_id": entry.event.id})
     return rows
+
+
+def _staff_of(event: Any) -> Any:
+    """The staff member a row is about: a contact assignment names the new contact, a missing
+    contact the one who left."""
+    for name in ("staff_id", "contact_staff_id", "previous_contact_staff_id"):
+        if getattr(event, name, None) is not None:
+            return getattr(event, name)
+    return None
 
 
 def _detail(event: Any) -> str:
@@ -245,6 +296,14 @@ def _detail(event: Any) -> str:
         return f"version={event.version} valid_until={event.valid_until}"
     if isinstance(event, DossierViewed) and event.action != "view":
         return f"{event.action} {event.what}: allowed={event.allowed} rule={event.rule}"
+    if isinstance(event, DossierContactAssigned):
+        return f"nieuwe contactpersoon={event.contact_staff_id} reason={event.reason}"
+    if isinstance(event, ContactPersonMissing):
+        return f"geen contactpersoon meer (vertrokken: {event.previous_contact_staff_id})"
+    if isinstance(event, BranchBrinChanged):
+        return f"vestigingscode {event.previous_vestigingscode} -> {event.vestigingscode}"
+    if isinstance(event, PupilDataPurged):
+        return f"gegevens van leerling {event.pupil_id} verwijderd"
     for name in ("rule", "reason", "allowed"):
         if hasattr(event, name):
             return f"{name}={getattr(event, name)}"
@@ -252,13 +311,17 @@ def _detail(event: Any) -> str:
 
 
 @app.command("timeline")
-def timeline_cmd(ctx: typer.Context, dossier: UUID) -> None:
-    """Every grant, revocation, view and change of DOSSIER, in order."""
+def timeline_cmd(ctx: typer.Context, dossier: Annotated[UUID | None, typer.Argument()] = None,
+                 ref: Annotated[str | None, typer.Option(help=REF_HELP_DOSSIER)] = None) -> None:
+    """Every grant, revocation, view and change of DOSSIER, in order (times in UTC)."""
     options = _options(ctx)
-    rows = _timeline_rows(timeline(load_log(options).entries, dossier))
-    table = Table("vastgelegd", "van kracht", "gebeurtenis", "medewerker", "detail", title=f"Tijdlijn {dossier}")
+    log = load_log(options)
+    dossier = _entity(log, dossier, ref, "dossier")
+    rows = _timeline_rows(timeline(log.entries, dossier))
+    table = Table("vastgelegd (UTC)", "van kracht (UTC)", "gebeurtenis", "medewerker", "detail",
+                  title=f"Tijdlijn {dossier}")
     for row in rows:
-        table.add_row(f"{row['recorded_at']:%Y-%m-%d %H:%M}", f"{row['effective_at']:%Y-%m-%d %H:%M}", row["type"],
+        table.add_row(_minute(row["recorded_at"]), _minute(row["effective_at"]), row["type"],
                       row["staff_id"], row["detail"])
     _emit(options, {"dossier_id": str(dossier), "timeline": rows}, table)
 
@@ -266,11 +329,21 @@ def timeline_cmd(ctx: typer.Context, dossier: UUID) -> None:
 @app.command("actions")
 def actions_cmd(ctx: typer.Context,
                 actor: Annotated[str | None, typer.Option(help="a staff id, or client:<id> for a service")] = None,
-                pupil: Annotated[UUID | None, typer.Option(help="only actions concerning this pupil")] = None) -> None:
+                pupil: Annotated[UUID | None, typer.Option(help="only actions concerning this pupil")] = None,
+                actor_ref: Annotated[str | None, typer.Option(help=REF_HELP_STAFF + " (the actor)")] = None,
+                pupil_ref: Annotated[str | None, typer.Option(
+                    help="the school's own reference instead of --pupil: VESTIGINGSCODE/PUPIL_REF")] = None) -> None:
     """Who did what, with which client, on whose behalf (NEN 7513): grants, revocations, consent,
     holds, requests, leaks and admin actions, per actor and/or per pupil."""
     options = _options(ctx)
-    rows = actions(load_log(options).entries, actor=actor, pupil=pupil)
+    log = load_log(options)
+    if actor_ref is not None:
+        if actor is not None:
+            raise typer.BadParameter("give --actor or --actor-ref, not both")
+        actor = str(_entity(log, None, actor_ref, "staff"))
+    if pupil_ref is not None:
+        pupil = _entity(log, pupil, pupil_ref, "pupil")
+    rows = actions(log.entries, actor=actor, pupil=pupil)
     table = Table("vastgelegd (UTC)", "handeling", "door", "via", "namens", "betreft", title="Handelingen"
                   + (f" van {actor}" if actor else "") + (f" over leerling {pupil}" if pupil else ""))
     for row in rows:
@@ -394,7 +467,7 @@ REPORT = """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Au
 table{{border-collapse:collapse;width:100%}}
 td,th{{border:1px solid #ccc;padding:.3rem .5rem;text-align:left}} th{{background:#eef}}</style></head><body>
 <h1>Auditrapport hulpvraag {dossier}</h1>
-<p>Periode: {start} tot {end}. Gemaakt op {made} uit het eventlog ({events} gebeurtenissen).</p>
+<p>Periode: {start} tot {end} (alle tijden in UTC). Gemaakt op {made} uit het eventlog ({events} gebeurtenissen).</p>
 <h2>Wie kon de hulpvraag inzien aan het begin van de periode</h2>{at_start}
 <h2>Wie kon de hulpvraag inzien aan het eind van de periode</h2>{at_end}
 <h2>Tijdlijn: toegang, intrekkingen, inzage en wijzigingen</h2>{timeline}
@@ -411,27 +484,31 @@ def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 @app.command("report")
-def report_cmd(ctx: typer.Context, dossier: UUID, start: Annotated[str, typer.Option("--from")],
-               end: Annotated[str, typer.Option("--to")], out: Annotated[Path, typer.Option()]) -> None:
-    """An HTML report for a privacy officer (Dutch): who could see the dossier, and what happened."""
+def report_cmd(ctx: typer.Context, start: Annotated[str, typer.Option("--from")],
+               end: Annotated[str, typer.Option("--to")], out: Annotated[Path, typer.Option()],
+               dossier: Annotated[UUID | None, typer.Argument()] = None,
+               ref: Annotated[str | None, typer.Option(help=REF_HELP_DOSSIER)] = None) -> None:
+    """An HTML report for a privacy officer (Dutch): who could see the dossier, and what happened
+    (times in UTC)."""
     options = _options(ctx)
     begin, finish = _at(start), _at(end)
     log = load_log(options)
+    dossier = _entity(log, dossier, ref, "dossier")
 
     def could_see(at: datetime) -> str:
-        rows = [[str(a.staff_id), a.decision.rule, a.decision.role, a.decision.since]
+        rows = [[str(a.staff_id), a.decision.rule, a.decision.role, _minute(a.decision.since)]
                 for a in who_could_see(state_at(log.entries, at), dossier, at)]
-        return _html_table(["medewerker", "regel", "rol", "sinds"], rows)
+        return _html_table(["medewerker", "regel", "rol", "sinds (UTC)"], rows)
 
     events = [e for e in timeline(log.entries, dossier) if begin <= e.event.recorded_at <= finish
               or begin <= e.event.effective_at <= finish]
-    rows = [[f"{r['recorded_at']:%Y-%m-%d %H:%M}", f"{r['effective_at']:%Y-%m-%d %H:%M}", r["type"], r["staff_id"],
-             r["detail"]] for r in _timeline_rows(events)]
+    rows = [[_minute(r["recorded_at"]), _minute(r["effective_at"]), r["type"], r["staff_id"], r["detail"]]
+            for r in _timeline_rows(events)]
     out.write_text(REPORT.format(dossier=dossier, start=f"{begin:%Y-%m-%d %H:%M}", end=f"{finish:%Y-%m-%d %H:%M}",
                                  made=f"{datetime.now(UTC):%Y-%m-%d %H:%M}", events=len(log.entries),
                                  at_start=could_see(begin), at_end=could_see(finish),
-                                 timeline=_html_table(["vastgelegd", "van kracht", "gebeurtenis", "medewerker",
-                                                       "detail"], rows)), encoding="utf-8")
+                                 timeline=_html_table(["vastgelegd (UTC)", "van kracht (UTC)", "gebeurtenis",
+                                                       "medewerker", "detail"], rows)), encoding="utf-8")
     _emit(options, {"report": str(out), "events": len(events)})
     if not options.as_json:
         console.print(f"rapport geschreven: {out}")

@@ -76,6 +76,9 @@ class Person:
     # were recorded, and not recovered), and the wijknetwerken they serve (None: not known).
     office: str | None = None
     wijknetwerken: frozenset[str] | None = None
+    # When the current join took effect, as the service recorded it (None: not known). Not set
+    # by `evolve`: the event does not carry its effective time, its envelope does.
+    joined_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,8 @@ def decide(command: ReportMutation, state: RegistryState) -> Decision:
                 return Refused("staff-never-joined", "no staff member with this reference joined this branch")
             if not person.active:
                 return Refused("staff-already-departed", "this staff member has already departed")
+            if person.joined_at is not None and command.effective_at < person.joined_at:
+                return Refused("departure-before-join", "the departure is dated before this staff member joined")
             return Accepted((StaffDeparted(branch_id=branch.branch_id, staff_id=person.staff_id),))
         case DossierClosedReport():
             dossier = state.dossiers.get(dossier_id(branch.branch_id, mutation.dossier_ref))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
 from uuid import UUID
@@ -30,6 +30,7 @@ from shared.contracts.events import (
     PupilEvent,
     StaffDeparted,
     StaffEvent,
+    StaffJoined,
 )
 from shared.contracts.mutations import (
     BranchChange,
@@ -70,6 +71,9 @@ class MutationOutcome:
     effective_at: datetime
     # True when this mutation id was seen before: the same events, nothing new emitted.
     replayed: bool = False
+    # The ids of what the mutation touched, by role: branch_id, staff_id, pupil_id, dossier_id,
+    # contact_staff_id; so a school system need not derive them.
+    entity_ids: dict[str, str] = field(default_factory=dict)
 
 
 def fingerprint(mutation: Mutation) -> str:
@@ -104,7 +108,7 @@ class RegistryService:
                 raise MutationConflict(index, mutation.mutation_id, "mutation-id-reused",
                                        "this mutation_id was used before for a different mutation")
             return MutationOutcome(mutation.mutation_id, seen.status, json.loads(seen.event_ids), seen.effective_at,
-                                   replayed=True)
+                                   replayed=True, entity_ids=store.entity_ids_of(seen))
         state = store.load_state(connection, references(mutation, branch_id, credential.office))
         effective_at = mutation.effective_at or now
         decision = decide(ReportMutation(mutation, sender, received_at=now, effective_at=effective_at,
@@ -117,6 +121,7 @@ class RegistryService:
         if not scheduled:
             # Later mutations in this batch, and every later request, see the change at once.
             store.save_state(connection, reduce(evolve, events, state), before=state)
+            _record_joins(connection, events, effective_at)
             events += self._reactions(connection, events)
         event_ids = [derived_id("registry-event", sender, mutation.mutation_id, str(n)) for n in range(len(events))]
         correlation = derived_id("mutation", sender, mutation.mutation_id)
@@ -139,10 +144,11 @@ class RegistryService:
             enqueue_mail(connection, store.mail_outbox, message_id=mail.message_id, recipient=self._office_email,
                          subject=mail.subject, body=mail.body, created_at=now)
         status = "scheduled" if scheduled else "accepted"
+        touched = entity_ids(decision.events)
         store.record_mutation(connection, sender=sender, mutation_id=mutation.mutation_id, kind=mutation.kind,
                               fingerprint=mutation_print, status=status, event_ids=event_ids, received_at=now,
-                              effective_at=effective_at)
-        return MutationOutcome(mutation.mutation_id, status, event_ids, effective_at)
+                              effective_at=effective_at, entity_ids=touched)
+        return MutationOutcome(mutation.mutation_id, status, event_ids, effective_at, entity_ids=touched)
 
     def apply_due(self, connection: Connection, now: datetime, limit: int = 500) -> int:
         """Scheduled events whose moment has come change the state now; the relay then publishes them."""
@@ -152,6 +158,7 @@ class RegistryService:
             refs, branch_ids = _event_references(recorded.event)
             state = store.load_state(connection, refs, branch_ids)
             store.save_state(connection, evolve(state, recorded.event), before=state)
+            _record_joins(connection, [recorded.event], recorded.effective_at)
             store.mark_applied(connection, row.seq)
             for n, reaction in enumerate(self._reactions(connection, [recorded.event])):
                 self._outbox.emit(connection, reaction, event_id=derived_id("registry-reaction", recorded.id, str(n)),
@@ -168,6 +175,26 @@ class RegistryService:
                 store.save_state(connection, reduce(evolve, reactions, state), before=state)
                 out += reactions
         return out
+
+
+ENTITY_FIELDS = ("branch_id", "staff_id", "pupil_id", "dossier_id", "contact_staff_id")
+
+
+def entity_ids(events: tuple[Event, ...]) -> dict[str, str]:
+    """The ids a mutation's own events name (not what follows from them), by field."""
+    found: dict[str, str] = {}
+    for event in events:
+        for name in ENTITY_FIELDS:
+            value = getattr(event, name, None)
+            if value is not None:
+                found.setdefault(name, str(value))
+    return found
+
+
+def _record_joins(connection: Connection, events: list[Event], effective_at: datetime) -> None:
+    for event in events:
+        if isinstance(event, StaffJoined):
+            store.record_joined(connection, event.staff_id, effective_at)
 
 
 def _authorise(credential: Credential, mutation: Mutation, index: int, branch_id: UUID | None) -> None:

@@ -59,6 +59,9 @@ people = Table(
     # Consultants: the office that registered them, and their wijknetwerken (JSON list).
     Column("office", String(64), nullable=True),
     Column("wijknetwerken", Text, nullable=True),
+    # When the current join took effect (None: joined before this was recorded). Written by the
+    # service beside the state, from the join's effective time, which the event does not carry.
+    Column("joined_at", UtcDateTime(), nullable=True),
 )
 pupils = Table(
     "registry_pupils", metadata,
@@ -85,6 +88,8 @@ mutations = Table(
     Column("event_ids", Text, nullable=False),  # JSON list
     Column("received_at", UtcDateTime(), nullable=False),
     Column("effective_at", UtcDateTime(), nullable=False),
+    # JSON object: the ids of the entities the mutation touched ({"staff_id": ...}); NULL before 0004.
+    Column("entity_ids", Text, nullable=True),
 )
 outbox, mail_outbox = define_outbox_tables(metadata, "registry")
 credentials = Table(
@@ -159,7 +164,8 @@ def load_reaction_state(connection: Connection, staff_id: UUID, branch_id: UUID)
 def _person(row: Row[Any]) -> Person:
     return Person(UUID(row.staff_id), UUID(row.branch_id) if row.branch_id else None, StaffRole(row.role), row.active,
                   office=row.office,
-                  wijknetwerken=frozenset(json.loads(row.wijknetwerken)) if row.wijknetwerken is not None else None)
+                  wijknetwerken=frozenset(json.loads(row.wijknetwerken)) if row.wijknetwerken is not None else None,
+                  joined_at=row.joined_at)
 
 
 def _upsert(connection: Connection, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
@@ -205,6 +211,11 @@ def save_state(connection: Connection, state: RegistryState, before: RegistrySta
          "contact_staff_id": str(d.contact_staff_id), "open": d.open} for d in state.dossiers.values()])
 
 
+def record_joined(connection: Connection, staff_id: UUID, joined_at: datetime) -> None:
+    """The moment a staff member's join took effect (the row exists: the state was saved first)."""
+    connection.execute(update(people).where(people.c.staff_id == str(staff_id)).values(joined_at=joined_at))
+
+
 def clear_state(connection: Connection) -> None:
     """Empties the state tables, before a rebuild from the log."""
     for table in (branches, codes, people, pupils, dossiers):
@@ -219,10 +230,35 @@ def find_mutation(connection: Connection, sender: str, mutation_id: str) -> Any:
 
 
 def record_mutation(connection: Connection, *, sender: str, mutation_id: str, kind: str, fingerprint: str,
-                    status: str, event_ids: list[str], received_at: datetime, effective_at: datetime) -> None:
+                    status: str, event_ids: list[str], received_at: datetime, effective_at: datetime,
+                    entity_ids: dict[str, str]) -> None:
     connection.execute(insert(mutations).values(
         sender=sender, mutation_id=mutation_id, kind=kind, fingerprint=fingerprint, status=status,
-        event_ids=json.dumps(event_ids), received_at=received_at, effective_at=effective_at))
+        event_ids=json.dumps(event_ids), received_at=received_at, effective_at=effective_at,
+        entity_ids=json.dumps(entity_ids, sort_keys=True)))
+
+
+def entity_ids_of(row: Row[Any]) -> dict[str, str]:
+    """A recorded mutation's entity ids (`{}` for one recorded before they were kept)."""
+    return dict(json.loads(row.entity_ids)) if row.entity_ids else {}
+
+
+# --- lookups by the school's own references -------------------------------------------------
+
+def find_person(connection: Connection, staff_id: UUID) -> Person | None:
+    row = connection.execute(select(people).where(people.c.staff_id == str(staff_id))).first()
+    return _person(row) if row else None
+
+
+def find_pupil(connection: Connection, pupil_id: UUID) -> Pupil | None:
+    row = connection.execute(select(pupils).where(pupils.c.pupil_id == str(pupil_id))).first()
+    return Pupil(UUID(row.pupil_id), UUID(row.branch_id), row.enrolled) if row else None
+
+
+def find_dossier(connection: Connection, dossier_id: UUID) -> Dossier | None:
+    row = connection.execute(select(dossiers).where(dossiers.c.dossier_id == str(dossier_id))).first()
+    return Dossier(UUID(row.dossier_id), UUID(row.branch_id), UUID(row.pupil_id), UUID(row.contact_staff_id),
+                   row.open) if row else None
 
 
 # --- credentials of school systems and the SWV office ----------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from services.retention import store
 from services.retention.deps import RetentionDeps
+from services.retention.domain import PROMISED_YEARS, above_promise, retention_periods
 from services.retention.leaks import HistoryReader, LeakDesk
 from services.retention.requests import RequestDesk
 from services.retention.service import RetentionService
@@ -49,6 +50,15 @@ def log_reader(settings: RetentionSettings, topics: TopicNames, codec: EventCode
     return read
 
 
+def warn_above_promise(periods: dict[str, int]) -> None:
+    """The SSOE statement promises "maximaal 2 jaar na vertrek": a configured longer period is
+    the operator's choice (a legal period may demand it), and is said at every start."""
+    for category, years in above_promise(periods):
+        log.warning("retention period above the promise of %d years after leaving: %s is kept %d years "
+                    "(SAMENVEILIG_RETENTION_YEARS)", PROMISED_YEARS, category, years,
+                    extra={"category": category, "years": years})
+
+
 def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionDeps:
     store.migrate_to_newest(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -56,7 +66,9 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
     keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
     topics = TopicNames(settings.topic_prefix)
     codec = service_codec(keys, "retention", topics, settings.signing_paths(), settings.signing_create_keys)
-    service = RetentionService(codec, keys, clock, settings.retention_years)
+    periods = retention_periods(settings.retention_years)
+    warn_above_promise(periods)
+    service = RetentionService(codec, keys, clock, periods)
     return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
                          leaks=LeakDesk(service, log_reader(settings, topics, codec, frozenset({"DossierViewed"})),
                                         settings.privacy_contact, settings.leak_mail_second_approval_above),

@@ -1,9 +1,11 @@
 """The retention rules: when a pupil's data must go, and whether consent holds. Pure: dates and
 times come in; nothing is read from a clock here.
 
-- Data is kept at most 2 years after the pupil leaves (the SSOE statement); the sector keeps
-  the SWV's own dossier 3 years. A pupil's personal data is sealed under one key, so it goes at
-  the latest moment that applies to what we hold about them.
+- Data is kept at most 2 years after the pupil leaves (the SSOE statement's promise): every
+  category's default is 2 years. A longer legal period (the SWV's own dossier, enrolment and
+  absence data) applies only when the operator configures it, and is warned about at start-up
+  (`above_promise`). A pupil's personal data is sealed under one key, so it goes at the latest
+  moment that applies to what we hold about them.
 - From 16, the pupil's own consent is needed as well as a parent's (date of birth decides, on
   the date the question is asked).
 """
@@ -36,13 +38,27 @@ from shared.contracts.events import (
 )
 from shared.fold import evolve_through
 
-DEFAULT_PERIODS: Mapping[str, int] = {
-    "leerlingdossier": 2,        # pupil data: at most 2 years after leaving (the seed)
-    "verwijzing_so": 3,          # referred to special education
-    "swv_dossier": 3,            # the SWV's own dossier (hulpvragen)
-    "inschrijving_verzuim": 5,   # enrolment and absence data
-}
+# "maximaal 2 jaar na vertrek": no category is kept longer unless the operator says so.
+PROMISED_YEARS = 2
+DEFAULT_PERIODS: Mapping[str, int] = MappingProxyType({
+    "leerlingdossier": PROMISED_YEARS,       # pupil data
+    "verwijzing_so": PROMISED_YEARS,         # referred to special education
+    "swv_dossier": PROMISED_YEARS,           # the SWV's own dossier (hulpvragen)
+    "inschrijving_verzuim": PROMISED_YEARS,  # enrolment and absence data
+})
 OWN_CONSENT_FROM_AGE = 16
+
+
+def retention_periods(configured: Mapping[str, int]) -> dict[str, int]:
+    """The periods in force: every default category, with the operator's configured values over
+    them (a configuration naming one category keeps the others at their defaults)."""
+    return {**DEFAULT_PERIODS, **configured}
+
+
+def above_promise(periods: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Each category kept longer than the promised 2 years after leaving, by name: the operator
+    chose that, and the start-up says so."""
+    return sorted((category, years) for category, years in periods.items() if years > PROMISED_YEARS)
 
 
 def add_years(day: date, years: int) -> date:

@@ -54,6 +54,22 @@ class PurgePublic(BaseModel):
     removed: str
 
 
+class ScheduledPurgePublic(BaseModel):
+    pupil_id: UUID
+    branch_id: UUID
+    category: str
+    left_on: date | None
+    due_on: date
+    # Under a legal hold the purge waits, past its date too, until the hold is released.
+    legal_hold: bool
+    days_left: int = Field(description="Days until due_on (negative: overdue, which only a hold explains).")
+
+
+class ScheduledPurgesPublic(BaseModel):
+    scheduled: list[ScheduledPurgePublic]
+    next_after: str | None = Field(description="Give as `after` for the next page; null on the last page.")
+
+
 class RequestIn(BaseModel):
     kind: SubjectRequestKind
     requested_by: ConsentGiver = Field(description="A parent, or the pupil (from 16).")
@@ -281,6 +297,50 @@ def purge_report(deps: Deps, caller: CurrentCaller) -> list[PurgePublic]:
     with deps.engine.connect() as connection:
         branches = visible(connection, caller)
         return [PurgePublic(**row) for row in deps.service.purge_report(connection, branches)]
+
+
+@purges.get("/scheduled", response_model=ScheduledPurgesPublic, dependencies=[READ],
+            responses={403: {"description": "A branch or board that is not the FG's"},
+                       422: {"description": "Both branch_id and bevoegd_gezag, or a malformed `after`"}})
+def purge_forecast(deps: Deps, caller: CurrentCaller, branch_id: UUID | None = None,
+                   bevoegd_gezag: Annotated[str | None, Query(pattern=r"^[0-9]{5}$")] = None,
+                   after: Annotated[str | None, Query(max_length=60, description="`next_after` of the page before")
+                                    ] = None,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 100) -> ScheduledPurgesPublic:
+    """What goes when: every pupil who left, with the purge's date, category and whether a legal
+    hold stops it, soonest first, for one branch or one board (a service with retention:read:
+    everything; the FG: her own board). Ids and dates only, never what is held."""
+    if branch_id is not None and bevoegd_gezag is not None:
+        raise Problem(422, "validation-error", "Give branch_id or bevoegd_gezag, not both")
+    cursor = _forecast_cursor(after)
+    with deps.engine.connect() as connection:
+        shown = visible(connection, caller)
+        asked: frozenset[UUID] | None = None
+        if branch_id is not None:
+            asked = frozenset({branch_id})
+        elif bevoegd_gezag is not None:
+            asked = store.board_branch_ids(connection, bevoegd_gezag)
+        if asked is not None and shown is not None and not asked <= shown:
+            _refuse(policy.Refusal("other-board", "this branch or board is not the FG's own"))
+        branches = asked if asked is not None else shown
+        rows = store.scheduled_purges(connection, branches, cursor, limit)
+    today = deps.service.today()
+    page = [ScheduledPurgePublic(pupil_id=UUID(r.pupil_id), branch_id=UUID(r.branch_id), category=r.category,
+                                 left_on=r.left_on, due_on=r.due_on, legal_hold=r.legal_hold,
+                                 days_left=(r.due_on - today).days) for r in rows]
+    last = page[-1] if len(page) == limit else None
+    cursor_out = f"{last.due_on.isoformat()}_{last.pupil_id}" if last else None
+    return ScheduledPurgesPublic(scheduled=page, next_after=cursor_out)
+
+
+def _forecast_cursor(after: str | None) -> tuple[date, str] | None:
+    if after is None:
+        return None
+    day, _, pupil = after.partition("_")
+    try:
+        return date.fromisoformat(day), str(UUID(pupil))
+    except ValueError:
+        raise Problem(422, "validation-error", "`after` is the `next_after` of a page") from None
 
 
 @pupils.post("/{pupil_id}/requests", response_model=RequestPublic, status_code=201,

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Connection, Engine
 
 from services.retention import store
-from services.retention.domain import DEFAULT_PERIODS, HANDLERS, ConsentAnswer, consent, handle
+from services.retention.domain import HANDLERS, ConsentAnswer, consent, handle, retention_periods
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, RecordedEvent, derived_id
 from shared.contracts.events import (
@@ -60,7 +60,7 @@ class RetentionService:
         self._outbox = Outbox(store.outbox, codec)
         self.keys = keys
         self.clock = clock
-        self._periods = dict(periods or DEFAULT_PERIODS)
+        self._periods = retention_periods(periods or {})
 
     def today(self) -> date:
         return self.clock.now().astimezone(AMSTERDAM).date()

@@ -10,7 +10,9 @@ class RetentionSettings(MailSettings):
     service_name: str = "retention"
     consumer_group: str = "retention-processor"
     api_port: int = 8004
-    # Years kept after leaving, per data category (JSON in SAMENVEILIG_RETENTION_YEARS).
+    # Years kept after leaving, per data category (JSON in SAMENVEILIG_RETENTION_YEARS, e.g.
+    # {"swv_dossier": 3}): the categories named replace their default of 2 years, the others keep
+    # it. Above 2 breaks the SSOE statement's promise unless a law demands it: logged at start.
     retention_years: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_PERIODS))
     # Who parents and pupils contact about their data (the FG / privacy officer), named in the
     # leak mail and the answer letters.

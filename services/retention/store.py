@@ -22,9 +22,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -218,6 +220,28 @@ def purge_report(connection: Connection, branch_ids: frozenset[UUID] | None = No
     if branch_ids is not None:
         query = query.where(purges.c.branch_id.in_([str(b) for b in branch_ids]))
     return connection.execute(query).all()
+
+
+# --- the purge forecast -----------------------------------------------------------------------
+
+def scheduled_purges(connection: Connection, branch_ids: frozenset[UUID] | None, after: tuple[date, str] | None,
+                     limit: int) -> Sequence[Any]:
+    """Pupils who left and whose purge has a date, soonest first (then by pupil id, so a page
+    boundary is stable): every branch, or these; after the (due date, pupil id) a page ended on."""
+    query = select(pupils.c.pupil_id, pupils.c.branch_id, pupils.c.category, pupils.c.due_on, pupils.c.left_on,
+                   pupils.c.legal_hold).where(pupils.c.due_on.is_not(None), pupils.c.enrolled.is_(False))
+    if branch_ids is not None:
+        query = query.where(pupils.c.branch_id.in_([str(b) for b in branch_ids]))
+    if after is not None:
+        query = query.where(or_(pupils.c.due_on > after[0], and_(pupils.c.due_on == after[0],
+                                                                  pupils.c.pupil_id > after[1])))
+    return connection.execute(query.order_by(pupils.c.due_on, pupils.c.pupil_id).limit(limit)).all()
+
+
+def board_branch_ids(connection: Connection, bevoegd_gezag: str) -> frozenset[UUID]:
+    """Every branch reported with this bevoegd gezag."""
+    rows = connection.execute(select(branches.c.branch_id).where(branches.c.bevoegd_gezag == bevoegd_gezag))
+    return frozenset(UUID(row.branch_id) for row in rows)
 
 
 # --- data-subject requests --------------------------------------------------------------------

@@ -33,6 +33,9 @@ class RunCommand:
                                                      "AUTH_API_PORT", "RETENTION_API_PORT", "SMTP_PORT")}
         # The object store takes S3_PORT and the four after it, each also + 10000 (gRPC).
         self.ports["S3_PORT"] = _free_port_run(5)
+        # Relays and processors serve health on HEALTH_PORT_BASE+1 .. +9: free ones too, not the
+        # default 8100s another run on the machine may hold (a processor then exits at start).
+        self.ports["HEALTH_PORT_BASE"] = _free_port_run(10)
         self.process: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / "run.out"
         self._client: dict | None = None
@@ -236,7 +239,8 @@ def test_run_command_survives_ctrl_c_and_a_second_start_with_data_intact(run):
         {"kind": "branch", "change": "founded", "mutation_id": "e2e-1", "vestigingscode": "12AB00",
          "name": "OBS De Regenboog", "address": ADDRESS, "phone": "010-1234567", "wijknetwerk": "Noord"},
         {"kind": "staff_joined", "mutation_id": "e2e-2", "vestigingscode": "12AB00", "staff_ref": "emp-1",
-         "role": "leerkracht", "name": "Jan de Boer", "email": "j.deboer@school.example"},
+         "role": "leerkracht", "name": "Jan de Boer", "email": "j.deboer@school.example",
+         "effective_at": "2026-07-01T08:00:00+02:00"},  # before the departure: one dated earlier is refused
         {"kind": "staff_departed", "mutation_id": "e2e-3", "vestigingscode": "12AB00", "staff_ref": "emp-1",
          "effective_at": "2026-07-31T17:00:00+02:00"},
         {"kind": "pupil_enrolled", "mutation_id": "e2e-4", "vestigingscode": "12AB00", "pupil_ref": "lln-1",

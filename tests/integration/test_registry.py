@@ -263,7 +263,9 @@ def wait_for_type(registry: Registry, event_type: str, timeout_s: float) -> Reco
 
 
 def test_a_past_dated_change_takes_effect_now_and_keeps_both_times(registry):
-    registry.post({"mutations": [branch_founded("12AB00", "p-1"), staff_joined("12AB00", "p-2")]})
+    # Joined before the departure's date: a departure dated before the join is refused.
+    joined = {**staff_joined("12AB00", "p-2"), "effective_at": (START - timedelta(days=30)).isoformat()}
+    registry.post({"mutations": [branch_founded("12AB00", "p-1"), joined]})
     left = START - timedelta(days=20)
     assert registry.post(staff_departed("12AB00", "p-3", effective_at=left)).json()["results"][0]["status"] == \
         "accepted"
@@ -323,3 +325,81 @@ def test_swv_consultants_are_registered_by_the_swv_office_only(registry):
     elsewhere = {**consultant, "mutation_id": "swv-2", "consultant_ref": "c-10", "wijknetwerken": ["Delfshaven"]}
     assert registry.post(elsewhere, credential=office).json()["reason"] == "wrong-wijknetwerk"
     assert uuid.UUID(wait_for_type(registry, "ConsultantJoined", timeout_s=15).event.staff_id.hex)
+
+
+# --- issue 16: departures before the join, entity ids, lookups by the school's own references --
+
+def test_a_departure_dated_before_the_join_is_refused_and_nobody_is_invited(registry):
+    before_the_join = START - timedelta(days=3)
+    batch = [branch_founded("12AB00", "j-1"), staff_joined("12AB00", "j-2", ref="emp-0877"),
+             staff_departed("12AB00", "j-3", ref="emp-0877", effective_at=before_the_join)]
+    refused = registry.post({"mutations": batch})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["reason"] == "departure-before-join" and refused.json()["mutation_index"] == 2
+    # All or nothing: no StaffJoined went out, so the auth service invites nobody.
+    assert registry.events() == []
+    assert registry.post({"mutations": batch[:2]}).status_code == 202
+    later = registry.post(staff_departed("12AB00", "j-4", ref="emp-0877", effective_at=before_the_join))
+    assert later.status_code == 422 and later.json()["reason"] == "departure-before-join"
+    on_time = registry.post(staff_departed("12AB00", "j-5", ref="emp-0877", effective_at=START + timedelta(days=1)))
+    assert on_time.status_code == 202 and on_time.json()["results"][0]["status"] == "scheduled"
+
+
+def test_the_answer_names_the_entities_and_the_schools_references_find_them(registry):
+    pupil = {"kind": "pupil_enrolled", "mutation_id": "l-3", "vestigingscode": "12AB00", "pupil_ref": "lln-2041",
+             "name": "Sanne Bakker", "date_of_birth": "2015-03-01", "parent_emails": ["ouder@example.nl"]}
+    dossier = {"kind": "dossier_opened", "mutation_id": "l-4", "vestigingscode": "12AB00", "dossier_ref": "hv-1",
+               "pupil_ref": "lln-2041", "contact_staff_ref": "emp-1043", "summary": "Leest moeizaam."}
+    answer = registry.post({"mutations": [branch_founded("12AB00", "l-1"), staff_joined("12AB00", "l-2", "emp-1043"),
+                                          pupil, dossier]})
+    assert answer.status_code == 202, answer.text
+    founded, joined, enrolled, opened = (r["entity_ids"] for r in answer.json()["results"])
+    branch_id = founded["branch_id"]
+    assert joined == {"branch_id": branch_id, "staff_id": joined["staff_id"]}
+    assert opened == {"branch_id": branch_id, "dossier_id": opened["dossier_id"], "pupil_id": enrolled["pupil_id"],
+                      "contact_staff_id": joined["staff_id"]}
+    again = registry.post(dossier).json()["results"][0]
+    assert again["replayed"] is True and again["entity_ids"] == opened
+    headers = {"Authorization": f"Bearer {registry.school.api_key}"}
+    assert registry.api.get("/v1/mutations/l-2", headers=headers).json()["entity_ids"] == joined
+
+    def lookup(path: str, credential=None):
+        return registry.api.get(path, headers={"Authorization": f"Bearer {(credential or registry.school).api_key}"})
+
+    staff = lookup("/v1/branches/12AB00/staff/emp-1043").json()
+    assert staff == {"staff_id": joined["staff_id"], "branch_id": branch_id, "staff_ref": "emp-1043",
+                     "role": "ib_er", "active": True}
+    assert lookup("/v1/branches/12AB00/pupils/lln-2041").json()["pupil_id"] == enrolled["pupil_id"]
+    found = lookup("/v1/branches/12AB00/dossiers/hv-1").json()
+    assert (found["dossier_id"], found["pupil_id"], found["open"]) == (opened["dossier_id"], enrolled["pupil_id"], True)
+    # Scoped like everything else: another school's key learns nothing, not even whether it exists.
+    for path in ("/v1/branches/12AB00/staff/emp-1043", "/v1/branches/12AB00/staff/nobody"):
+        other = lookup(path, registry.other_school)
+        assert other.status_code == 403 and other.json()["reason"] == "wrong-school"
+    assert lookup("/v1/branches/12AB00/staff/nobody").status_code == 404
+    assert lookup("/v1/branches/12AB00/dossiers/hv-none").status_code == 404
+    assert registry.api.get("/v1/branches/12AB00/pupils/lln-2041").status_code == 401
+    # After a BRIN change the new code finds the same people.
+    change = {"kind": "branch", "change": "brin_changed", "mutation_id": "l-5", "vestigingscode": "12AB00",
+              "new_vestigingscode": "12AB07", "name": "OBS De Regenboog", "address": ADDRESS,
+              "phone": "010-1234567", "wijknetwerk": "Noord"}
+    assert registry.post(change).status_code == 202
+    assert lookup("/v1/branches/12AB07/staff/emp-1043").json()["staff_id"] == joined["staff_id"]
+
+
+def test_the_swv_office_looks_up_its_own_consultants_only(registry):
+    office = registry.deps.credentials.create("SWV-bureau PPO", [], ["Noord"])
+    other_office = registry.deps.credentials.create("SWV-bureau elders", [], ["Noord"])
+    consultant = {"kind": "consultant_joined", "mutation_id": "swv-l1", "consultant_ref": "c-9",
+                  "name": "Anouk Visser", "email": "a.visser@ppo.example", "wijknetwerken": ["Noord"]}
+    joined = registry.post(consultant, credential=office).json()["results"][0]["entity_ids"]
+
+    def lookup(path: str, credential):
+        return registry.api.get(path, headers={"Authorization": f"Bearer {credential.api_key}"})
+
+    found = lookup("/v1/consultants/c-9", office).json()
+    assert found == {"staff_id": joined["staff_id"], "consultant_ref": "c-9", "active": True,
+                     "wijknetwerken": ["Noord"]}
+    assert lookup("/v1/consultants/c-9", other_office).status_code == 404  # its own c-9 would be another
+    assert lookup("/v1/consultants/c-9", registry.school).json()["reason"] == "not-swv-office"
+    assert lookup("/v1/branches/12AB00/staff/emp-1", office).json()["reason"] == "not-a-school"

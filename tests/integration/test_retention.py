@@ -89,9 +89,9 @@ def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic
         with retention.engine.connect() as connection:
             return connection.execute(select(retention_store.pupils)).first()
 
-    # With an SWV dossier, the longer period (3 years) applies.
+    # With an SWV dossier, its category applies: 2 years by default, like every category (the promise).
     row = wait_until(lambda: (r := pupil_row()) is not None and r.due_on is not None and r, message="scheduled")
-    assert row.due_on == date(2029, 7, 17) and row.category == "swv_dossier"
+    assert row.due_on == date(2028, 7, 17) and row.category == "swv_dossier"
     consent = api_client(retention_app(retention), "retention", RETENTION_SCOPES).get(
         f"/v1/pupils/{row.pupil_id}/consent/photo_video").json()
     assert consent["allowed"] is False and consent["needs"] == ["parent"]
@@ -112,7 +112,7 @@ def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic
     # The access processor follows on its own (its group join takes a few seconds on Tansu).
     wait_until(lambda: access_dossier() is not None, message="the access service holds the dossier")
 
-    clock.set(datetime(2029, 7, 17, 6, 0, tzinfo=UTC))  # 08:00 in Rotterdam: the day has come
+    clock.set(datetime(2028, 7, 17, 6, 0, tzinfo=UTC))  # 08:00 in Rotterdam: the day has come
     wait_until(lambda: any(e.type == "PupilDataPurged" for e in decoded(Topic.RETENTION_EVENTS)), timeout_s=30,
                message="the purge")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 
@@ -209,6 +210,18 @@ def test_a_departure_ends_the_membership():
 def test_no_departure_of_staff_who_never_joined():
     decision = run(founded(), report(kind="staff_departed", vestigingscode="12AB00", staff_ref="nobody"))
     assert decision.code == "staff-never-joined"
+
+
+def test_no_departure_dated_before_the_join():
+    joined = with_staff(ref="emp-0877")
+    person = joined.people[staff_id(BRANCH, "emp-0877")]
+    state = replace(joined, people={person.staff_id: replace(person, joined_at=NOW)})
+    departed = report(kind="staff_departed", vestigingscode="12AB00", staff_ref="emp-0877",
+                      effective_at="2026-08-31T23:59:00+02:00")
+    refused = decide(ReportMutation(departed, SENDER, received_at=NOW, effective_at=departed.effective_at), state)
+    assert isinstance(refused, Refused) and refused.code == "departure-before-join"
+    on_the_day = decide(ReportMutation(departed, SENDER, received_at=NOW, effective_at=NOW), state)
+    assert isinstance(on_the_day, Accepted)
 
 
 def test_departures_are_accepted_at_a_closed_branch():
