@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from shared.clock import Clock, SystemClock
-from shared.db import UtcDateTime
+from shared.db import UtcDateTime, scrub_database
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -161,20 +161,40 @@ class SqlKeyStore:
         return self._unwrap(key_id, existing[0])
 
     def destroy(self, key_id: str) -> bool:
+        """Destroy the key where it lay. On SQLite the row's bytes are overwritten with random
+        bytes of the same length before the NULL (with `secure_delete` on, SQLite zeroes what it
+        frees), and the WAL is checkpointed and truncated, so neither the database file, its free
+        pages nor the WAL keep the wrapped key (issue 16: a probe read it back from the WAL). On
+        PostgreSQL an old row version cannot be overwritten: see `scrub` and the README."""
         now = self._clock.now()
         with self._engine.begin() as connection:
-            result = connection.execute(
-                update(data_keys).where(data_keys.c.key_id == key_id,
-                                        data_keys.c.wrapped_key.is_not(None))
-                .values(wrapped_key=None, destroyed_at=now))
-            if result.rowcount:
-                return True
-            dialect = connection.dialect.name
-            insert_stmt = (postgresql.insert(data_keys) if dialect == "postgresql"
-                           else sqlite.insert(data_keys))
-            connection.execute(insert_stmt.values(key_id=key_id, wrapped_key=None, created_at=now,
-                                                  destroyed_at=now).on_conflict_do_nothing())
-            return False
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA secure_delete=ON")  # also on an engine not made by make_engine
+            stored = connection.execute(
+                select(data_keys.c.wrapped_key).where(data_keys.c.key_id == key_id,
+                                                      data_keys.c.wrapped_key.is_not(None))).first()
+            if stored is not None:
+                # Same length, so SQLite rewrites the cell in place rather than moving it.
+                connection.execute(update(data_keys).where(data_keys.c.key_id == key_id)
+                                   .values(wrapped_key=os.urandom(len(stored.wrapped_key))))
+                connection.execute(update(data_keys).where(data_keys.c.key_id == key_id)
+                                   .values(wrapped_key=None, destroyed_at=now))
+            else:
+                dialect = connection.dialect.name
+                insert_stmt = (postgresql.insert(data_keys) if dialect == "postgresql"
+                               else sqlite.insert(data_keys))
+                connection.execute(insert_stmt.values(key_id=key_id, wrapped_key=None, created_at=now,
+                                                      destroyed_at=now).on_conflict_do_nothing())
+        if stored is not None:
+            self.scrub()
+        return stored is not None
+
+    def scrub(self) -> None:
+        """Make what a destroy freed unreadable on disk: SQLite checkpoints the WAL into the
+        (securely overwritten) database and truncates it; PostgreSQL vacuums the key table, so
+        its dead row versions are pruned (what remains in PostgreSQL's WAL and in the pruned
+        pages' free space is the residual risk the README names)."""
+        scrub_database(self._engine, data_keys.name)
 
     def _load(self, key_id: str) -> tuple[bytes | None, bool] | None:
         with self._engine.connect() as connection:
