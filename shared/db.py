@@ -61,6 +61,21 @@ def scrub_database(engine: Engine, *tables: str) -> None:
                 connection.exec_driver_sql(f'VACUUM "{table}"')
 
 
+_SCRUB_AFTER_COMMIT = "samenveilig.scrub_after_commit"
+
+
+def scrub_after_commit(connection: Connection, *tables: str) -> None:
+    """Ask for `scrub_database` once this transaction commits (the consumer runner does it): a
+    handler that dropped a purged pupil's rows cannot checkpoint from inside its transaction."""
+    connection.info.setdefault(_SCRUB_AFTER_COMMIT, set()).update(tables)
+
+
+def take_scrub_request(connection: Connection) -> set[str] | None:
+    """The tables a handler asked to scrub in this transaction (None: nothing asked)."""
+    requested = connection.info.pop(_SCRUB_AFTER_COMMIT, None)
+    return None if requested is None else set(requested)
+
+
 def migrate(url: str, script_location: Path, version_table: str) -> None:
     """Bring the schema to the newest revision. Each service keeps its own version table so
     several services can share one PostgreSQL database."""

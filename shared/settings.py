@@ -74,6 +74,10 @@ class CommonSettings(KafkaClientSettings):
     consumer_fetch_max_wait_ms: int = 500
     database_url: str = "sqlite:///.data/samenveilig.sqlite"
     keystore_url: str = "sqlite:///.data/keystore.sqlite"
+    # Where the epoch keys that wrap the data keys live (a SQLite file, shared by every process of
+    # the key store): required when the key store is on PostgreSQL, which keeps old row versions
+    # of destroyed keys (shared/crypto.py EpochKeys; README, "Erasure"). Empty on SQLite.
+    epoch_keys_url: str = ""
     # Wraps the per-subject data keys at rest; 32 random bytes, base64.
     master_key: SecretStr = SecretStr("")
     log_level: str = "INFO"

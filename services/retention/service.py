@@ -4,6 +4,7 @@ their key when due (crypto-shredding), and keeps consent."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import date
 from typing import Any
@@ -29,6 +30,7 @@ from shared.contracts.events import (
     pupil_key_id,
 )
 from shared.crypto import KeyStore
+from shared.db import scrub_database
 from shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,14 @@ class RetentionService:
                 self.emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
                            derived_id("retention", row.pupil_id, "purged"), None)
             log.info("pupil data purged", extra={"count": 1})
+        if due:
+            # The old row versions of the keys just destroyed (PostgreSQL) become unreadable now,
+            # not at some later period's end; the rows dropped above leave the SQLite files too.
+            started = time.monotonic()
+            epoch = self.keys.rotate()
+            scrub_database(engine, *store.PURGED_TABLES)
+            log.info("key store rotated and databases scrubbed after the purge",
+                     extra={"epoch": epoch, "duration_ms": round((time.monotonic() - started) * 1000, 1)})
         return len(due)
 
     def purge_report(self, connection: Connection, branch_ids: frozenset[UUID] | None = None) -> list[dict[str, Any]]:

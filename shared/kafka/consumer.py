@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, UndecodableMessage
 from shared.contracts.topics import dead_letter_topic
+from shared.db import scrub_database, take_scrub_request
 from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, NotAcknowledged, OutgoingRecord
 from shared.kafka.progress import Progress, StreamGap, StreamStep
 from shared.kafka.security import client_options
@@ -316,11 +317,14 @@ class ConsumerRunner:
                 last = records[-1]
                 self._progress.advance(connection, last.topic, last.partition, last.offset + 1,
                                        high_water, now)
+                scrub = take_scrub_request(connection)
         except Exception as error:
             log.info("batch falls back to one event at a time", extra={
                 "consumer": self.consumer_name, "topic": records[0].topic,
                 "partition": records[0].partition, "count": len(records), "reason": type(error).__name__})
             return False
+        if scrub is not None:
+            scrub_database(self._engine, *scrub)
         self.stats.applied += applied
         self.stats.duplicates += duplicates
         return True
@@ -374,6 +378,9 @@ class ConsumerRunner:
                 self.stats.applied += 1
             self._progress.advance(connection, record.topic, record.partition, record.offset + 1,
                                    high_water, now)
+            scrub = take_scrub_request(connection)
+        if scrub is not None:
+            scrub_database(self._engine, *scrub)
 
     def _step(self, connection: Connection, record: ConsumerRecord, recorded: Decoded, now: datetime) -> StreamStep:
         """Apply, skip as seen, or hold back: an event whose stream has versions missing before
