@@ -131,7 +131,10 @@ class EncodedEvent:
 
 # (event type, schema version) -> function lifting that version's data one version up.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    # v2 only seals the reason; the data of v1 is the same.
+    ("LegalHoldPlaced", 1): dict,
+}
 
 
 def _associated_data(event_id: str, event_type: str, key_id: str) -> bytes:
@@ -257,6 +260,7 @@ class EventCodec:
             raise UndecodableMessage("unknown-type", f"unknown event type {envelope.type!r}")
         data = dict(envelope.data)
         version = envelope.schemaversion
+        written_in_clear = version < cls.sealed_from_version
         while version < cls.schema_version:
             upcaster = UPCASTERS.get((envelope.type, version))
             if upcaster is None:
@@ -270,7 +274,9 @@ class EventCodec:
         erased = False
         sealed = data.pop(SEALED_FIELD, None)
         personal = cls.personal_fields()
-        if personal:
+        if personal and written_in_clear and sealed is None:
+            pass  # from before these fields were sealed: read as written (the README, "Erasure")
+        elif personal:
             if sealed is None or envelope.keyid is None:
                 raise UndecodableMessage("not-sealed", "personal fields must arrive sealed")
             key = self._keys.key_for_reading(envelope.keyid)
