@@ -56,7 +56,7 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
     keys = open_key_store(settings.keystore_url, settings.master_key_bytes(), settings.epoch_keys_url)
     topics = TopicNames(settings.topic_prefix)
     codec = service_codec(keys, "retention", topics, settings.signing_paths(), settings.signing_create_keys)
-    service = RetentionService(codec, keys, clock, settings.retention_years)
+    service = RetentionService(codec, keys, clock, settings.retention_years, settings.intake_copies_gone_within_s())
     return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
                          leaks=LeakDesk(service, log_reader(settings, topics, codec, frozenset({"DossierViewed"})),
                                         settings.privacy_contact, settings.leak_mail_second_approval_above),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -53,12 +53,15 @@ class NotPossible(Exception):
 
 class RetentionService:
     def __init__(self, codec: EventCodec, keys: KeyStore, clock: Clock,
-                 periods: dict[str, int] | None = None) -> None:
+                 periods: dict[str, int] | None = None,
+                 intake_copies_gone_within_s: float = 7 * 24 * 3600 + 3600) -> None:
         self._codec = codec
         self._outbox = Outbox(store.outbox, codec)
         self.keys = keys
         self.clock = clock
         self._periods = dict(periods or DEFAULT_PERIODS)
+        # How long after the purge a raw intake message or dead letter about the pupil may remain.
+        self._intake_window = timedelta(seconds=intake_copies_gone_within_s)
 
     def today(self) -> date:
         return self.clock.now().astimezone(AMSTERDAM).date()
@@ -101,7 +104,11 @@ class RetentionService:
     def purge_report(self, connection: Connection, branch_ids: frozenset[UUID] | None = None) -> list[dict[str, Any]]:
         return [{"pupil_id": r.pupil_id, "category": r.category, "due_on": r.due_on, "purged_at": r.purged_at,
                  "removed": "the pupil's key (every sealed field in every topic), and every service's rows "
-                            "about the pupil"} for r in store.purge_report(connection, branch_ids)]
+                            "about the pupil",
+                 "last_copy_gone_by": r.purged_at + self._intake_window,
+                 "remains_until_then": "raw mutations of the Kafka door (registry.mutations.v1) and their dead "
+                                       "letters, deleted by the topics' retention"}
+                for r in store.purge_report(connection, branch_ids)]
 
     # --- legal hold and consent (the API) ----------------------------------------------------
 

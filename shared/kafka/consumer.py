@@ -120,7 +120,8 @@ class ConsumerRunner:
                  clock: Clock, max_attempts: int = 3, retry_backoff_s: float = 0.1,
                  session_timeout_ms: int = 6000, fetch_max_wait_ms: int = 50, poll_timeout_ms: int = 200,
                  max_poll_records: int = 500, decoder: Decoder | None = None,
-                 heartbeat_interval_s: float = 1.0) -> None:
+                 heartbeat_interval_s: float = 1.0,
+                 idle_task: Callable[[KafkaConsumer], None] | None = None) -> None:
         self.consumer_name = consumer_name
         self.topics = topics
         self._bootstrap = bootstrap
@@ -139,6 +140,9 @@ class ConsumerRunner:
                 return event_codec.decode_record(record.topic, record.partition, record.offset, record.key,
                                                  record.value, record.headers)
         self._decode: Decoder = decoder
+        # Run when a poll brought nothing and every assigned partition is read to its end (the
+        # intake's retention sweep on a broker that does not enforce retention.ms).
+        self._idle_task = idle_task
         self._handler = handler
         self._progress = progress
         self._dlq = dlq
@@ -214,6 +218,8 @@ class ConsumerRunner:
                     continue
                 if batch:
                     self._process_batch(consumer, batch)
+                elif self._idle_task is not None and self._caught_up(consumer):
+                    self._idle_task(consumer)
                 if time.monotonic() - last_heartbeat >= self._heartbeat_interval_s and not self.stop_event.is_set():
                     self._heartbeat(consumer)
                     last_heartbeat = time.monotonic()
@@ -222,6 +228,15 @@ class ConsumerRunner:
             log.info("consumer stopped", extra={"consumer": self.consumer_name,
                                                 "count": self.stats.applied})
         return self.stats
+
+    @staticmethod
+    def _caught_up(consumer: KafkaConsumer) -> bool:
+        assigned = consumer.assignment()
+        for partition in assigned:
+            high_water = consumer.highwater(partition)
+            if high_water is None or consumer.position(partition) < high_water:
+                return False
+        return bool(assigned)
 
     def _heartbeat(self, consumer: KafkaConsumer) -> None:
         """Record, also when idle, how far each assigned partition is read and its high-water
