@@ -16,6 +16,7 @@ Kafka deletes by retention and loses nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import urllib.request
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, UnknownTopicOrPartitionError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from sqlalchemy.engine import Engine
 
 from shared.kafka.admin import connect_admin
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 
 # Sweep only after this long without a new record on the intake (a producer mid-batch).
 QUIET_S = 1.0
+# SeaweedFS deletes a deleted object's chunks from its volumes a moment later (the filer's
+# deletion queue, about a second): a vacuum at once finds nothing to compact. So the object store
+# is vacuumed at every round for this long after a sweep (with the default interval: once).
+VACUUM_FOR_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class RetentionSweep:
             raise ValueError("the storage vacuum URL must be http(s)")
         self._vacuum_url = vacuum_url
         self._next_at = time.monotonic() + interval_s
+        self._vacuum_until = 0.0
         self.sweeps = 0
 
     def __call__(self, consumer: KafkaConsumer) -> None:
@@ -70,9 +76,11 @@ class RetentionSweep:
             return
         self._next_at = time.monotonic() + self._interval_s
         try:
+            if self._vacuum_url and time.monotonic() < self._vacuum_until:
+                self._vacuum()
             for topic, dead_letters in self._topics:
                 self._sweep(consumer, topic, dead_letters)
-        except KafkaError as error:  # the next round tries again
+        except (KafkaError, OSError) as error:  # the next round tries again
             log.warning("retention sweep failed", extra={"topic": ",".join(t for t, _ in self._topics),
                                                          "reason": type(error).__name__})
 
@@ -88,15 +96,27 @@ class RetentionSweep:
         started = time.monotonic()
         kept = [record for record in letters if record.timestamp_ms > cutoff]
         consumer.unsubscribe()
+        try:
+            self._remake(topic, dead_letters, kept)
+        finally:  # whatever happened, the intake goes on reading
+            consumer.subscribe(self._subscribed)
+        self.sweeps += 1
+        log.info("intake swept: raw messages older than the retention deleted from the broker",
+                 extra={"topic": topic, "count": len(intake) + len(letters) - len(kept),
+                        "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+
+
+    def _remake(self, topic: str, dead_letters: str, kept: list[KeptRecord]) -> None:
         admin = connect_admin(self._bootstrap)
         try:
             admin.delete_topics([topic, dead_letters])
             deadline = time.monotonic() + 30
             while {topic, dead_letters} & set(admin.list_topics()) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            admin.create_topics([NewTopic(name, self._partitions, self._replication,
-                                          topic_configs=self._configs.get(name, {}))
-                                 for name in (topic, dead_letters)])
+            for name in (topic, dead_letters):
+                with contextlib.suppress(TopicAlreadyExistsError):  # a producer's auto-creation came first
+                    admin.create_topics([NewTopic(name, self._partitions, self._replication,
+                                                  topic_configs=self._configs.get(name, {}))])
         finally:
             admin.close()
         with self._engine.begin() as connection:
@@ -110,14 +130,12 @@ class RetentionSweep:
                 producer.flush(timeout=30)
             finally:
                 producer.close()
-        if self._vacuum_url:
-            with urllib.request.urlopen(self._vacuum_url, timeout=60) as answer:  # noqa: S310 - http(s), checked
-                answer.read()
-        consumer.subscribe(self._subscribed)
-        self.sweeps += 1
-        log.info("intake swept: raw messages older than the retention deleted from the broker",
-                 extra={"topic": topic, "count": len(intake) + len(letters) - len(kept),
-                        "duration_ms": round((time.monotonic() - started) * 1000, 1)})
+        self._vacuum_until = time.monotonic() + max(VACUUM_FOR_S, self._interval_s * 1.5)
+
+    def _vacuum(self) -> None:
+        """Compact the object store's volumes: a deleted object's bytes leave the disk."""
+        with urllib.request.urlopen(self._vacuum_url, timeout=60) as answer:  # noqa: S310 - http(s), checked
+            answer.read()
 
 
 def _read(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[KeptRecord]:
