@@ -147,11 +147,13 @@ class CommonSettings(KafkaClientSettings):
 
     def intake_copies_gone_within_s(self) -> float:
         """After the last raw copy was written, how long until no copy is left on the broker:
-        the retention, plus the sweep's interval (local) or Kafka's segment roll and its
-        retention check (shared.contracts.topics.intake_topic_configs)."""
+        the retention, plus (local) a sweep round to notice, a quiet second, the object store's
+        deletion queue and a round to vacuum, or (Kafka) the segment roll and the retention
+        check (shared.contracts.topics.intake_topic_configs)."""
         from shared.contracts.topics import KAFKA_RETENTION_CHECK_S, intake_segment_s
+        from shared.kafka.sweep import QUIET_S, STORAGE_DELETION_S
 
-        margin = (self.intake_sweep_interval_s if self.intake_sweep
+        margin = (2 * self.intake_sweep_interval_s + QUIET_S + STORAGE_DELETION_S if self.intake_sweep
                   else intake_segment_s(self.intake_retention_s) + KAFKA_RETENTION_CHECK_S)
         return self.intake_retention_s + margin
 

@@ -39,6 +39,9 @@ QUIET_S = 1.0
 # deletion queue, about a second): a vacuum at once finds nothing to compact. So the object store
 # is vacuumed at every round for this long after a sweep (with the default interval: once).
 VACUUM_FOR_S = 15.0
+# How long the object store takes, at most, to free a deleted object's chunks (SeaweedFS's filer
+# deletion queue; measured: about a second).
+STORAGE_DELETION_S = 10.0
 
 
 @dataclass(frozen=True)
