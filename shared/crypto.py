@@ -301,8 +301,15 @@ class SqlKeyStore:
                 select(data_keys.c.key_id, data_keys.c.wrapped_key, data_keys.c.epoch)
                 .where(data_keys.c.wrapped_key.is_not(None),
                        (data_keys.c.epoch.is_(None)) | (data_keys.c.epoch != epoch))).all()
+            epoch_keys: dict[int, bytes | None] = {}  # one read of each old epoch key, not one per row
             for row in live:
-                key = self._unwrap(row.key_id, row.wrapped_key, row.epoch)
+                if row.epoch is None:
+                    key: bytes | None = unseal(self._master, row.wrapped_key, row.key_id.encode())
+                else:
+                    if row.epoch not in epoch_keys:
+                        epoch_keys[row.epoch] = self._epochs.key(row.epoch)
+                    old_key = epoch_keys[row.epoch]
+                    key = None if old_key is None else unseal(old_key, row.wrapped_key, row.key_id.encode())
                 if key is None:
                     continue  # its epoch is gone already: nothing can read it any more
                 connection.execute(update(data_keys).where(data_keys.c.key_id == row.key_id)

@@ -150,8 +150,7 @@ class CommonSettings(KafkaClientSettings):
         the retention, plus (local) a sweep round to notice, a quiet second, the object store's
         deletion queue and a round to vacuum, or (Kafka) the segment roll and the retention
         check (shared.contracts.topics.intake_topic_configs)."""
-        from shared.contracts.topics import KAFKA_RETENTION_CHECK_S, intake_segment_s
-        from shared.kafka.sweep import QUIET_S, STORAGE_DELETION_S
+        from shared.contracts.topics import KAFKA_RETENTION_CHECK_S, QUIET_S, STORAGE_DELETION_S, intake_segment_s
 
         margin = (2 * self.intake_sweep_interval_s + QUIET_S + STORAGE_DELETION_S if self.intake_sweep
                   else intake_segment_s(self.intake_retention_s) + KAFKA_RETENTION_CHECK_S)

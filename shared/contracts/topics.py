@@ -50,6 +50,12 @@ class TopicNames:
 # Kafka deletes a closed segment once its newest record is older than retention.ms, checking every
 # log.retention.check.interval.ms (5 minutes by default); segment.ms closes the active one.
 KAFKA_RETENTION_CHECK_S = 300.0
+# Where the broker enforces no retention, the intake sweeps (shared/kafka/sweep.py): only after this
+# long without a new record on the intake (a producer mid-batch)...
+QUIET_S = 1.0
+# ...and the object store takes up to this long to free a deleted object's chunks (SeaweedFS's
+# filer deletion queue; measured: about a second).
+STORAGE_DELETION_S = 10.0
 
 
 def intake_segment_s(retention_s: float) -> float:

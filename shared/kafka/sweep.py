@@ -27,21 +27,17 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from sqlalchemy.engine import Engine
 
+from shared.contracts.topics import QUIET_S
 from shared.kafka.admin import connect_admin
 from shared.kafka.progress import Progress
 from shared.kafka.security import client_options
 
 log = logging.getLogger(__name__)
 
-# Sweep only after this long without a new record on the intake (a producer mid-batch).
-QUIET_S = 1.0
 # SeaweedFS deletes a deleted object's chunks from its volumes a moment later (the filer's
 # deletion queue, about a second): a vacuum at once finds nothing to compact. So the object store
 # is vacuumed at every round for this long after a sweep (with the default interval: once).
 VACUUM_FOR_S = 15.0
-# How long the object store takes, at most, to free a deleted object's chunks (SeaweedFS's filer
-# deletion queue; measured: about a second).
-STORAGE_DELETION_S = 10.0
 
 
 @dataclass(frozen=True)
