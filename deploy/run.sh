@@ -43,6 +43,11 @@ if [ -n "$external_broker" ]; then
     broker_line="external broker at $KAFKA_BOOTSTRAP_SERVERS"
 else
     export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$BROKER_PORT
+    # Tansu enforces no retention.ms: the intake deletes the raw messages (and dead letters) older
+    # than SAMENVEILIG_INTAKE_RETENTION_S itself, and the object store (SeaweedFS master, S3_PORT+1)
+    # compacts its volumes after, so their bytes leave the disk (README, "Erasure").
+    export SAMENVEILIG_INTAKE_SWEEP=true
+    export SAMENVEILIG_BROKER_STORAGE_VACUUM_URL="http://127.0.0.1:$((S3_PORT + 1))/vol/vacuum?garbageThreshold=0.000001"
     broker_line="kafka://$KAFKA_BOOTSTRAP_SERVERS (Tansu on SeaweedFS, S3 on 127.0.0.1:$S3_PORT)
                          survives kills and restarts of either (restarted on the same data); a power
                          cut can lose the last writes: the deployment's Kafka (replication 3) does not"

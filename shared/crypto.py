@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
-from sqlalchemy import Column, LargeBinary, MetaData, String, Table, select, update
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, func, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from shared.clock import Clock, SystemClock
-from shared.db import UtcDateTime
+from shared.db import UtcDateTime, scrub_database
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -47,6 +47,10 @@ class KeyStore(Protocol):
 
     def destroy(self, key_id: str) -> bool:
         """Destroy the key for good. True when a live key was destroyed."""
+        ...
+
+    def rotate(self) -> int | None:
+        """After a round of destroys: leave no old copy of them readable (epoch keys); the new epoch."""
         ...
 
 
@@ -88,6 +92,9 @@ class InMemoryKeyStore:
             self._keys[key_id] = None
             return live
 
+    def rotate(self) -> int | None:
+        return None  # nothing outlives a destroy in memory
+
 
 _metadata = MetaData()
 data_keys = Table(
@@ -99,91 +106,276 @@ data_keys = Table(
     Column("wrapped_key", LargeBinary, nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("destroyed_at", UtcDateTime(), nullable=True),
+    # Which epoch key wraps it (EpochKeys); NULL: wrapped under the master key itself.
+    Column("epoch", Integer, nullable=True),
+)
+
+_epoch_metadata = MetaData()
+epoch_keys_table = Table(
+    "epoch_keys",
+    _epoch_metadata,
+    Column("epoch", Integer, primary_key=True),
+    Column("wrapped_key", LargeBinary, nullable=True),  # under the master key; NULL once destroyed
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("destroyed_at", UtcDateTime(), nullable=True),
 )
 
 
+class EpochKeys:
+    """Key-encryption keys per period, for a key store on PostgreSQL (issue 16).
+
+    PostgreSQL cannot overwrite an old row version: a destroyed data key's wrapped bytes stay in
+    dead tuples and in PostgreSQL's WAL for a while. So on PostgreSQL every data key is wrapped
+    under the current epoch key, and `SqlKeyStore.rotate` (run after every purge round) re-wraps
+    the live keys under a new epoch key and destroys the old one. What is left of a destroyed
+    data key in PostgreSQL is then wrapped under a key that no longer exists anywhere.
+
+    The epoch keys themselves live outside PostgreSQL, in a small SQLite file where a destroy
+    really overwrites (secure_delete, overwrite in place, WAL checkpointed and truncated): the
+    local default of what a KMS would do in a larger deployment. The file is shared by the
+    processes of the key store (one volume), and is no use without the master key."""
+
+    def __init__(self, engine: Engine, master_key: bytes, clock: Clock | None = None) -> None:
+        if engine.dialect.name != "sqlite":
+            raise ValueError("epoch keys need a store that can overwrite in place (SQLite)")
+        self._engine = engine
+        self._master = master_key
+        self._clock = clock or SystemClock()
+        _epoch_metadata.create_all(engine)
+
+    def current(self) -> tuple[int, bytes]:
+        """The newest live epoch and its key (the first is made on first use)."""
+        with self._engine.begin() as connection:
+            connection.exec_driver_sql("PRAGMA secure_delete=ON")
+            row = connection.execute(
+                select(epoch_keys_table.c.epoch, epoch_keys_table.c.wrapped_key)
+                .where(epoch_keys_table.c.wrapped_key.is_not(None))
+                .order_by(epoch_keys_table.c.epoch.desc()).limit(1)).first()
+        if row is None:
+            return self.begin_epoch()
+        return row.epoch, self._unwrap(row.epoch, row.wrapped_key)
+
+    def key(self, epoch: int) -> bytes | None:
+        with self._engine.connect() as connection:
+            wrapped = connection.execute(select(epoch_keys_table.c.wrapped_key)
+                                         .where(epoch_keys_table.c.epoch == epoch)).scalar()
+        return None if wrapped is None else self._unwrap(epoch, wrapped)
+
+    def begin_epoch(self) -> tuple[int, bytes]:
+        key = AESGCM.generate_key(bit_length=256)
+        with self._engine.begin() as connection:
+            newest = connection.execute(select(func.max(epoch_keys_table.c.epoch))).scalar() or 0
+            epoch = newest + 1
+            connection.execute(epoch_keys_table.insert().values(
+                epoch=epoch, wrapped_key=self._wrap(epoch, key), created_at=self._clock.now()))
+        return epoch, key
+
+    def destroy_before(self, epoch: int) -> list[int]:
+        """Destroy every live epoch key older than `epoch`, overwritten where it lay."""
+        now = self._clock.now()
+        with self._engine.begin() as connection:
+            connection.exec_driver_sql("PRAGMA secure_delete=ON")
+            old = connection.execute(select(epoch_keys_table.c.epoch, epoch_keys_table.c.wrapped_key)
+                                     .where(epoch_keys_table.c.epoch < epoch,
+                                            epoch_keys_table.c.wrapped_key.is_not(None))).all()
+            for row in old:
+                where = epoch_keys_table.c.epoch == row.epoch
+                connection.execute(update(epoch_keys_table).where(where)
+                                   .values(wrapped_key=os.urandom(len(row.wrapped_key))))
+                connection.execute(update(epoch_keys_table).where(where).values(wrapped_key=None, destroyed_at=now))
+        scrub_database(self._engine)
+        return [row.epoch for row in old]
+
+    def _wrap(self, epoch: int, key: bytes) -> bytes:
+        return seal(self._master, key, f"epoch/{epoch}".encode())
+
+    def _unwrap(self, epoch: int, wrapped: bytes) -> bytes:
+        return unseal(self._master, wrapped, f"epoch/{epoch}".encode())
+
+
 class SqlKeyStore:
-    """Keys in a SQL table (SQLite or PostgreSQL), wrapped under a master key from settings.
+    """Keys in a SQL table (SQLite or PostgreSQL), wrapped under a master key from settings, or,
+    with `epochs`, under the current epoch key (PostgreSQL: see EpochKeys).
 
     No key is cached in memory: a destroyed key must stop decrypting in every process at once.
     """
 
-    def __init__(self, engine: Engine, master_key: bytes, clock: Clock | None = None) -> None:
+    # The advisory lock that keeps a rotation and a new key's insert apart (PostgreSQL).
+    ROTATION_LOCK = 0x5A3E_16
+
+    def __init__(self, engine: Engine, master_key: bytes, clock: Clock | None = None,
+                 epochs: EpochKeys | None = None) -> None:
         if len(master_key) != KEY_BYTES:
             raise ValueError("master key must be 32 bytes")
         self._clock = clock or SystemClock()
         self._engine = engine
         self._master = master_key
+        self._epochs = epochs
         # Several services open the same key store at start; when two create the table at once,
         # one fails and its retry finds the table there.
         for attempt in range(5):
             try:
                 _metadata.create_all(engine)
+                if "epoch" not in {column["name"] for column in inspect(engine).get_columns("data_keys")}:
+                    with engine.begin() as connection:  # a key store from before epochs
+                        connection.execute(text("ALTER TABLE data_keys ADD COLUMN epoch INTEGER"))
                 break
             except (OperationalError, ProgrammingError, IntegrityError):
                 if attempt == 4:
                     raise
                 time.sleep(0.1 * (attempt + 1))
 
-    def _wrap(self, key_id: str, key: bytes) -> bytes:
-        return seal(self._master, key, key_id.encode())
+    def _wrap(self, key_id: str, key: bytes) -> tuple[bytes, int | None]:
+        if self._epochs is None:
+            return seal(self._master, key, key_id.encode()), None
+        epoch, epoch_key = self._epochs.current()
+        return seal(epoch_key, key, key_id.encode()), epoch
 
-    def _unwrap(self, key_id: str, wrapped: bytes) -> bytes:
-        return unseal(self._master, wrapped, key_id.encode())
+    def _unwrap(self, key_id: str, wrapped: bytes, epoch: int | None) -> bytes | None:
+        """None when the epoch key that wrapped it is gone (a rotation re-wrapped it meanwhile)."""
+        if epoch is None:
+            return unseal(self._master, wrapped, key_id.encode())
+        if self._epochs is None:
+            raise ValueError(f"{key_id} is wrapped under epoch {epoch}: the key store needs its epoch keys")
+        epoch_key = self._epochs.key(epoch)
+        return None if epoch_key is None else unseal(epoch_key, wrapped, key_id.encode())
+
+    def _read(self, key_id: str) -> tuple[bytes | None, bool] | None:
+        """(key, destroyed) or None when never made. Reads again once when a rotation moved the
+        key to a new epoch between reading the row and reading its epoch key."""
+        for _ in range(3):
+            row = self._load(key_id)
+            if row is None:
+                return None
+            wrapped, destroyed, epoch = row
+            if destroyed or wrapped is None:
+                return None, True
+            key = self._unwrap(key_id, wrapped, epoch)
+            if key is not None:
+                return key, False
+        raise KeyDestroyed(f"{key_id}: its epoch key is gone (lost in a rotation)")
 
     def key_for_writing(self, key_id: str) -> bytes:
-        existing = self._load(key_id)
+        existing = self._read(key_id)
         if existing is not None:
-            wrapped, destroyed = existing
-            if destroyed or wrapped is None:
+            if existing[1] or existing[0] is None:
                 raise KeyDestroyed(key_id)
-            return self._unwrap(key_id, wrapped)
+            return existing[0]
         key = AESGCM.generate_key(bit_length=256)
-        values = {"key_id": key_id, "wrapped_key": self._wrap(key_id, key),
-                  "created_at": self._clock.now()}
         with self._engine.begin() as connection:
             dialect = connection.dialect.name
+            if dialect == "postgresql" and self._epochs is not None:
+                # A rotation holds this lock exclusively from its new epoch to the re-wrap's
+                # commit: a key inserted here is either re-wrapped by it or wrapped under its epoch.
+                connection.execute(text("SELECT pg_advisory_xact_lock_shared(:lock)"), {"lock": self.ROTATION_LOCK})
+            wrapped, epoch = self._wrap(key_id, key)
+            values = {"key_id": key_id, "wrapped_key": wrapped, "epoch": epoch, "created_at": self._clock.now()}
             insert_stmt = (postgresql.insert(data_keys) if dialect == "postgresql"
                            else sqlite.insert(data_keys))
             inserted = connection.execute(insert_stmt.values(**values).on_conflict_do_nothing()).rowcount
         if inserted == 1:
             return key
         # Another process won the race; whichever key is stored is the key.
-        stored = self._load(key_id)
+        stored = self._read(key_id)
         if stored is None or stored[1] or stored[0] is None:
             raise KeyDestroyed(key_id)
-        return self._unwrap(key_id, stored[0])
+        return stored[0]
 
     def key_for_reading(self, key_id: str) -> bytes | None:
-        existing = self._load(key_id)
-        if existing is None or existing[1] or existing[0] is None:
+        existing = self._read(key_id)
+        if existing is None or existing[1]:
             return None
-        return self._unwrap(key_id, existing[0])
+        return existing[0]
+
+    def rotate(self) -> int | None:
+        """With epoch keys: re-wrap every live key under a new epoch key, then destroy the older
+        epoch keys, so that the old row versions of keys destroyed before (dead tuples, WAL) are
+        wrapped under keys that exist nowhere. Returns the new epoch (None without epochs)."""
+        if self._epochs is None:
+            return None
+        with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": self.ROTATION_LOCK})
+            epoch, epoch_key = self._epochs.begin_epoch()
+            live = connection.execute(
+                select(data_keys.c.key_id, data_keys.c.wrapped_key, data_keys.c.epoch)
+                .where(data_keys.c.wrapped_key.is_not(None),
+                       (data_keys.c.epoch.is_(None)) | (data_keys.c.epoch != epoch))).all()
+            epoch_keys: dict[int, bytes | None] = {}  # one read of each old epoch key, not one per row
+            for row in live:
+                if row.epoch is None:
+                    key: bytes | None = unseal(self._master, row.wrapped_key, row.key_id.encode())
+                else:
+                    if row.epoch not in epoch_keys:
+                        epoch_keys[row.epoch] = self._epochs.key(row.epoch)
+                    old_key = epoch_keys[row.epoch]
+                    key = None if old_key is None else unseal(old_key, row.wrapped_key, row.key_id.encode())
+                if key is None:
+                    continue  # its epoch is gone already: nothing can read it any more
+                connection.execute(update(data_keys).where(data_keys.c.key_id == row.key_id)
+                                   .values(wrapped_key=seal(epoch_key, key, row.key_id.encode()), epoch=epoch))
+        self._epochs.destroy_before(epoch)
+        self.scrub()
+        return epoch
 
     def destroy(self, key_id: str) -> bool:
+        """Destroy the key where it lay. On SQLite the row's bytes are overwritten with random
+        bytes of the same length before the NULL (with `secure_delete` on, SQLite zeroes what it
+        frees), and the WAL is checkpointed and truncated, so neither the database file, its free
+        pages nor the WAL keep the wrapped key (issue 16: a probe read it back from the WAL). On
+        PostgreSQL an old row version cannot be overwritten: see `scrub` and the README."""
         now = self._clock.now()
         with self._engine.begin() as connection:
-            result = connection.execute(
-                update(data_keys).where(data_keys.c.key_id == key_id,
-                                        data_keys.c.wrapped_key.is_not(None))
-                .values(wrapped_key=None, destroyed_at=now))
-            if result.rowcount:
-                return True
-            dialect = connection.dialect.name
-            insert_stmt = (postgresql.insert(data_keys) if dialect == "postgresql"
-                           else sqlite.insert(data_keys))
-            connection.execute(insert_stmt.values(key_id=key_id, wrapped_key=None, created_at=now,
-                                                  destroyed_at=now).on_conflict_do_nothing())
-            return False
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA secure_delete=ON")  # also on an engine not made by make_engine
+            stored = connection.execute(
+                select(data_keys.c.wrapped_key).where(data_keys.c.key_id == key_id,
+                                                      data_keys.c.wrapped_key.is_not(None))).first()
+            if stored is not None:
+                # Same length, so SQLite rewrites the cell in place rather than moving it.
+                connection.execute(update(data_keys).where(data_keys.c.key_id == key_id)
+                                   .values(wrapped_key=os.urandom(len(stored.wrapped_key))))
+                connection.execute(update(data_keys).where(data_keys.c.key_id == key_id)
+                                   .values(wrapped_key=None, destroyed_at=now))
+            else:
+                dialect = connection.dialect.name
+                insert_stmt = (postgresql.insert(data_keys) if dialect == "postgresql"
+                               else sqlite.insert(data_keys))
+                connection.execute(insert_stmt.values(key_id=key_id, wrapped_key=None, created_at=now,
+                                                      destroyed_at=now).on_conflict_do_nothing())
+        if stored is not None:
+            self.scrub()
+        return stored is not None
 
-    def _load(self, key_id: str) -> tuple[bytes | None, bool] | None:
+    def scrub(self) -> None:
+        """Make what a destroy freed unreadable on disk: SQLite checkpoints the WAL into the
+        (securely overwritten) database and truncates it; PostgreSQL vacuums the key table, so
+        its dead row versions are pruned (what remains in PostgreSQL's WAL and in the pruned
+        pages' free space is the residual risk the README names)."""
+        scrub_database(self._engine, data_keys.name)
+
+    def _load(self, key_id: str) -> tuple[bytes | None, bool, int | None] | None:
         with self._engine.connect() as connection:
             row = connection.execute(
-                select(data_keys.c.wrapped_key, data_keys.c.destroyed_at)
+                select(data_keys.c.wrapped_key, data_keys.c.destroyed_at, data_keys.c.epoch)
                 .where(data_keys.c.key_id == key_id)).first()
         if row is None:
             return None
-        return row.wrapped_key, row.destroyed_at is not None
+        return row.wrapped_key, row.destroyed_at is not None, row.epoch
+
+
+def open_key_store(keystore_url: str, master_key: bytes, epoch_keys_url: str = "",
+                   clock: Clock | None = None) -> SqlKeyStore:
+    """The key store as the services open it: on PostgreSQL with epoch keys (in the SQLite file
+    at `epoch_keys_url`), on SQLite without (a destroy there overwrites in place)."""
+    from shared.db import make_engine
+
+    engine = make_engine(keystore_url)
+    epochs = EpochKeys(make_engine(epoch_keys_url), master_key, clock) if epoch_keys_url else None
+    if engine.dialect.name == "postgresql" and epochs is None:
+        raise ValueError("a key store on PostgreSQL needs SAMENVEILIG_EPOCH_KEYS_URL (a SQLite file): "
+                         "PostgreSQL keeps old row versions of destroyed keys (README, \"Erasure\")")
+    return SqlKeyStore(engine, master_key, clock, epochs)
 
 
 # --- Event signatures: which service wrote an event ------------------------------------------

@@ -31,10 +31,49 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # What a delete or update frees is overwritten with zeros, not left in free pages:
+            # an erasure must not stay readable in the file (issue 16).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def scrub_database(engine: Engine, *tables: str) -> None:
+    """After personal data was deleted or overwritten: leave no readable copy of the old bytes.
+    SQLite (with `secure_delete` on every connection, see make_engine) copies the WAL into the
+    database and truncates the WAL to zero bytes; readers still open may hold the checkpoint
+    back, so it is retried briefly. PostgreSQL cannot overwrite a row version: VACUUM prunes the
+    tables' dead ones (their bytes may survive in PostgreSQL's WAL until it is recycled; the
+    README, "Erasure", says what that means)."""
+    if engine.dialect.name == "sqlite":
+        for _ in range(50):
+            with engine.connect() as connection:
+                busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+            if busy is None or busy[0] == 0:
+                return
+            time.sleep(0.02)
+        return
+    if engine.dialect.name == "postgresql" and tables:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            for table in tables:
+                connection.exec_driver_sql(f'VACUUM "{table}"')
+
+
+_SCRUB_AFTER_COMMIT = "samenveilig.scrub_after_commit"
+
+
+def scrub_after_commit(connection: Connection, *tables: str) -> None:
+    """Ask for `scrub_database` once this transaction commits (the consumer runner does it): a
+    handler that dropped a purged pupil's rows cannot checkpoint from inside its transaction."""
+    connection.info.setdefault(_SCRUB_AFTER_COMMIT, set()).update(tables)
+
+
+def take_scrub_request(connection: Connection) -> set[str] | None:
+    """The tables a handler asked to scrub in this transaction (None: nothing asked)."""
+    requested = connection.info.pop(_SCRUB_AFTER_COMMIT, None)
+    return None if requested is None else set(requested)
 
 
 def migrate(url: str, script_location: Path, version_table: str) -> None:

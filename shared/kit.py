@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec
-from shared.contracts.topics import Topic, TopicNames
+from shared.contracts.topics import Topic, TopicNames, intake_topic_configs
 from shared.kafka.admin import ensure_topics
 from shared.kafka.confirm import PublishedConfirmer
 from shared.kafka.consumer import ConsumerRunner, Decoder, Handler
@@ -111,7 +111,8 @@ class ServiceDeclaration(Generic[S, D]):
     def ensure_published_topics(self, deps: D) -> None:
         names = [deps.topics(topic) for topic in self.publishes]
         ensure_topics(deps.settings.kafka_bootstrap_servers, names + [f"{name}.dlq" for name in names],
-                      deps.settings.topic_partitions, deps.settings.topic_replication)
+                      deps.settings.topic_partitions, deps.settings.topic_replication,
+                      configs=intake_topic_configs(deps.topics, deps.settings.intake_retention_s))
 
     def relay(self, deps: D) -> OutboxRelay:
         """The relay's own tasks, then the outbox published in order, confirmed against the

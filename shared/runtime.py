@@ -10,11 +10,13 @@ from sqlalchemy.engine import Engine
 
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec
+from shared.contracts.topics import TopicNames, dead_letter_topic, intake_topic_configs
 from shared.health import WorkerHealth, relay_health, runner_health
 from shared.kafka.admin import ensure_topics
 from shared.kafka.consumer import ConsumerRunner, Decoder, Handler, stop_on_signals
 from shared.kafka.producer import EventPublisher
 from shared.kafka.progress import Progress
+from shared.kafka.sweep import RetentionSweep
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.settings import CommonSettings
@@ -30,14 +32,26 @@ def build_consumer(settings: CommonSettings, tables: Any, *, topics: list[str], 
     service's store module), its dead letters go out under the group's name, its timings come
     from the settings."""
     bootstrap = settings.kafka_bootstrap_servers
+    configs = intake_topic_configs(TopicNames(settings.topic_prefix), settings.intake_retention_s)
     ensure_topics(bootstrap, topics + [f"{name}.dlq" for name in topics], settings.topic_partitions,
-                  settings.topic_replication)
+                  settings.topic_replication,
+                  configs=configs)
+    progress = Progress(tables.processed_events, tables.consumer_positions, group, tables.stream_versions)
+    swept = [topic for topic in topics if topic in configs]
+    sweep = None
+    if settings.intake_sweep and swept:
+        # The broker does not delete by retention.ms (Tansu on object storage): the intake does.
+        sweep = RetentionSweep(bootstrap, [(topic, dead_letter_topic(topic)) for topic in swept],
+                               retention_s=settings.intake_retention_s, interval_s=settings.intake_sweep_interval_s,
+                               partitions=settings.topic_partitions, replication=settings.topic_replication,
+                               configs=configs, engine=engine, progress=progress, subscribed=topics,
+                               vacuum_url=settings.broker_storage_vacuum_url)
     return ConsumerRunner(
         consumer_name=group, topics=topics, bootstrap=bootstrap, engine=engine, codec=codec, decoder=decoder,
         handler=handler, clock=clock,
-        progress=Progress(tables.processed_events, tables.consumer_positions, group, tables.stream_versions),
-        dlq=EventPublisher.connect(bootstrap, f"{group}-dlq"),
-        session_timeout_ms=settings.consumer_session_timeout_ms, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms)
+        progress=progress, dlq=EventPublisher.connect(bootstrap, f"{group}-dlq"),
+        session_timeout_ms=settings.consumer_session_timeout_ms, fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+        idle_task=sweep)
 
 
 def run_consumer(name: str, settings: S, build: Callable[[S], Any], build_runner: Callable[[Any], ConsumerRunner]

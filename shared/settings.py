@@ -72,8 +72,23 @@ class CommonSettings(KafkaClientSettings):
     # also answers only after about half of this (defect 5): a revocation takes ~250 ms to reach
     # a processor. Kafka answers at once. Tests on the in-memory broker use 50 (tests/conftest.py).
     consumer_fetch_max_wait_ms: int = 500
+    # How long the Kafka door's raw messages (registry.mutations.v1, as the school system wrote
+    # them: names and parents' addresses in clear) and their dead letters are kept: the topics'
+    # retention.ms. An erasure waits this out; the purge report says when the last copy is gone.
+    intake_retention_s: float = Field(default=7 * 24 * 3600, gt=0)
+    # The broker does not enforce retention.ms (Tansu on object storage: the run command sets
+    # this): the intake deletes its topic and dead letters itself (shared/kafka/sweep.py).
+    intake_sweep: bool = False
+    intake_sweep_interval_s: float = Field(default=60.0, gt=0)
+    # Compacts the object store after a sweep, so deleted objects leave its volume files too
+    # (SeaweedFS master `/vol/vacuum`); empty: none.
+    broker_storage_vacuum_url: str = ""
     database_url: str = "sqlite:///.data/samenveilig.sqlite"
     keystore_url: str = "sqlite:///.data/keystore.sqlite"
+    # Where the epoch keys that wrap the data keys live (a SQLite file, shared by every process of
+    # the key store): required when the key store is on PostgreSQL, which keeps old row versions
+    # of destroyed keys (shared/crypto.py EpochKeys; README, "Erasure"). Empty on SQLite.
+    epoch_keys_url: str = ""
     # Wraps the per-subject data keys at rest; 32 random bytes, base64.
     master_key: SecretStr = SecretStr("")
     log_level: str = "INFO"
@@ -129,6 +144,17 @@ class CommonSettings(KafkaClientSettings):
         if len(set(decoded)) < 8:
             raise ValueError("SAMENVEILIG_MASTER_KEY looks like a placeholder (too few distinct bytes)")
         return value
+
+    def intake_copies_gone_within_s(self) -> float:
+        """After the last raw copy was written, how long until no copy is left on the broker:
+        the retention, plus (local) a sweep round to notice, a quiet second, the object store's
+        deletion queue and a round to vacuum, or (Kafka) the segment roll and the retention
+        check (shared.contracts.topics.intake_topic_configs)."""
+        from shared.contracts.topics import KAFKA_RETENTION_CHECK_S, QUIET_S, STORAGE_DELETION_S, intake_segment_s
+
+        margin = (2 * self.intake_sweep_interval_s + QUIET_S + STORAGE_DELETION_S if self.intake_sweep
+                  else intake_segment_s(self.intake_retention_s) + KAFKA_RETENTION_CHECK_S)
+        return self.intake_retention_s + margin
 
     def master_key_bytes(self) -> bytes:
         return base64.b64decode(self.master_key.get_secret_value())

@@ -13,7 +13,7 @@ from shared.bearer import ClientCredentials
 from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import service_codec
 from shared.contracts.topics import Topic, TopicNames
-from shared.crypto import SqlKeyStore
+from shared.crypto import open_key_store
 from shared.db import make_engine
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.progress import Progress
@@ -35,7 +35,7 @@ def upstream_token(settings: AccessSettings) -> Callable[[], str | None]:
 def build(settings: AccessSettings, clock: Clock | None = None) -> AccessDeps:
     store.migrate_to_newest(settings.database_url)
     engine = make_engine(settings.database_url)
-    keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
+    keys = open_key_store(settings.keystore_url, settings.master_key_bytes(), settings.epoch_keys_url)
     topics = TopicNames(settings.topic_prefix)
     clock = clock or SystemClock()
     codec = service_codec(keys, "access", topics, settings.signing_paths(), settings.signing_create_keys)

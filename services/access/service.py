@@ -41,8 +41,10 @@ from shared.contracts.events import (
     DossierOpened,
     DossierViewed,
     Event,
+    PupilDataPurged,
     view_entry_hash,
 )
+from shared.db import scrub_after_commit
 from shared.kafka.progress import Progress
 from shared.outbox import Outbox, enqueue_mail
 
@@ -79,6 +81,8 @@ class AccessService:
                 self._notify(connection, recorded, dossier)
         elif isinstance(event, ContactPersonMissing):
             self._flag_missing_contact(recorded, event, connection)
+        if isinstance(event, PupilDataPurged):
+            scrub_after_commit(connection)  # the dropped rows leave the SQLite file and its WAL too
 
     def _flag_missing_contact(self, recorded: RecordedEvent, event: ContactPersonMissing,
                               connection: Connection) -> None:

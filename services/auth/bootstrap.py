@@ -12,7 +12,7 @@ from services.auth.settings import AuthSettings
 from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import service_codec
 from shared.contracts.topics import Topic, TopicNames
-from shared.crypto import SqlKeyStore
+from shared.crypto import open_key_store
 from shared.db import make_engine
 from shared.kafka.consumer import ConsumerRunner
 from shared.kit import Processor, ServiceDeclaration
@@ -24,7 +24,7 @@ def build(settings: AuthSettings, clock: Clock | None = None) -> AuthDeps:
     store.migrate_to_newest(settings.database_url)
     engine = make_engine(settings.database_url)
     clock = clock or SystemClock()
-    keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
+    keys = open_key_store(settings.keystore_url, settings.master_key_bytes(), settings.epoch_keys_url)
     topics = TopicNames(settings.topic_prefix)
     codec = service_codec(keys, "auth", topics, settings.signing_paths(), settings.signing_create_keys)
     hasher = PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)

@@ -14,7 +14,7 @@ from services.registry.settings import RegistrySettings
 from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import service_codec
 from shared.contracts.topics import Topic, TopicNames
-from shared.crypto import SqlKeyStore
+from shared.crypto import open_key_store
 from shared.db import make_engine
 from shared.kafka.consumer import ConsumerRunner
 from shared.kit import Processor, RelayTask, ServiceDeclaration
@@ -25,7 +25,7 @@ def build(settings: RegistrySettings, clock: Clock | None = None) -> RegistryDep
     store.migrate_to_newest(settings.database_url)
     engine = make_engine(settings.database_url)
     clock = clock or SystemClock()
-    keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
+    keys = open_key_store(settings.keystore_url, settings.master_key_bytes(), settings.epoch_keys_url)
     topics = TopicNames(settings.topic_prefix)
     codec = service_codec(keys, "registry", topics, settings.signing_paths(), settings.signing_create_keys)
     service = RegistryService(codec, clock, office_email=str(settings.office_email),

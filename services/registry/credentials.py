@@ -321,7 +321,7 @@ class CredentialStore:
 def main(argv: list[str] | None = None) -> int:
     from services.registry.settings import RegistrySettings
     from shared.contracts.topics import TopicNames
-    from shared.crypto import SqlKeyStore
+    from shared.crypto import open_key_store
     from shared.db import make_engine
 
     parser = argparse.ArgumentParser(prog="python -m services.registry.credentials",
@@ -356,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     store.migrate_to_newest(settings.database_url)
     # The events go out through the registry's outbox, sent by its relay (now, or when it starts),
     # signed with the registry's own key like every registry event.
-    codec = service_codec(SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes()), "registry",
+    keys = open_key_store(settings.keystore_url, settings.master_key_bytes(), settings.epoch_keys_url)
+    codec = service_codec(keys, "registry",
                           TopicNames(settings.topic_prefix), settings.signing_paths(), settings.signing_create_keys)
     credentials = CredentialStore(make_engine(settings.database_url), settings.master_key_bytes(), codec=codec)
     try:

@@ -21,6 +21,7 @@ from services.registry.service import MutationProblem, RegistryService
 from shared.contracts.envelope import RecordedEvent, UndecodableMessage, summarise_validation_error
 from shared.contracts.events import PupilDataPurged
 from shared.contracts.mutations import Mutation
+from shared.db import scrub_after_commit
 from shared.kafka.consumer import Decoder, RejectedMessage
 
 MUTATION = TypeAdapter(Mutation)
@@ -70,3 +71,4 @@ def apply_retention_event(recorded: RecordedEvent, connection: Connection) -> No
         state = store.load_state(connection, References(pupils=(event.pupil_id,),
                                                         dossiers=store.dossier_ids_of(connection, event.pupil_id)))
         store.save_state(connection, evolve(state, event), before=state)
+        scrub_after_commit(connection)  # the pupil's name and parents' addresses leave the file too

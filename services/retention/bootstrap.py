@@ -18,7 +18,7 @@ from services.retention.settings import RetentionSettings
 from shared.clock import Clock, SystemClock
 from shared.contracts.envelope import EventCodec, service_codec
 from shared.contracts.topics import Topic, TopicNames
-from shared.crypto import SqlKeyStore
+from shared.crypto import open_key_store
 from shared.db import make_engine
 from shared.kafka.consumer import ConsumerRunner
 from shared.kafka.log import Entry, LogRecord, decode_all, in_stream_order, read_topics
@@ -63,12 +63,12 @@ def build(settings: RetentionSettings, clock: Clock | None = None) -> RetentionD
     store.migrate_to_newest(settings.database_url)
     engine = make_engine(settings.database_url)
     clock = clock or SystemClock()
-    keys = SqlKeyStore(make_engine(settings.keystore_url), settings.master_key_bytes())
+    keys = open_key_store(settings.keystore_url, settings.master_key_bytes(), settings.epoch_keys_url)
     topics = TopicNames(settings.topic_prefix)
     codec = service_codec(keys, "retention", topics, settings.signing_paths(), settings.signing_create_keys)
     periods = retention_periods(settings.retention_years)
     warn_above_promise(periods)
-    service = RetentionService(codec, keys, clock, periods)
+    service = RetentionService(codec, keys, clock, periods, settings.intake_copies_gone_within_s())
     return RetentionDeps(settings=settings, engine=engine, codec=codec, topics=topics, clock=clock, service=service,
                          leaks=LeakDesk(service, log_reader(settings, topics, codec, frozenset({"DossierViewed"})),
                                         settings.privacy_contact, settings.leak_mail_second_approval_above),

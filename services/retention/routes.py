@@ -52,6 +52,10 @@ class PurgePublic(BaseModel):
     due_on: date
     purged_at: datetime
     removed: str
+    # When the last copy is gone: the Kafka door's raw messages (in clear as the school system
+    # wrote them) and their dead letters are deleted by retention, not by the key (README, "Erasure").
+    last_copy_gone_by: datetime
+    remains_until_then: str
 
 
 class ScheduledPurgePublic(BaseModel):

@@ -4,8 +4,9 @@ their key when due (crypto-shredding), and keeps consent."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -33,6 +34,7 @@ from shared.contracts.events import (
     subject_key_ids,
 )
 from shared.crypto import KeyStore
+from shared.db import scrub_database
 from shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -55,12 +57,15 @@ class NotPossible(Exception):
 
 class RetentionService:
     def __init__(self, codec: EventCodec, keys: KeyStore, clock: Clock,
-                 periods: dict[str, int] | None = None) -> None:
+                 periods: dict[str, int] | None = None,
+                 intake_copies_gone_within_s: float = 7 * 24 * 3600 + 3600) -> None:
         self._codec = codec
         self._outbox = Outbox(store.outbox, codec)
         self.keys = keys
         self.clock = clock
         self._periods = retention_periods(periods or {})
+        # How long after the purge a raw intake message or dead letter about the pupil may remain.
+        self._intake_window = timedelta(seconds=intake_copies_gone_within_s)
 
     def today(self) -> date:
         return self.clock.now().astimezone(AMSTERDAM).date()
@@ -92,12 +97,24 @@ class RetentionService:
                 self.emit(connection, PupilDataPurged(pupil_id=UUID(row.pupil_id), key_id=key_id),
                            derived_id("retention", row.pupil_id, "purged"), None)
             log.info("pupil data purged", extra={"count": 1})
+        if due:
+            # The old row versions of the keys just destroyed (PostgreSQL) become unreadable now,
+            # not at some later period's end; the rows dropped above leave the SQLite files too.
+            started = time.monotonic()
+            epoch = self.keys.rotate()
+            scrub_database(engine, *store.PURGED_TABLES)
+            log.info("key store rotated and databases scrubbed after the purge",
+                     extra={"epoch": epoch, "duration_ms": round((time.monotonic() - started) * 1000, 1)})
         return len(due)
 
     def purge_report(self, connection: Connection, branch_ids: frozenset[UUID] | None = None) -> list[dict[str, Any]]:
         return [{"pupil_id": r.pupil_id, "category": r.category, "due_on": r.due_on, "purged_at": r.purged_at,
                  "removed": "the pupil's key (every sealed field in every topic), and every service's rows "
-                            "about the pupil"} for r in store.purge_report(connection, branch_ids)]
+                            "about the pupil",
+                 "last_copy_gone_by": r.purged_at + self._intake_window,
+                 "remains_until_then": "raw mutations of the Kafka door (registry.mutations.v1) and their dead "
+                                       "letters, deleted by the topics' retention"}
+                for r in store.purge_report(connection, branch_ids)]
 
     # --- legal hold and consent (the API) ----------------------------------------------------
 
@@ -133,6 +150,7 @@ class RetentionService:
             raise NotPossible("a legal hold keeps the pupil's data until it is released")
         key_id = category_key_id(pupil_key_id(pupil_id), category)
         self.keys.destroy(key_id)  # first: irreversible, and the event says it happened
+        self.keys.rotate()  # as after a purge: no old row version of the key stays readable (PostgreSQL)
         self.emit(connection, PupilCategoryErased(pupil_id=pupil_id, category=category, key_id=key_id,
                                                   acted_by=acted_by),
                   derived_id("retention", str(pupil_id), "erased", category.value), None)

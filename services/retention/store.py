@@ -196,6 +196,10 @@ def record_purge(connection: Connection, pupil_id: str, key_id: str, category: s
         pupil_id=pupil_id, key_id=key_id, category=category, due_on=due_on, purged_at=purged_at, branch_id=branch_id))
 
 
+# The tables a purge changes, vacuumed after it on PostgreSQL (shared.db.scrub_database).
+PURGED_TABLES = ("retention_pupils", "retention_consents", "retention_requests", "retention_mail_outbox")
+
+
 def drop_consents(connection: Connection, pupil_id: str) -> None:
     connection.execute(delete(consents).where(consents.c.pupil_id == pupil_id))
 

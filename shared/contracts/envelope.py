@@ -137,7 +137,10 @@ class EncodedEvent:
 
 # (event type, schema version) -> function lifting that version's data one version up.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    # v2 only seals the reason; the data of v1 is the same.
+    ("LegalHoldPlaced", 1): dict,
+}
 
 
 def _associated_data(event_id: str, event_type: str, key_id: str) -> bytes:
@@ -267,6 +270,7 @@ class EventCodec:
             raise UndecodableMessage("unknown-type", f"unknown event type {envelope.type!r}")
         data = dict(envelope.data)
         version = envelope.schemaversion
+        written_in_clear = version < cls.sealed_from_version
         while version < cls.schema_version:
             upcaster = UPCASTERS.get((envelope.type, version))
             if upcaster is None:
@@ -280,7 +284,9 @@ class EventCodec:
         erased = False
         blobs = {category: data.pop(sealed_field(category), None) for category in DataCategory}
         personal = cls.personal_fields()
-        if personal:
+        if personal and written_in_clear and all(blob is None for blob in blobs.values()):
+            pass  # from before these fields were sealed: read as written (the README, "Erasure")
+        elif personal:
             if all(blob is None for blob in blobs.values()) or envelope.keyid is None:
                 raise UndecodableMessage("not-sealed", "personal fields must arrive sealed")
             # Each category under its own key; an event from before categories has them all in

@@ -126,6 +126,9 @@ class Event(BaseModel):
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
+    # Versions below this carried their personal fields in clear (written before a field was
+    # marked Personal); they are read as they are, newer ones must arrive sealed.
+    sealed_from_version: ClassVar[int] = 1
     topic: ClassVar[Topic]
 
     def partition_key(self) -> str:
@@ -704,11 +707,18 @@ class PupilCategoryErased(RetentionEvent):
 
 
 class LegalHoldPlaced(RetentionEvent):
-    """A purge must wait (a legal obligation, a dispute, an investigation)."""
+    """A purge must wait (a legal obligation, a dispute, an investigation). The reason is free
+    text about a child (a dispute, an investigation): sealed under the pupil's key (issue 16)."""
 
     event_type: ClassVar[str] = "LegalHoldPlaced"
-    reason: ShortText
+    # v2: the reason sealed; v1 events (reason in clear) read as they are.
+    schema_version: ClassVar[int] = 2
+    sealed_from_version: ClassVar[int] = 2
+    reason: Annotated[ShortText, Personal]
     acted_by: ActedBy | None = None  # who did it (NEN 7513); None in events from before
+
+    def data_subject(self) -> str | None:
+        return pupil_key_id(self.pupil_id)
 
 
 class LegalHoldReleased(RetentionEvent):

@@ -45,3 +45,27 @@ class TopicNames:
         """Every topic the system uses, dead-letter topics included."""
         names = [self(topic) for topic in Topic]
         return names + [dead_letter_topic(name) for name in names]
+
+
+# Kafka deletes a closed segment once its newest record is older than retention.ms, checking every
+# log.retention.check.interval.ms (5 minutes by default); segment.ms closes the active one.
+KAFKA_RETENTION_CHECK_S = 300.0
+# Where the broker enforces no retention, the intake sweeps (shared/kafka/sweep.py): only after this
+# long without a new record on the intake (a producer mid-batch)...
+QUIET_S = 1.0
+# ...and the object store takes up to this long to free a deleted object's chunks (SeaweedFS's
+# filer deletion queue; measured: about a second).
+STORAGE_DELETION_S = 10.0
+
+
+def intake_segment_s(retention_s: float) -> float:
+    return max(1.0, min(retention_s / 4, 3600.0))
+
+
+def intake_topic_configs(topics: TopicNames, retention_s: float) -> dict[str, dict[str, str]]:
+    """The raw intake and its dead letters hold what a school system wrote, personal data in
+    clear: a bounded retention that an erasure waits out (README, "Erasure")."""
+    settings = {"retention.ms": str(int(retention_s * 1000)),
+                "segment.ms": str(int(intake_segment_s(retention_s) * 1000)), "cleanup.policy": "delete"}
+    intake = topics(Topic.REGISTRY_MUTATIONS)
+    return {intake: settings, dead_letter_topic(intake): settings}

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from shared.clock import Clock
 from shared.contracts.envelope import EventCodec, UndecodableMessage
 from shared.contracts.topics import dead_letter_topic
+from shared.db import scrub_database, take_scrub_request
 from shared.kafka.producer import STREAM_VERSION_HEADER, EventPublisher, NotAcknowledged, OutgoingRecord
 from shared.kafka.progress import Progress, StreamGap, StreamStep
 from shared.kafka.security import client_options
@@ -119,7 +120,8 @@ class ConsumerRunner:
                  clock: Clock, max_attempts: int = 3, retry_backoff_s: float = 0.1,
                  session_timeout_ms: int = 6000, fetch_max_wait_ms: int = 50, poll_timeout_ms: int = 200,
                  max_poll_records: int = 500, decoder: Decoder | None = None,
-                 heartbeat_interval_s: float = 1.0) -> None:
+                 heartbeat_interval_s: float = 1.0,
+                 idle_task: Callable[[KafkaConsumer], None] | None = None) -> None:
         self.consumer_name = consumer_name
         self.topics = topics
         self._bootstrap = bootstrap
@@ -138,6 +140,9 @@ class ConsumerRunner:
                 return event_codec.decode_record(record.topic, record.partition, record.offset, record.key,
                                                  record.value, record.headers)
         self._decode: Decoder = decoder
+        # Run when a poll brought nothing and every assigned partition is read to its end (the
+        # intake's retention sweep on a broker that does not enforce retention.ms).
+        self._idle_task = idle_task
         self._handler = handler
         self._progress = progress
         self._dlq = dlq
@@ -213,6 +218,8 @@ class ConsumerRunner:
                     continue
                 if batch:
                     self._process_batch(consumer, batch)
+                elif self._idle_task is not None and self._caught_up(consumer):
+                    self._idle_task(consumer)
                 if time.monotonic() - last_heartbeat >= self._heartbeat_interval_s and not self.stop_event.is_set():
                     self._heartbeat(consumer)
                     last_heartbeat = time.monotonic()
@@ -221,6 +228,15 @@ class ConsumerRunner:
             log.info("consumer stopped", extra={"consumer": self.consumer_name,
                                                 "count": self.stats.applied})
         return self.stats
+
+    @staticmethod
+    def _caught_up(consumer: KafkaConsumer) -> bool:
+        assigned = consumer.assignment()
+        for partition in assigned:
+            high_water = consumer.highwater(partition)
+            if high_water is None or consumer.position(partition) < high_water:
+                return False
+        return bool(assigned)
 
     def _heartbeat(self, consumer: KafkaConsumer) -> None:
         """Record, also when idle, how far each assigned partition is read and its high-water
@@ -316,11 +332,14 @@ class ConsumerRunner:
                 last = records[-1]
                 self._progress.advance(connection, last.topic, last.partition, last.offset + 1,
                                        high_water, now)
+                scrub = take_scrub_request(connection)
         except Exception as error:
             log.info("batch falls back to one event at a time", extra={
                 "consumer": self.consumer_name, "topic": records[0].topic,
                 "partition": records[0].partition, "count": len(records), "reason": type(error).__name__})
             return False
+        if scrub is not None:
+            scrub_database(self._engine, *scrub)
         self.stats.applied += applied
         self.stats.duplicates += duplicates
         return True
@@ -374,6 +393,9 @@ class ConsumerRunner:
                 self.stats.applied += 1
             self._progress.advance(connection, record.topic, record.partition, record.offset + 1,
                                    high_water, now)
+            scrub = take_scrub_request(connection)
+        if scrub is not None:
+            scrub_database(self._engine, *scrub)
 
     def _step(self, connection: Connection, record: ConsumerRecord, recorded: Decoded, now: datetime) -> StreamStep:
         """Apply, skip as seen, or hold back: an event whose stream has versions missing before

@@ -206,6 +206,14 @@ class Progress:
             values["high_water"] = high_water
         connection.execute(update(self.positions).where(where).values(**values))
 
+    def forget_topic(self, connection: Connection, topic: str) -> None:
+        """The topic was deleted and made anew (the retention sweep): its offsets start again at
+        0, so what this consumer recorded about the old offsets must not skip the new records."""
+        from sqlalchemy import delete
+
+        for table in (self.processed, self.positions, *([self.streams] if self.streams is not None else [])):
+            connection.execute(delete(table).where(table.c.consumer == self.consumer, table.c.topic == topic))
+
     def rewind(self, connection: Connection, topic: str, partition: int, next_offset: int,
                high_water: int, now: datetime) -> None:
         """Set the position back on purpose (the log became shorter than what was read): the one

@@ -35,7 +35,7 @@ from shared.clock import ManualClock
 from shared.contracts.envelope import EventCodec
 from shared.contracts.events import ERASED
 from shared.contracts.topics import Topic
-from shared.crypto import SqlKeyStore
+from shared.crypto import SqlKeyStore, data_keys
 from shared.db import make_engine
 from tests.support import RETENTION_SCOPES, api_client, read_all, wait_until
 
@@ -103,6 +103,9 @@ def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic
         return [codec.decode(r.value) for r in read_all(broker.bootstrap, f"{topic_prefix}{topic}")]
 
     enrolled = next(e for e in decoded(Topic.REGISTRY_EVENTS) if e.id == pupil_event)
+    with keys._engine.connect() as connection:  # what a probe would look for once it is destroyed
+        wrapped_key = bytes(connection.execute(select(data_keys.c.wrapped_key).where(
+            data_keys.c.key_id == f"pupil/{row.pupil_id}")).scalar_one())
     assert enrolled.event.name == NAME, "readable while the pupil's data is kept"
 
     def access_dossier():
@@ -132,6 +135,14 @@ def test_a_pupil_is_purged_everywhere_when_the_period_ends(system, broker, topic
                     "retention pupils": len(t.execute(select(retention_store.pupils)).all())}
 
     wait_until(lambda: not any(rows_left().values()), timeout_s=30, message=f"rows dropped: {rows_left()}")
+    # Nothing readable is left in any database file, its WAL or journal, nor the key store's
+    # (issue 16: the date of birth stayed in retention.sqlite and its WAL, the key in the WAL).
+    def readable_copies() -> list[str]:
+        return [f"{path.name}: {needle!r}" for path in sorted(tmp_path.rglob("*")) if path.is_file()
+                for needle in (NAME.encode(), b"ouder.bakker", b"2015-03-01", wrapped_key)
+                if needle in path.read_bytes()]
+
+    wait_until(lambda: not readable_copies(), timeout_s=30, message=f"no readable copies: {readable_copies()}")
     report = api_client(retention_app(retention), "retention", RETENTION_SCOPES).get("/v1/purges").json()
     assert [r["pupil_id"] for r in report] == [row.pupil_id] and NAME not in str(report)
 

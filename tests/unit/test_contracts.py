@@ -232,3 +232,25 @@ def test_asyncapi_lists_every_event_on_its_topic():
         assert name in addresses[str(cls.topic)]["messages"]
     for topic in Topic:
         assert f"{topic}.dlq" in addresses
+
+
+def test_free_text_about_a_child_is_sealed_under_the_pupils_key(codec):
+    """Issue 16: legal-hold reasons travelled unsealed on retention.events.v1 (a dispute, an
+    investigation: free text about a child)."""
+    hold = sample("LegalHoldPlaced").model_copy(update={"reason": "Bezwaarprocedure ouders Bakker"})
+    assert "reason" in hold.personal_fields()
+    encoded = codec.encode(hold, event_id="evt-hold", recorded_at=MOMENT)
+    assert b"Bakker" not in encoded.value and b"Bezwaar" not in encoded.value
+    assert json.loads(encoded.value)["keyid"] == f"pupil/{hold.pupil_id}"
+
+
+def test_a_legal_hold_written_before_its_reason_was_sealed_still_reads(codec):
+    hold = sample("LegalHoldPlaced")
+    envelope = json.loads(codec.encode(sample("LegalHoldReleased"), event_id="evt-old", recorded_at=MOMENT).value)
+    envelope.update(type="LegalHoldPlaced", schemaversion=1, keyid=None,
+                    data={"pupil_id": str(hold.pupil_id), "reason": "bezwaarprocedure", "acted_by": None})
+    recorded = codec.decode(json.dumps(envelope).encode())
+    assert recorded.event.reason == "bezwaarprocedure" and not recorded.erased
+    envelope["schemaversion"] = 2
+    with pytest.raises(UndecodableMessage, match="sealed"):
+        codec.decode(json.dumps(envelope).encode())

@@ -77,8 +77,11 @@ def test_each_process_is_its_services_principal_and_holds_only_its_services_sign
     assert environment["KAFKA_SASL_PASSWORD"].startswith(f"${{KAFKA_{service.upper()}_PASSWORD:?")
     assert environment["SAMENVEILIG_SIGNING_CREATE_KEYS"] == "false"
     mounts = {volume.split(":")[0]: volume for volume in SERVICES[name]["volumes"]}
-    assert set(mounts) == {f"signing-{service}", "signing-public"}, mounts
-    assert all(volume.endswith(":ro") for volume in mounts.values())
+    # The epoch keys (shared/crypto.py EpochKeys) are shared by every process of the key store and
+    # written by the rotation after a purge: the one writable mount.
+    assert set(mounts) == {f"signing-{service}", "signing-public", "epoch-keys"}, mounts
+    assert all(volume.endswith(":ro") for name, volume in mounts.items() if name != "epoch-keys")
+    assert environment["SAMENVEILIG_EPOCH_KEYS_URL"].endswith("/epoch-keys/epoch-keys.sqlite")
 
 
 @pytest.mark.parametrize("service", sorted(DECLARED))

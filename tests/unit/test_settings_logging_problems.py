@@ -126,3 +126,17 @@ def test_the_deployment_publishes_no_api_beyond_the_hosts_loopback():
     for name, ports in published.items():
         for port in ports:
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_the_kafka_doors_raw_messages_have_a_bounded_retention_and_the_promise_covers_it():
+    from shared.contracts.topics import TopicNames, intake_topic_configs
+
+    configs = intake_topic_configs(TopicNames("t."), 7 * 24 * 3600)
+    assert set(configs) == {"t.registry.mutations.v1", "t.registry.mutations.v1.dlq"}
+    assert configs["t.registry.mutations.v1"]["retention.ms"] == str(7 * 24 * 3600 * 1000)
+    assert configs["t.registry.mutations.v1"]["segment.ms"] == str(3600 * 1000)
+    on_kafka = CommonSettings(master_key=SecretStr(new_master_key()))
+    assert on_kafka.intake_copies_gone_within_s() == 7 * 24 * 3600 + 3600 + 300  # segment roll, retention check
+    local = CommonSettings(master_key=SecretStr(new_master_key()), intake_sweep=True, intake_retention_s=10,
+                           intake_sweep_interval_s=1)
+    assert local.intake_copies_gone_within_s() == 10 + 2 + 1 + 10  # two rounds, a quiet second, the deletion queue
