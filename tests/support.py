@@ -147,3 +147,23 @@ def api_client(app, audience: str, scopes: str, **kwargs):
 
     app.state.verifier = TOKENS.verifier(audience)
     return TestClient(app, headers=TOKENS.headers("test-service", scopes, audience), **kwargs)
+
+
+def log_entries(start, *events) -> list:
+    """Log entries as the audit reads them, one a minute from `start`, for pure tests of what
+    the audit makes of a history."""
+    import uuid as uuid_
+    from datetime import timedelta
+
+    from shared.contracts.envelope import RecordedEvent
+    from shared.kafka.log import Entry, LogRecord
+
+    found = []
+    for number, event in enumerate(events):
+        at = start + timedelta(minutes=number)
+        recorded = RecordedEvent(id=str(uuid_.uuid4()), type=event.event_type, source="/test", recorded_at=at,
+                                 effective_at=at, correlation_id="c", causation_id=None, key_id=None, event=event,
+                                 erased=False)
+        found.append(Entry(LogRecord(topic=str(event.topic), partition=0, offset=number, key=None, value=b"",
+                                     headers=()), recorded))
+    return found

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from services.audit.actions import UNKNOWN, actions
 from shared.contracts import events as e
-from shared.contracts.envelope import RecordedEvent
-from shared.kafka.log import Entry, LogRecord
+from shared.kafka.log import Entry
+from tests.support import log_entries
 
 START = datetime(2026, 9, 1, 8, tzinfo=UTC)
 BRANCH = uuid.uuid4()
 
 
 def entries(*events: e.Event) -> list[Entry]:
-    found = []
-    for number, event in enumerate(events):
-        at = START + timedelta(minutes=number)
-        recorded = RecordedEvent(id=str(uuid.uuid4()), type=event.event_type, source="/test", recorded_at=at,
-                                 effective_at=at, correlation_id="c", causation_id=None, key_id=None, event=event,
-                                 erased=False)
-        found.append(Entry(LogRecord(topic=str(event.topic), partition=0, offset=number, key=None, value=b"",
-                                     headers=()), recorded))
-    return found
+    return log_entries(START, *events)
 
 
 def test_actions_are_listed_per_actor_and_per_pupil_with_client_and_on_behalf_of():

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from services.audit import cli
 from services.registry.domain import dossier_id, pupil_id, staff_id
 from shared.contracts import events as e
-from shared.contracts.envelope import RecordedEvent
-from shared.kafka.log import Entry, LogRecord
+from shared.kafka.log import Entry
+from tests.support import log_entries
 
 SUMMER = timezone(timedelta(hours=2))
 START = datetime(2026, 9, 1, 10, tzinfo=SUMMER)
@@ -26,15 +26,7 @@ ADDRESS = e.Address(street="Schiekade", house_number="12", postcode="3032 AJ", c
 
 
 def entries(*events: e.Event) -> list[Entry]:
-    found = []
-    for number, event in enumerate(events):
-        at = START + timedelta(minutes=number)  # every time in the summer offset, as reported
-        recorded = RecordedEvent(id=str(uuid.uuid4()), type=event.event_type, source="/test", recorded_at=at,
-                                 effective_at=at, correlation_id="c", causation_id=None, key_id=None, event=event,
-                                 erased=False)
-        found.append(Entry(LogRecord(topic=str(event.topic), partition=0, offset=number, key=None, value=b"",
-                                     headers=()), recorded))
-    return found
+    return log_entries(START, *events)
 
 
 LOG = entries(
